@@ -1,0 +1,1246 @@
+/*
+ * config — see config.h.
+ *
+ * How a value gets into config_t
+ * ------------------------------
+ * Every setting is one row of `schema` below: its dotted key, its type, where
+ * it lives in config_t, its default, and the environment variable that
+ * overrides it. Defaults are written as text and go through the very parser
+ * that reads the file and the environment, so a default can never be a value
+ * the file would refuse. config_free walks the same table, so a new key is
+ * freed the moment it is added.
+ *
+ * Loading runs in three passes over one config_t: defaults, then the YAML
+ * file, then the environment. The file is read with libyaml's event parser
+ * into a small node tree (scalars, mappings, sequences, each with its 1-based
+ * line), and the tree is walked against the schema: a mapping key is either a
+ * row (a leaf), a prefix of rows (a section, which must be a mapping), or
+ * unknown. Problems never stop the walk; each becomes one config_error_t and
+ * loading fails at the end if there was any, so `patchbay check-config`
+ * prints the whole list in one go.
+ *
+ * Conventions a user meets
+ * ------------------------
+ * - `key:` with no value, `~`, `null` or "" mean "not set": the default (or
+ *   the environment) applies. The same holds for an empty environment
+ *   variable. So the example config can list every secret without a value.
+ * - Integers may be written quoted ("3000"); sizes accept KiB/MiB/GiB (also
+ *   k, KB, M, MB, G, GB: all powers of 1024). Enum values match without regard
+ *   to case and are stored in their canonical spelling.
+ * - Secrets (and REDIS_URL, which may carry a password, and api_key_env, where
+ *   people paste the key itself) are never echoed in a message; other bad
+ *   values are, cut short and with control bytes escaped.
+ *
+ * libyaml pitfalls: the parser stops at its first syntax error, so a syntax
+ * error is the one problem we cannot collect past; a reader error (bad UTF-8,
+ * a NUL byte in the file) has no line mark, only a byte offset, so its line is
+ * counted from the buffer. Aliases (*name) are refused rather than expanded:
+ * nothing in this schema needs them and expanding them invites billion-laughs
+ * inputs.
+ */
+#include "config.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <yaml.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define CONFIG_DEFAULT_FILE "patchbay.yml"
+#define CONFIG_FILE_MAX_BYTES (1024 * 1024) /* a config file is a page of text; more is a mistake */
+#define NODE_MAX_DEPTH 32                   /* the schema is 3 deep; this only stops runaway input */
+#define QUOTE_MAX_BYTES 64                  /* how much of a bad value a message echoes */
+#define NAME_MAX_BYTES 64                   /* longer names get no "did you mean" */
+#define GITHUB_LOGIN_MAX 39                 /* GitHub's limit on user and organisation names */
+
+/* ---------------------------------------------------------------------------
+ * Allocation: running out of memory while reading the config is not something
+ * to recover from, so these abort with a message (Redis's zmalloc habit).
+ * ------------------------------------------------------------------------- */
+
+static void oom(void)
+{
+    fputs("patchbay: out of memory while loading the config\n", stderr);
+    abort();
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom();
+    return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size ? size : 1);
+    if (p == NULL)
+        oom();
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p == NULL)
+        oom();
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+static char *sb_take(strbuf_t *b)
+{
+    if (b->truncated)
+        oom();
+    return strbuf_detach(b, NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * The schema
+ * ------------------------------------------------------------------------- */
+
+typedef enum {
+    KEY_STRING, /* char *; NULL when unset */
+    KEY_INT,    /* int within [min, max] */
+    KEY_SIZE,   /* size_t bytes within [min, max]; KiB/MiB/GiB suffixes */
+    KEY_BOOL,   /* int 0/1; true/false, yes/no, on/off */
+    KEY_LIST,   /* config_list_t of strings */
+    KEY_ENUM,   /* char *, one of `allowed`, stored in its canonical spelling */
+} key_type_t;
+
+/* Extra rule for one string (a KEY_STRING value or each KEY_LIST item):
+ * NULL when fine, else a phrase that follows the key's name. */
+typedef const char *(*key_check_fn)(const char *value);
+
+typedef struct {
+    const char *key; /* dotted path: "server.port" */
+    key_type_t type;
+    size_t offset; /* into config_t */
+    long long min, max;
+    const char *def;             /* default as text, NULL for none (KEY_LIST: def_list) */
+    const char *const *def_list; /* KEY_LIST default, NULL-terminated */
+    const char *const *allowed;  /* KEY_ENUM values, NULL-terminated */
+    const char *env;             /* overriding environment variable, or NULL */
+    int secret;                  /* never echo the value */
+    key_check_fn check;
+} key_spec_t;
+
+static const char *check_webhook_path(const char *v)
+{
+    return v[0] == '/' ? NULL : "must start with '/'";
+}
+
+/* GitHub logins: ASCII letters, digits and single hyphens, not at either end,
+ * at most 39 characters. Apps' slugs follow the same rule. */
+static const char *check_handle(const char *v)
+{
+    static const char why[] = "must be a GitHub login: letters, digits and '-', not starting with '-', at most 39 characters";
+    size_t n = strlen(v);
+    if (v[0] == '@')
+        return "must be the login without the '@' people type before it";
+    if (n == 0 || n > GITHUB_LOGIN_MAX || v[0] == '-')
+        return why;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+            return why;
+    }
+    return NULL;
+}
+
+static const char *check_redis_url(const char *v)
+{
+    if ((strncmp(v, "redis://", 8) == 0 && v[8] != '\0') || (strncmp(v, "unix://", 7) == 0 && v[7] != '\0'))
+        return NULL;
+    return "must start with redis:// (redis://host:port/db) or unix:// (unix:///path/to/redis.sock)";
+}
+
+static const char *check_http_url(const char *v)
+{
+    if ((strncmp(v, "http://", 7) == 0 && v[7] != '\0') || (strncmp(v, "https://", 8) == 0 && v[8] != '\0'))
+        return NULL;
+    return "must be an http:// or https:// URL";
+}
+
+static const char *check_app_id(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 20)
+        return "must be the App's numeric ID (digits only)";
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return "must be the App's numeric ID (digits only)";
+    return NULL;
+}
+
+static const char *check_log_level(const char *v)
+{
+    return log_level_parse(v) < 0 ? "must be one of debug, info, warn, error" : NULL;
+}
+
+static const char *check_env_name(const char *v)
+{
+    static const char why[] = "must be the NAME of the environment variable that holds the key (letters, digits and "
+                              "'_', not starting with a digit), not the key itself";
+    if (v[0] == '\0' || (v[0] >= '0' && v[0] <= '9'))
+        return why;
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return why;
+    return NULL;
+}
+
+/* The values GitHub puts in `author_association`. */
+static const char *check_association(const char *v)
+{
+    static const char *const known[] = {"OWNER",       "MEMBER",    "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR",
+                                        "FIRST_TIMER", "MANNEQUIN", "NONE",         NULL};
+    for (size_t i = 0; known[i] != NULL; i++)
+        if (strcasecmp(v, known[i]) == 0)
+            return NULL;
+    return "must be a GitHub author_association: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, "
+           "FIRST_TIMER, MANNEQUIN or NONE";
+}
+
+static const char *const appendfsync_values[] = {"always", "everysec", NULL};
+static const char *const log_format_values[] = {"text", "json", NULL};
+static const char *const backend_values[] = {"command", "openai", NULL};
+static const char *const default_labels[] = {"patchbay", NULL};
+static const char *const default_associations[] = {"OWNER", "MEMBER", "COLLABORATOR", NULL};
+static const char *const default_command[] = {"claude", "-p", NULL};
+
+#define OFF(field) offsetof(config_t, field)
+#define MIB (1024LL * 1024LL)
+
+static const key_spec_t schema[] = {
+    {"server.host", KEY_STRING, OFF(server.host), .def = "0.0.0.0", .env = "HOST"},
+    {"server.port", KEY_INT, OFF(server.port), 0, 65535, .def = "3000", .env = "PORT"},
+    {"server.webhook_path", KEY_STRING, OFF(server.webhook_path), .def = "/api/github/webhooks", .env = "WEBHOOK_PATH",
+     .check = check_webhook_path},
+    {"server.threads", KEY_INT, OFF(server.threads), 0, 1024, .def = "0"},
+    {"server.body_limit_bytes", KEY_SIZE, OFF(server.body_limit_bytes), 1024, 1024 * MIB, .def = "26214400"},
+    {"server.request_timeout_ms", KEY_INT, OFF(server.request_timeout_ms), 1, 3600000, .def = "10000"},
+    {"server.redis_timeout_ms", KEY_INT, OFF(server.redis_timeout_ms), 1, 600000, .def = "1000"},
+    {"server.public_url", KEY_STRING, OFF(server.public_url), .env = "PUBLIC_URL", .check = check_http_url},
+    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1},
+
+    {"github.app_id", KEY_STRING, OFF(github.app_id), .env = "APP_ID", .check = check_app_id},
+    {"github.private_key", KEY_STRING, OFF(github.private_key), .env = "PRIVATE_KEY", .secret = 1},
+    {"github.private_key_path", KEY_STRING, OFF(github.private_key_path), .env = "PRIVATE_KEY_PATH"},
+    {"github.webhook_secret", KEY_STRING, OFF(github.webhook_secret), .env = "WEBHOOK_SECRET", .secret = 1},
+    {"github.api_url", KEY_STRING, OFF(github.api_url), .def = "https://api.github.com", .env = "GITHUB_API_URL",
+     .check = check_http_url},
+    {"github.url", KEY_STRING, OFF(github.url), .def = "https://github.com", .env = "GITHUB_URL", .check = check_http_url},
+
+    /* a redis:// URL may carry a password, so it is treated as a secret */
+    {"redis.url", KEY_STRING, OFF(redis.url), .env = "REDIS_URL", .secret = 1, .check = check_redis_url},
+    {"redis.server_path", KEY_STRING, OFF(redis.server_path), .def = "redis-server"},
+    {"redis.appendfsync", KEY_ENUM, OFF(redis.appendfsync), .def = "everysec", .allowed = appendfsync_values},
+
+    {"data_dir", KEY_STRING, OFF(data_dir), .def = "./data", .env = "PATCHBAY_DATA_DIR"},
+
+    {"log.level", KEY_STRING, OFF(log.level), .def = "info", .env = "LOG_LEVEL", .check = check_log_level},
+    {"log.format", KEY_ENUM, OFF(log.format), .def = "text", .env = "LOG_FORMAT", .allowed = log_format_values},
+
+    {"bot.handle", KEY_STRING, OFF(bot.handle), .def = "patchbay", .env = "PATCHBAY_HANDLE", .check = check_handle},
+
+    {"triggers.labels", KEY_LIST, OFF(triggers.labels), .def_list = default_labels},
+    {"triggers.associations", KEY_LIST, OFF(triggers.associations), .def_list = default_associations,
+     .check = check_association},
+
+    {"workers.concurrency", KEY_INT, OFF(workers.concurrency), 1, 1024, .def = "2"},
+    {"workers.max_attempts", KEY_INT, OFF(workers.max_attempts), 1, 100, .def = "3"},
+    {"workers.retention_days", KEY_INT, OFF(workers.retention_days), 1, 3650, .def = "7"},
+
+    {"agent.backend", KEY_ENUM, OFF(agent.backend), .def = "command", .allowed = backend_values},
+    {"agent.command", KEY_LIST, OFF(agent.command), .def_list = default_command},
+    {"agent.timeout", KEY_INT, OFF(agent.timeout), 1, 7 * 86400, .def = "1800"},
+    {"agent.test_rounds", KEY_INT, OFF(agent.test_rounds), 0, 100, .def = "2"},
+    {"agent.openai.base_url", KEY_STRING, OFF(agent.openai.base_url), .def = "http://127.0.0.1:11434/v1",
+     .check = check_http_url},
+    {"agent.openai.model", KEY_STRING, OFF(agent.openai.model), .def = "qwen2.5-coder"},
+    /* a name, but the usual mistake is to paste the key itself here: never echo it */
+    {"agent.openai.api_key_env", KEY_STRING, OFF(agent.openai.api_key_env), .def = "OPENAI_API_KEY", .secret = 1,
+     .check = check_env_name},
+};
+
+#define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
+
+static const key_spec_t *find_spec(const char *key)
+{
+    for (size_t i = 0; i < SCHEMA_LEN; i++)
+        if (strcmp(schema[i].key, key) == 0)
+            return &schema[i];
+    return NULL;
+}
+
+/* Whether `key` is a section: some row's key starts with "key.". */
+static int is_section(const char *key)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < SCHEMA_LEN; i++)
+        if (strncmp(schema[i].key, key, n) == 0 && schema[i].key[n] == '.')
+            return 1;
+    return 0;
+}
+
+static const char *leaf_name(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+    return dot ? dot + 1 : key;
+}
+
+static void list_clear(config_list_t *list)
+{
+    if (list->items != NULL)
+        for (size_t i = 0; i < list->count; i++)
+            free(list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------- */
+
+static void errors_push(config_errors_t *errors, const char *file, int line, char *message)
+{
+    errors->items = xrealloc(errors->items, (errors->count + 1) * sizeof(*errors->items));
+    config_error_t *e = &errors->items[errors->count++];
+    e->file = file ? xstrdup(file) : NULL;
+    e->line = line;
+    e->message = message;
+}
+
+static void errors_addf(config_errors_t *errors, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void errors_addf(config_errors_t *errors, const char *file, int line, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom();
+    errors_push(errors, file, line, msg);
+}
+
+/* 'value', cut at QUOTE_MAX_BYTES (on a UTF-8 boundary), control bytes escaped. */
+static void append_quoted(strbuf_t *b, const char *s, size_t n)
+{
+    int cut = 0;
+    if (n > QUOTE_MAX_BYTES) {
+        n = QUOTE_MAX_BYTES;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+        cut = 1;
+    }
+    strbuf_append(b, "'");
+    strbuf_append_printable(b, s, n);
+    strbuf_append(b, cut ? "...'" : "'");
+}
+
+/* ---------------------------------------------------------------------------
+ * Values: one parser for defaults, file and environment
+ * ------------------------------------------------------------------------- */
+
+static int parse_ll(const char *s, long long *out)
+{
+    if (!((s[0] >= '0' && s[0] <= '9') || ((s[0] == '-' || s[0] == '+') && s[1] >= '0' && s[1] <= '9')))
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "26214400", "25MiB", "25 MB", "64k": binary multiples, whatever the spelling. */
+static int parse_size(const char *s, unsigned long long *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {
+        {"", 1ULL},         {"b", 1ULL},         {"k", 1ULL << 10}, {"kb", 1ULL << 10}, {"kib", 1ULL << 10}, {"m", 1ULL << 20},
+        {"mb", 1ULL << 20}, {"mib", 1ULL << 20}, {"g", 1ULL << 30}, {"gb", 1ULL << 30}, {"gib", 1ULL << 30},
+    };
+    if (!(s[0] >= '0' && s[0] <= '9'))
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) != 0)
+            continue;
+        if (v > ULLONG_MAX / units[i].mult)
+            return -1;
+        *out = v * units[i].mult;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL}, *const no[] = {"false", "no", "off", "0", NULL};
+    for (size_t i = 0; yes[i] != NULL; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+    }
+    for (size_t i = 0; no[i] != NULL; i++) {
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Parses `text` (len bytes, NUL-terminated after them, maybe holding NULs of
+ * its own) as k's type and stores it in cfg. Returns NULL, or the problem as a
+ * malloc'd phrase that follows the key's name ("must be an integer between 1
+ * and 65535 (got 'abc')"). An empty text leaves the value as it was.
+ */
+static char *set_scalar(config_t *cfg, const key_spec_t *k, const char *text, size_t len)
+{
+    void *field = (char *)cfg + k->offset;
+    strbuf_t why = STRBUF_INIT;
+    int echo = !k->secret;
+
+    if (len == 0)
+        return NULL;
+    if (memchr(text, '\0', len) != NULL)
+        return xstrdup("must not contain a NUL character");
+
+    switch (k->type) {
+    case KEY_STRING: {
+        const char *problem = k->check ? k->check(text) : NULL;
+        if (problem != NULL) {
+            strbuf_append(&why, problem);
+            break;
+        }
+        char **slot = field;
+        free(*slot);
+        *slot = xstrndup(text, len);
+        return NULL;
+    }
+    case KEY_ENUM: {
+        for (size_t i = 0; k->allowed[i] != NULL; i++) {
+            if (strcasecmp(text, k->allowed[i]) == 0) {
+                char **slot = field;
+                free(*slot);
+                *slot = xstrdup(k->allowed[i]);
+                return NULL;
+            }
+        }
+        strbuf_append(&why, "must be one of ");
+        for (size_t i = 0; k->allowed[i] != NULL; i++)
+            strbuf_appendf(&why, "%s%s", i ? ", " : "", k->allowed[i]);
+        break;
+    }
+    case KEY_INT: {
+        long long v = 0;
+        if (parse_ll(text, &v) != 0) {
+            strbuf_appendf(&why, "must be an integer between %lld and %lld", k->min, k->max);
+            break;
+        }
+        if (v < k->min || v > k->max) {
+            strbuf_appendf(&why, "must be between %lld and %lld", k->min, k->max);
+            break;
+        }
+        *(int *)field = (int)v;
+        return NULL;
+    }
+    case KEY_SIZE: {
+        unsigned long long v = 0;
+        if (parse_size(text, &v) != 0) {
+            strbuf_appendf(&why, "must be a size in bytes between %lld and %lld, like 26214400 or 25MiB", k->min, k->max);
+            break;
+        }
+        if (v < (unsigned long long)k->min || v > (unsigned long long)k->max || v > SIZE_MAX) {
+            strbuf_appendf(&why, "must be between %lld and %lld bytes", k->min, k->max);
+            break;
+        }
+        *(size_t *)field = (size_t)v;
+        return NULL;
+    }
+    case KEY_BOOL: {
+        int v = 0;
+        if (parse_bool(text, &v) != 0) {
+            strbuf_append(&why, "must be true or false");
+            break;
+        }
+        *(int *)field = v;
+        return NULL;
+    }
+    case KEY_LIST:
+        assert(!"lists are set by set_list");
+        abort();
+    }
+
+    if (echo) {
+        strbuf_append(&why, " (got ");
+        append_quoted(&why, text, len);
+        strbuf_append(&why, ")");
+    }
+    return sb_take(&why);
+}
+
+static void set_list_default(config_t *cfg, const key_spec_t *k)
+{
+    config_list_t *list = (config_list_t *)((char *)cfg + k->offset);
+    size_t n = 0;
+    while (k->def_list[n] != NULL)
+        n++;
+    list_clear(list);
+    list->items = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        list->items[i] = xstrdup(k->def_list[i]);
+    list->count = n;
+}
+
+/* ---------------------------------------------------------------------------
+ * The YAML node tree
+ * ------------------------------------------------------------------------- */
+
+typedef enum { NODE_SCALAR, NODE_MAP, NODE_SEQ } node_kind_t;
+
+typedef struct node {
+    node_kind_t kind;
+    int line;  /* 1-based */
+    int plain; /* scalar written without quotes or tag, so ~ and null mean "not set" */
+    char *text;
+    size_t len;
+    struct node **kids; /* NODE_MAP: key, value, key, value...; NODE_SEQ: items */
+    size_t count;
+} node_t;
+
+static void node_free(node_t *n)
+{
+    if (n == NULL)
+        return;
+    for (size_t i = 0; i < n->count; i++)
+        node_free(n->kids[i]);
+    free(n->kids);
+    free(n->text);
+    free(n);
+}
+
+static const char *node_kind_name(const node_t *n)
+{
+    switch (n->kind) {
+    case NODE_MAP:
+        return "a mapping";
+    case NODE_SEQ:
+        return "a list";
+    case NODE_SCALAR:
+        break;
+    }
+    return "a single value";
+}
+
+static int node_is_null(const node_t *n)
+{
+    if (n->kind != NODE_SCALAR)
+        return 0;
+    if (n->len == 0)
+        return 1; /* quoted "" too: empty means "not set", as in the environment */
+    return n->plain && (strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 || strcmp(n->text, "Null") == 0 ||
+                        strcmp(n->text, "NULL") == 0);
+}
+
+typedef struct {
+    yaml_parser_t parser;
+    const unsigned char *buf;
+    size_t len;
+    const char *file;
+    config_errors_t *errors;
+} reader_t;
+
+static int line_at_offset(const unsigned char *buf, size_t len, size_t offset)
+{
+    int line = 1;
+    for (size_t i = 0; i < offset && i < len; i++)
+        if (buf[i] == '\n')
+            line++;
+    return line;
+}
+
+/* libyaml's own words for what is wrong, with the line it points at. */
+static void syntax_error(reader_t *R)
+{
+    yaml_parser_t *p = &R->parser;
+    strbuf_t msg = STRBUF_INIT;
+    int line;
+
+    if (p->error == YAML_MEMORY_ERROR)
+        oom();
+    strbuf_appendf(&msg, "YAML syntax error: %s", p->problem ? p->problem : "cannot parse the file");
+    if (p->error == YAML_READER_ERROR) {
+        line = line_at_offset(R->buf, R->len, p->problem_offset);
+        if (p->problem_value != -1)
+            strbuf_appendf(&msg, " (byte 0x%02x)", (unsigned)p->problem_value & 0xff);
+    } else {
+        line = (int)p->problem_mark.line + 1;
+        if (p->context != NULL)
+            strbuf_appendf(&msg, " (%s at line %d)", p->context, (int)p->context_mark.line + 1);
+    }
+    errors_push(R->errors, R->file, line, sb_take(&msg));
+}
+
+static int next_event(reader_t *R, yaml_event_t *ev)
+{
+    if (yaml_parser_parse(&R->parser, ev))
+        return 0;
+    syntax_error(R);
+    return -1;
+}
+
+static node_t *node_new(node_kind_t kind, const yaml_event_t *ev)
+{
+    node_t *n = xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    n->line = (int)ev->start_mark.line + 1;
+    return n;
+}
+
+/* Builds the node that `ev` opens, reading events up to its end. Takes `ev`
+ * (deletes it). NULL after an error, which is already recorded. */
+static node_t *build_node(reader_t *R, yaml_event_t *ev, int depth)
+{
+    node_t *n = NULL;
+    yaml_event_type_t end_type;
+
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        n = node_new(NODE_SCALAR, ev);
+        n->text = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+        n->len = ev->data.scalar.length;
+        n->plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        yaml_event_delete(ev);
+        return n;
+    case YAML_ALIAS_EVENT: {
+        strbuf_t msg = STRBUF_INIT;
+        const char *anchor = (const char *)ev->data.alias.anchor;
+        strbuf_append(&msg, "YAML aliases (*");
+        strbuf_append_printable(&msg, anchor, strlen(anchor));
+        strbuf_append(&msg, ") are not supported; write the value out");
+        errors_push(R->errors, R->file, (int)ev->start_mark.line + 1, sb_take(&msg));
+        yaml_event_delete(ev);
+        return NULL;
+    }
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        break;
+    default:
+        /* libyaml only sends these events where a node may start */
+        errors_addf(R->errors, R->file, (int)ev->start_mark.line + 1, "YAML syntax error: unexpected event %d", (int)ev->type);
+        yaml_event_delete(ev);
+        return NULL;
+    }
+
+    if (depth >= NODE_MAX_DEPTH) {
+        errors_addf(R->errors, R->file, (int)ev->start_mark.line + 1, "nested more than %d levels deep", NODE_MAX_DEPTH);
+        yaml_event_delete(ev);
+        return NULL;
+    }
+    if (ev->type == YAML_MAPPING_START_EVENT) {
+        n = node_new(NODE_MAP, ev);
+        end_type = YAML_MAPPING_END_EVENT;
+    } else {
+        n = node_new(NODE_SEQ, ev);
+        end_type = YAML_SEQUENCE_END_EVENT;
+    }
+    yaml_event_delete(ev);
+
+    for (;;) {
+        yaml_event_t kid_ev;
+        if (next_event(R, &kid_ev) != 0)
+            goto fail;
+        if (kid_ev.type == end_type) {
+            yaml_event_delete(&kid_ev);
+            return n;
+        }
+        node_t *kid = build_node(R, &kid_ev, depth + 1);
+        if (kid == NULL)
+            goto fail;
+        n->kids = xrealloc(n->kids, (n->count + 1) * sizeof(*n->kids));
+        n->kids[n->count++] = kid;
+    }
+fail:
+    node_free(n);
+    return NULL;
+}
+
+/* The file's one document as a tree: 0 with *root (NULL for an empty file),
+ * or -1 with the error recorded. */
+static int read_document(reader_t *R, node_t **root)
+{
+    yaml_event_t ev;
+    node_t *doc = NULL;
+    int rc = -1;
+
+    *root = NULL;
+    if (next_event(R, &ev) != 0) /* STREAM-START */
+        return -1;
+    yaml_event_delete(&ev);
+    if (next_event(R, &ev) != 0)
+        return -1;
+    if (ev.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&ev);
+        return 0;
+    }
+    yaml_event_delete(&ev); /* DOCUMENT-START */
+    if (next_event(R, &ev) != 0)
+        return -1;
+    if ((doc = build_node(R, &ev, 0)) == NULL)
+        return -1;
+    if (next_event(R, &ev) != 0) /* DOCUMENT-END */
+        goto done;
+    yaml_event_delete(&ev);
+    if (next_event(R, &ev) != 0)
+        goto done;
+    if (ev.type != YAML_STREAM_END_EVENT) {
+        errors_addf(R->errors, R->file, (int)ev.start_mark.line + 1,
+                    "a second YAML document ('---'): the config file holds one");
+        yaml_event_delete(&ev);
+        goto done;
+    }
+    yaml_event_delete(&ev);
+    *root = doc;
+    doc = NULL;
+    rc = 0;
+done:
+    node_free(doc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Walking the tree against the schema
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    config_t *cfg;
+    config_errors_t *errors;
+    const char *file;     /* cfg->path */
+    int line[SCHEMA_LEN]; /* where each key was set in the file; 0 = default or environment */
+} load_t;
+
+static size_t levenshtein(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[NAME_MAX_BYTES + 1];
+    if (la > NAME_MAX_BYTES || lb > NAME_MAX_BYTES)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/*
+ * "unknown key 'concurency' in 'workers'; did you mean 'concurrency'?"
+ * First the closest sibling, when it is a typo away; else the same name
+ * elsewhere in the schema ("did you mean 'server.port'?" for a top-level
+ * `port:`), the usual mistake with nested YAML.
+ */
+static void unknown_key(load_t *L, const node_t *key, const char *prefix)
+{
+    strbuf_t msg = STRBUF_INIT;
+    char best[NAME_MAX_BYTES + 1] = "";
+    size_t best_d = (size_t)-1, plen = strlen(prefix);
+    const char *name = key->text;
+    int has_nul = memchr(key->text, '\0', key->len) != NULL;
+
+    for (size_t i = 0; !has_nul && i < SCHEMA_LEN; i++) {
+        const char *k = schema[i].key;
+        if (plen > 0) {
+            if (strncmp(k, prefix, plen) != 0 || k[plen] != '.')
+                continue;
+            k += plen + 1;
+        }
+        size_t seg = strcspn(k, ".");
+        if (seg > NAME_MAX_BYTES)
+            continue;
+        char cand[NAME_MAX_BYTES + 1];
+        memcpy(cand, k, seg);
+        cand[seg] = '\0';
+        size_t d = levenshtein(name, cand);
+        if (d < best_d) {
+            best_d = d;
+            memcpy(best, cand, seg + 1);
+        }
+    }
+
+    strbuf_append(&msg, "unknown key ");
+    append_quoted(&msg, key->text, key->len);
+    if (plen > 0)
+        strbuf_appendf(&msg, " in '%s'", prefix);
+
+    /* a typo: at most 2 edits, and fewer than half the name's letters */
+    if (best[0] != '\0' && best_d <= 2 && best_d * 2 < strlen(best) + 1) {
+        strbuf_appendf(&msg, "; did you mean '%s'?", best);
+    } else if (!has_nul && key->len <= NAME_MAX_BYTES) {
+        /* the right name in the wrong place: the shortest key path with a segment called `name` */
+        const char *where = NULL;
+        size_t where_len = 0;
+        for (size_t i = 0; i < SCHEMA_LEN; i++) {
+            const char *k = schema[i].key;
+            for (const char *seg = k; seg != NULL; seg = strchr(seg, '.') ? strchr(seg, '.') + 1 : NULL) {
+                size_t n = strcspn(seg, ".");
+                if (n == key->len && memcmp(seg, name, n) == 0) {
+                    size_t upto = (size_t)(seg - k) + n;
+                    if (where == NULL || upto < where_len)
+                        where = k, where_len = upto;
+                    break;
+                }
+            }
+        }
+        if (where != NULL)
+            strbuf_appendf(&msg, "; did you mean '%.*s'?", (int)where_len, where);
+    }
+    errors_push(L->errors, L->file, key->line, sb_take(&msg));
+}
+
+static void apply_list(load_t *L, const key_spec_t *k, const node_t *val)
+{
+    config_list_t list = {NULL, 0};
+    int ok = 1;
+
+    list.items = xcalloc(val->count + 1, sizeof(char *));
+    for (size_t i = 0; i < val->count; i++) {
+        const node_t *item = val->kids[i];
+        const char *problem = NULL;
+        if (item->kind != NODE_SCALAR)
+            problem =
+                item->kind == NODE_MAP ? "items must be single values, not mappings" : "items must be single values, not lists";
+        else if (node_is_null(item))
+            problem = "items must not be empty";
+        else if (memchr(item->text, '\0', item->len) != NULL)
+            problem = "items must not contain a NUL character";
+        else if (k->check != NULL)
+            problem = k->check(item->text);
+        if (problem != NULL) {
+            strbuf_t msg = STRBUF_INIT;
+            strbuf_appendf(&msg, "'%s' %s", leaf_name(k->key), problem);
+            if (item->kind == NODE_SCALAR && item->len > 0 && !k->secret) {
+                strbuf_append(&msg, " (got ");
+                append_quoted(&msg, item->text, item->len);
+                strbuf_append(&msg, ")");
+            }
+            errors_push(L->errors, L->file, item->line, sb_take(&msg));
+            ok = 0;
+            continue;
+        }
+        list.items[list.count++] = xstrndup(item->text, item->len);
+    }
+    if (!ok) {
+        list_clear(&list);
+        return;
+    }
+    config_list_t *slot = (config_list_t *)((char *)L->cfg + k->offset);
+    list_clear(slot);
+    *slot = list;
+}
+
+static void apply_node(load_t *L, const key_spec_t *k, const node_t *val)
+{
+    const char *name = leaf_name(k->key);
+
+    if (node_is_null(val))
+        return;
+    if (k->type == KEY_LIST) {
+        if (val->kind != NODE_SEQ) {
+            errors_addf(L->errors, L->file, val->line, "'%s' must be a list, like [a, b], not %s", name, node_kind_name(val));
+            return;
+        }
+        apply_list(L, k, val);
+    } else {
+        if (val->kind != NODE_SCALAR) {
+            errors_addf(L->errors, L->file, val->line, "'%s' must be a single value, not %s", name, node_kind_name(val));
+            return;
+        }
+        char *problem = set_scalar(L->cfg, k, val->text, val->len);
+        if (problem != NULL) {
+            errors_addf(L->errors, L->file, val->line, "'%s' %s", name, problem);
+            free(problem);
+            return;
+        }
+    }
+    L->line[k - schema] = val->line;
+}
+
+static void walk_map(load_t *L, const node_t *map, const char *prefix)
+{
+    for (size_t i = 0; i + 1 < map->count; i += 2) {
+        const node_t *key = map->kids[i], *val = map->kids[i + 1];
+
+        if (key->kind != NODE_SCALAR) {
+            errors_addf(L->errors, L->file, key->line, "keys must be plain names, not %s", node_kind_name(key));
+            continue;
+        }
+        int dup_line = 0;
+        for (size_t j = 0; j < i && !dup_line; j += 2) {
+            const node_t *prev = map->kids[j];
+            if (prev->kind == NODE_SCALAR && prev->len == key->len && memcmp(prev->text, key->text, key->len) == 0)
+                dup_line = prev->line;
+        }
+        if (dup_line) {
+            strbuf_t msg = STRBUF_INIT;
+            strbuf_append(&msg, "duplicate key ");
+            append_quoted(&msg, key->text, key->len);
+            if (prefix[0] != '\0')
+                strbuf_appendf(&msg, " in '%s'", prefix);
+            strbuf_appendf(&msg, " (first at line %d)", dup_line);
+            errors_push(L->errors, L->file, key->line, sb_take(&msg));
+            continue;
+        }
+
+        /* dots inside a name are not a shortcut for nesting, and NULs hide nothing */
+        const key_spec_t *k = NULL;
+        int section = 0;
+        char *full = NULL;
+        if (memchr(key->text, '\0', key->len) == NULL && strchr(key->text, '.') == NULL && key->len > 0) {
+            strbuf_t b = STRBUF_INIT;
+            strbuf_appendf(&b, "%s%s%s", prefix, prefix[0] ? "." : "", key->text);
+            full = sb_take(&b);
+            k = find_spec(full);
+            section = k == NULL && is_section(full);
+        }
+        if (k != NULL) {
+            apply_node(L, k, val);
+        } else if (section) {
+            if (val->kind == NODE_MAP)
+                walk_map(L, val, full);
+            else if (!node_is_null(val))
+                errors_addf(L->errors, L->file, val->line, "'%s' must be a mapping of settings, not %s", key->text,
+                            node_kind_name(val));
+        } else {
+            unknown_key(L, key, prefix);
+        }
+        free(full);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Files and the environment
+ * ------------------------------------------------------------------------- */
+
+static const char *env_get(char *const *environ_, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; environ_ != NULL && environ_[i] != NULL; i++)
+        if (strncmp(environ_[i], name, n) == 0 && environ_[i][n] == '=')
+            return environ_[i][n + 1] != '\0' ? environ_[i] + n + 1 : NULL;
+    return NULL;
+}
+
+/* The whole file, NUL-terminated; NULL with the error recorded. */
+static char *read_file(load_t *L, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    struct stat st;
+
+    if (f == NULL) {
+        errors_addf(L->errors, path, 0, "cannot read the config file: %s", strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) != 0) {
+        errors_addf(L->errors, path, 0, "cannot read the config file: %s", strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        errors_addf(L->errors, path, 0, "cannot read the config file: %s",
+                    S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+        goto fail;
+    }
+    buf = xcalloc(1, CONFIG_FILE_MAX_BYTES + 2);
+    *len = fread(buf, 1, CONFIG_FILE_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        errors_addf(L->errors, path, 0, "cannot read the config file: %s", strerror(errno));
+        goto fail;
+    }
+    if (*len > CONFIG_FILE_MAX_BYTES) {
+        errors_addf(L->errors, path, 0, "the config file is larger than %d bytes", CONFIG_FILE_MAX_BYTES);
+        goto fail;
+    }
+    fclose(f);
+    return buf;
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+static void load_file(load_t *L, const char *path)
+{
+    reader_t R;
+    node_t *root = NULL;
+    size_t len = 0;
+    char *buf = read_file(L, path, &len);
+
+    if (buf == NULL)
+        return;
+    memset(&R, 0, sizeof(R));
+    if (!yaml_parser_initialize(&R.parser))
+        oom();
+    R.buf = (const unsigned char *)buf;
+    R.len = len;
+    R.file = path;
+    R.errors = L->errors;
+    yaml_parser_set_input_string(&R.parser, R.buf, len);
+
+    if (read_document(&R, &root) != 0 || root == NULL)
+        goto done;
+    if (root->kind == NODE_MAP)
+        walk_map(L, root, "");
+    else if (!node_is_null(root))
+        errors_addf(L->errors, path, root->line,
+                    "the config file must be a mapping of settings (like 'server:' with 'port: 3000' under it), not %s",
+                    node_kind_name(root));
+done:
+    node_free(root);
+    yaml_parser_delete(&R.parser);
+    free(buf);
+}
+
+static void apply_env(load_t *L, char *const *environ_)
+{
+    for (size_t i = 0; i < SCHEMA_LEN; i++) {
+        const key_spec_t *k = &schema[i];
+        const char *v = k->env ? env_get(environ_, k->env) : NULL;
+        if (v == NULL)
+            continue;
+        assert(k->type != KEY_LIST);
+        char *problem = set_scalar(L->cfg, k, v, strlen(v));
+        if (problem != NULL) {
+            errors_addf(L->errors, NULL, 0, "%s: %s", k->env, problem);
+            free(problem);
+            continue;
+        }
+        L->line[i] = 0;
+    }
+}
+
+/* A PEM key pasted into an environment variable often arrives with its line
+ * breaks written as the two characters \n (docker env files, CI secrets);
+ * Probot accepts that, so we do too: with no real newline in it, every \n
+ * becomes one. */
+static void unescape_private_key(config_t *cfg)
+{
+    char *key = cfg->github.private_key;
+    if (key == NULL || strchr(key, '\n') != NULL || strstr(key, "\\n") == NULL)
+        return;
+    char *w = key;
+    for (const char *r = key; *r; r++) {
+        if (r[0] == '\\' && r[1] == 'n') {
+            *w++ = '\n';
+            r++;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+/* Rules that tie keys together. */
+static void cross_check(load_t *L)
+{
+    const config_t *cfg = L->cfg;
+    if (strcmp(cfg->agent.backend, "command") == 0 &&
+        (cfg->agent.command.count == 0 || cfg->agent.command.items[0][0] == '\0')) {
+        int line = L->line[find_spec("agent.command") - schema];
+        if (line == 0)
+            line = L->line[find_spec("agent.backend") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * The API
+ * ------------------------------------------------------------------------- */
+
+int config_load(config_t **out, config_errors_t *errors, const char *path, char *const *environ_)
+{
+    assert(out != NULL && errors != NULL);
+    load_t *L = xcalloc(1, sizeof(*L));
+    size_t first = errors->count;
+    struct stat st;
+
+    *out = NULL;
+    L->cfg = xcalloc(1, sizeof(config_t));
+    L->errors = errors;
+
+    for (size_t i = 0; i < SCHEMA_LEN; i++) {
+        const key_spec_t *k = &schema[i];
+        if (k->type == KEY_LIST) {
+            set_list_default(L->cfg, k);
+        } else if (k->def != NULL) {
+            char *problem = set_scalar(L->cfg, k, k->def, strlen(k->def));
+            assert(problem == NULL && "a default the parser refuses");
+            free(problem);
+        }
+    }
+
+    if (path == NULL)
+        path = env_get(environ_, "PATCHBAY_CONFIG");
+    if (path == NULL && stat(CONFIG_DEFAULT_FILE, &st) == 0)
+        path = CONFIG_DEFAULT_FILE;
+    if (path != NULL) {
+        L->cfg->path = xstrdup(path);
+        L->file = L->cfg->path;
+        load_file(L, L->cfg->path);
+    }
+
+    apply_env(L, environ_);
+    unescape_private_key(L->cfg);
+    cross_check(L);
+
+    if (errors->count > first) {
+        config_free(L->cfg);
+        free(L);
+        return -1;
+    }
+    *out = L->cfg;
+    free(L);
+    return 0;
+}
+
+static void credential_error(config_errors_t *errors, const char *what)
+{
+    errors_addf(errors, NULL, 0, "%s; `patchbay run` shows how to register the App", what);
+}
+
+int config_check_credentials(const config_t *cfg, config_errors_t *errors)
+{
+    size_t first = errors->count;
+
+    if (cfg == NULL)
+        return 0;
+    if (cfg->github.app_id == NULL)
+        credential_error(errors, "APP_ID is not set: set APP_ID (or github.app_id in the config file) to the App ID shown "
+                                 "on the GitHub App's settings page");
+    if (cfg->github.private_key == NULL && cfg->github.private_key_path == NULL) {
+        credential_error(errors, "no private key: set PRIVATE_KEY to the App's private key (PEM text) or "
+                                 "PRIVATE_KEY_PATH to the .pem file GitHub generated for it (or github.private_key / "
+                                 "github.private_key_path in the config file)");
+    } else if (cfg->github.private_key == NULL) {
+        /* PRIVATE_KEY wins when both are set, so the path only matters without it */
+        const char *p = cfg->github.private_key_path;
+        FILE *f = fopen(p, "rb");
+        struct stat st;
+        const char *why = NULL;
+        if (f == NULL)
+            why = strerror(errno);
+        else if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+            why = "not a regular file";
+        else if (st.st_size == 0)
+            why = "the file is empty";
+        if (f != NULL)
+            fclose(f);
+        if (why != NULL) {
+            strbuf_t msg = STRBUF_INIT;
+            strbuf_append(&msg, "PRIVATE_KEY_PATH (github.private_key_path) ");
+            append_quoted(&msg, p, strlen(p));
+            strbuf_appendf(&msg, " cannot be read: %s; point it at the App's .pem private key", why);
+            errors_push(errors, NULL, 0, sb_take(&msg));
+        }
+    }
+    if (cfg->github.webhook_secret == NULL)
+        credential_error(errors, "WEBHOOK_SECRET is not set: set WEBHOOK_SECRET (or github.webhook_secret in the "
+                                 "config file) to the webhook secret entered when the App was registered");
+    return (int)(errors->count - first);
+}
+
+void config_free(config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < SCHEMA_LEN; i++) {
+        void *field = (char *)cfg + schema[i].offset;
+        if (schema[i].type == KEY_STRING || schema[i].type == KEY_ENUM)
+            free(*(char **)field);
+        else if (schema[i].type == KEY_LIST)
+            list_clear(field);
+    }
+    free(cfg->path);
+    free(cfg);
+}
+
+void config_errors_free(config_errors_t *errors)
+{
+    if (errors == NULL)
+        return;
+    for (size_t i = 0; i < errors->count; i++) {
+        free(errors->items[i].file);
+        free(errors->items[i].message);
+    }
+    free(errors->items);
+    errors->items = NULL;
+    errors->count = 0;
+}
+
+char *config_error_format(const config_error_t *err)
+{
+    strbuf_t b = STRBUF_INIT;
+    if (err->file == NULL)
+        strbuf_appendf(&b, "environment: %s", err->message);
+    else if (err->line > 0)
+        strbuf_appendf(&b, "%s:%d: %s", err->file, err->line, err->message);
+    else
+        strbuf_appendf(&b, "%s: %s", err->file, err->message);
+    return sb_take(&b);
+}
+
+int config_list_contains(const config_list_t *list, const char *s)
+{
+    if (list == NULL || list->items == NULL || s == NULL)
+        return 0;
+    for (size_t i = 0; i < list->count; i++)
+        if (strcasecmp(list->items[i], s) == 0)
+            return 1;
+    return 0;
+}

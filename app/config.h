@@ -1,0 +1,129 @@
+/*
+ * config — patchbay's settings: built-in defaults, then the YAML file, then the
+ * environment (DESIGN.md names; Probot's where Probot has one).
+ *
+ * The file is read with libyaml into a small node tree that keeps line numbers,
+ * then walked against one schema table (config.c), so every key has exactly one
+ * type, one default and one place where it is documented. Unknown keys, wrong
+ * types and out-of-range values are errors that name file:line; config_load
+ * collects all of them instead of stopping at the first, so `patchbay
+ * check-config` can print the whole list at once.
+ *
+ * Memory: a config_t owns every string and list in it; config_free releases
+ * them all. The loaded config is the only process-wide state patchbay keeps,
+ * and it is read-only once loaded, so any thread may read it.
+ */
+#ifndef PATCHBAY_CONFIG_H
+#define PATCHBAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char **items; /* NULL-terminated */
+    size_t count;
+} config_list_t;
+
+typedef struct {
+    /* where the file came from, NULL when built-in defaults only */
+    char *path;
+
+    struct {
+        char *host;          /* HOST, default "0.0.0.0" */
+        int port;            /* PORT, default 3000 */
+        char *webhook_path;  /* WEBHOOK_PATH, default "/api/github/webhooks" */
+        int threads;         /* event loops; 0 = one per core */
+        size_t body_limit_bytes;     /* default 25 MiB, GitHub's own cap */
+        int request_timeout_ms;      /* a request (head and body) must arrive within this */
+        int redis_timeout_ms;        /* a delivery not queued by then is spooled */
+        char *public_url;            /* how GitHub reaches us; for the App manifest */
+        char *dashboard_token;       /* DASHBOARD_TOKEN */
+    } server;
+
+    struct {
+        char *app_id;            /* APP_ID */
+        char *private_key;       /* PRIVATE_KEY (PEM text) */
+        char *private_key_path;  /* PRIVATE_KEY_PATH */
+        char *webhook_secret;    /* WEBHOOK_SECRET */
+        char *api_url;           /* GITHUB_API_URL, default https://api.github.com */
+        char *url;               /* GITHUB_URL, default https://github.com */
+    } github;
+
+    struct {
+        char *url;               /* REDIS_URL; NULL = patchbay runs its own */
+        char *server_path;       /* redis-server binary for the private one */
+        char *appendfsync;       /* private redis: always | everysec */
+    } redis;
+
+    char *data_dir;              /* PATCHBAY_DATA_DIR, default "./data" */
+
+    struct {
+        char *level;             /* LOG_LEVEL: debug | info | warn | error */
+        char *format;            /* LOG_FORMAT: text | json */
+    } log;
+
+    struct {
+        char *handle;            /* PATCHBAY_HANDLE, default "patchbay" */
+    } bot;
+
+    struct {
+        config_list_t labels;        /* default [patchbay] */
+        config_list_t associations;  /* default [OWNER, MEMBER, COLLABORATOR] */
+    } triggers;
+
+    struct {
+        int concurrency;             /* default 2 */
+        int max_attempts;            /* default 3 */
+        int retention_days;          /* finished jobs and delivery ids kept; default 7 */
+    } workers;
+
+    struct {
+        char *backend;               /* command | openai */
+        config_list_t command;       /* argv */
+        int timeout;                 /* seconds of wall clock */
+        int test_rounds;
+        struct {
+            char *base_url;
+            char *model;
+            char *api_key_env;
+        } openai;
+    } agent;
+} config_t;
+
+/* One problem found while loading; `line` is 0 when it has no place in a file
+ * (an environment variable, a missing credential). */
+typedef struct {
+    char *file;   /* NULL for the environment */
+    int line;
+    char *message;
+} config_error_t;
+
+typedef struct {
+    config_error_t *items;
+    size_t count;
+} config_errors_t;
+
+/* Defaults, then the file (`path`, or PATCHBAY_CONFIG, or ./patchbay.yml when
+ * it exists), then the environment. Returns 0 and a config in *out, or -1 with
+ * every problem in *errors (and *out NULL). Both are the caller's to free.
+ * `environ_` is the environment to read (NULL-terminated "NAME=value"; NULL
+ * reads nothing). Problems are appended: start *errors as {0}.
+ * An empty value (`key:`, ~, null, "" or an empty variable) means "not set".
+ * A private key with no newline but literal "\n" sequences (a PEM pasted
+ * into one env line) is stored with real newlines, as Probot does. */
+int config_load(config_t **out, config_errors_t *errors, const char *path, char *const *environ_);
+
+/* Problems that are not errors in the file but stop patchbay from talking to
+ * GitHub (no APP_ID, no key, no secret). Appended to *errors; returns how many. */
+int config_check_credentials(const config_t *cfg, config_errors_t *errors);
+
+void config_free(config_t *cfg);
+void config_errors_free(config_errors_t *errors);
+
+/* "file:line: message" or "environment: message"; caller frees. */
+char *config_error_format(const config_error_t *err);
+
+/* Whether `s` (case-insensitive) is in `list`. */
+int config_list_contains(const config_list_t *list, const char *s);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * patchbay — a self-hosted GitHub App that turns "@patchbay fix this" into
+ * background coding work. main() picks a subcommand; everything else lives
+ * in the library (cmd_*.c and below), so tests can reach it.
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int usage(FILE *out, int status)
+{
+    fprintf(out, "usage: patchbay COMMAND [ARGS]\n"
+                 "\n"
+                 "  run                      webhook server and workers (starts a private Redis without REDIS_URL)\n"
+                 "  serve                    webhook server only\n"
+                 "  check-config [FILE]      validate config and credentials\n"
+                 "  replay FILE... [--event NAME] [--url URL]\n"
+                 "                           sign payload files with WEBHOOK_SECRET and post them\n"
+                 "  jobs list [--json] [--status S] [--limit N]\n"
+                 "  jobs show ID [--json]\n"
+                 "\n"
+                 "Settings come from the environment and PATCHBAY_CONFIG (see config/patchbay.yml).\n");
+    return status;
+}
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} command_t;
+
+static const command_t commands[] = {
+    {"run", cmd_run},       {"serve", cmd_serve}, {"check-config", cmd_check_config},
+    {"replay", cmd_replay}, {"jobs", cmd_jobs},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr, CMD_USAGE);
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
+        return usage(stdout, CMD_OK);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "patchbay: unknown command %s\n", argv[1]);
+    return usage(stderr, CMD_USAGE);
+}

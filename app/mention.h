@@ -1,0 +1,50 @@
+/*
+ * mention — finds "@<handle>" in a GitHub comment the way a reader would, and
+ * splits what follows into a command and an instruction.
+ *
+ * A mention counts only when it is written to patchbay: word-bounded on both
+ * sides (not part of an e-mail address, a longer handle such as
+ * "@patchbay-dev", or a team "@patchbay/core"), matched case-insensitively,
+ * outside inline code spans (backtick runs of equal length), outside fenced
+ * code blocks (``` or ~~~, up to three spaces of indent, closed by a fence of
+ * the same character at least as long), outside ">" quoted lines (a quoted
+ * reply repeats someone else's mention), and outside HTML comments
+ * ("<!-- ... -->", invisible on GitHub). The first mention that counts wins.
+ *
+ * After it, the first word decides the command: "help", "stop" and "review"
+ * (case-insensitive, followed by the end, whitespace or punctuation) are
+ * commands; anything else is a fix request whose instruction is the rest of
+ * the comment after the mention, with surrounding whitespace trimmed (it may
+ * be empty: "@patchbay" alone asks to fix the issue as written).
+ *
+ * Memory: mention_find allocates nothing; the instruction is a span into the
+ * caller's text. Reentrant; any thread.
+ */
+#ifndef PATCHBAY_MENTION_H
+#define PATCHBAY_MENTION_H
+
+#include <stddef.h>
+
+typedef enum {
+    MENTION_NONE = 0, /* no mention that counts */
+    MENTION_FIX,      /* a request; the instruction says what */
+    MENTION_HELP,
+    MENTION_STOP,
+    MENTION_REVIEW,
+} mention_command_t;
+
+typedef struct {
+    mention_command_t command;
+    size_t at;               /* offset of the '@' of the mention that counted */
+    const char *instruction; /* MENTION_FIX: the text after the mention, trimmed; else the text after the command word, trimmed */
+    size_t instruction_len;
+} mention_t;
+
+/* Looks for "@handle" (handle without the '@', e.g. "patchbay") in
+ * text[0..len). Returns the command (also in out->command). */
+mention_command_t mention_find(const char *text, size_t len, const char *handle, mention_t *out);
+
+/* "fix", "help", "stop", "review" or "none". */
+const char *mention_command_name(mention_command_t c);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * job — what a job is, shared by the side that makes jobs (the webhook router)
+ * and the side that stores and runs them (queue, workers): the kinds, the
+ * states, and the named fields of a job record.
+ *
+ * A job record is a flat Redis hash (patchbay:job:<id>); the router fills a
+ * job_fields_t with the fields it knows from the delivery, the queue adds the
+ * id, status, attempts, timestamps and the raw payload. Keeping the record flat
+ * and string-valued means any process, in any language, can read it with
+ * HGETALL, and `patchbay jobs show` prints it without a schema.
+ *
+ * States, and the only transitions allowed (the queue enforces them):
+ *   queued -> running -> succeeded | failed (retry: -> queued) | dead
+ *   queued -> cancelled, running -> cancelled
+ * `dead` means max_attempts were used up; the job is in the dead-letter stream.
+ *
+ * Memory: job_fields_t holds pointers it does not own; they must outlive it.
+ */
+#ifndef PATCHBAY_JOB_H
+#define PATCHBAY_JOB_H
+
+#include <stddef.h>
+
+typedef enum {
+    JOB_KIND_FIX = 0, /* change code on an issue, open a pull request */
+    JOB_KIND_FOLLOWUP,  /* push more commits to a pull request patchbay opened */
+    JOB_KIND_REVIEW,    /* review a pull request with inline comments */
+    JOB_KIND_HELP,      /* answer "@patchbay help" with usage */
+    JOB_KIND_STOP,      /* acknowledge "@patchbay stop"; the cancel itself happens at enqueue */
+    JOB_KIND_NOOP,      /* does nothing; tests and benchmarks */
+    JOB_KIND__COUNT
+} job_kind_t;
+
+typedef enum {
+    JOB_QUEUED = 0,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_DEAD,
+    JOB_STATUS__COUNT
+} job_status_t;
+
+const char *job_kind_name(job_kind_t kind);
+/* -1 when unknown */
+int job_kind_parse(const char *name);
+const char *job_status_name(job_status_t status);
+int job_status_parse(const char *name);
+
+/* Field names of the job record that the router sets (the queue adds id,
+ * status, attempts, delivery, created_at, created_at_ms, payload). */
+#define JOB_F_KIND "kind"
+#define JOB_F_EVENT "event"          /* X-GitHub-Event */
+#define JOB_F_ACTION "action"
+#define JOB_F_REPO "repo"            /* owner/name */
+#define JOB_F_NUMBER "number"        /* issue or pull request number */
+#define JOB_F_IS_PR "is_pr"          /* "1" when number is a pull request */
+#define JOB_F_INSTALLATION "installation"
+#define JOB_F_SENDER "sender"
+#define JOB_F_INSTRUCTION "instruction"
+#define JOB_F_COMMENT_ID "comment_id"
+#define JOB_F_COMMENT_TYPE "comment_type" /* issue_comment | review_comment */
+#define JOB_F_LABEL "label"
+#define JOB_F_PATH "path"            /* review comment: file */
+#define JOB_F_LINE "line"            /* review comment: line */
+#define JOB_F_HEAD_SHA "head_sha"
+#define JOB_F_HEAD_REF "head_ref"
+#define JOB_F_AUTO "auto"            /* "1": queued automatically (auto review), the repo config decides */
+#define JOB_F_DRAFT "draft"
+#define JOB_F_TITLE "title"
+#define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
+
+#define JOB_MAX_FIELDS 24
+
+typedef struct {
+    const char *name;
+    const char *value; /* NUL-terminated */
+} job_field_t;
+
+typedef struct {
+    job_field_t items[JOB_MAX_FIELDS];
+    size_t count;
+} job_fields_t;
+
+/* Appends a field; asserts there is room (the router's field set is fixed). */
+void job_fields_add(job_fields_t *f, const char *name, const char *value);
+/* The value of a field, or NULL. */
+const char *job_fields_get(const job_fields_t *f, const char *name);
+
+#endif

@@ -1,0 +1,53 @@
+# Shared by run.sh and test.sh: install what is missing from Debian, build.
+# Sourced, not run.
+
+PB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# What building and running patchbay needs.
+PB_PACKAGES_RUN="libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libgit2-dev libhiredis-dev
+libyaml-dev redis-server git pkg-config cmake gcc make ca-certificates bubblewrap"
+# What the test suite needs on top (cmocka, PyJWT for the fake GitHub, wrk for benchmarks, clang for fuzzing).
+PB_PACKAGES_TEST="libcmocka-dev python3 python3-jwt wrk curl procps"
+
+pb_log() { printf '==> %s\n' "$*" >&2; }
+
+pb_missing_packages() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    printf '%s\n' "${missing[@]}"
+}
+
+# apt-get can meet a dpkg lock held by unattended upgrades: wait and retry.
+pb_apt() {
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        if DEBIAN_FRONTEND=noninteractive "$@"; then return 0; fi
+        pb_log "apt-get failed (attempt $try); retrying in 10 s"
+        sleep 10
+    done
+    return 1
+}
+
+pb_install_packages() {
+    local missing
+    missing=$(pb_missing_packages "$@" | tr '\n' ' ')
+    [ -z "${missing// /}" ] && return 0
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { pb_log "missing Debian packages: $missing (run as root or install them)"; return 1; }
+        sudo=sudo
+    fi
+    pb_log "installing Debian packages: $missing"
+    pb_apt $sudo apt-get update -qq || return 1
+    # shellcheck disable=SC2086
+    pb_apt $sudo apt-get install -y -qq --no-install-recommends $missing || return 1
+}
+
+# pb_build DIR [cmake options...]
+pb_build() {
+    local dir=$1; shift
+    cmake -S "$PB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="${PB_BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null || return 1
+    cmake --build "$dir" -j"$(nproc)" -- --no-print-directory >/dev/null || cmake --build "$dir" -j1 || return 1
+}
