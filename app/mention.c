@@ -13,6 +13,9 @@
  * is filled by the first search that fails, so no later search in the same
  * paragraph can fail, and a search that succeeds is stepped over for good.
  *
+ * HTML comments cost one search each: one that closes is stepped over, one
+ * that does not hides everything after it.
+ *
  * This is a reader, not a Markdown parser: where the two differ the comments
  * below say which way we lean, and why.
  */
@@ -64,8 +67,8 @@ static inline int is_ascii_punct(unsigned char c)
 static const struct {
     uint32_t lo, hi;
 } gap_ranges[] = {
-    {0x00A0, 0x00BF}, {0x00D7, 0x00D7}, {0x00F7, 0x00F7}, {0x2000, 0x206F}, {0x2190, 0x2BFF},
-    {0x3000, 0x303F}, {0xFE00, 0xFE0F}, {0xFE30, 0xFE6F}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF20},
+    {0x00A0, 0x00BF}, {0x00D7, 0x00D7}, {0x00F7, 0x00F7},   {0x2000, 0x206F}, {0x2190, 0x2BFF},
+    {0x3000, 0x303F}, {0xFE00, 0xFE0F}, {0xFE30, 0xFE6F},   {0xFF01, 0xFF0F}, {0xFF1A, 0xFF20},
     {0xFF3B, 0xFF40}, {0xFF5B, 0xFF65}, {0x1F000, 0x1FAFF},
 };
 
@@ -105,8 +108,8 @@ static size_t utf8_decode(const unsigned char *s, size_t len, size_t i, uint32_t
     return n;
 }
 
-/* May the byte before an '@' at s[i] (i > 0) precede a mention? Start of text,
- * whitespace and most punctuation may; a letter, digit, '_' or '-' makes it an
+/* May the byte before an '@' at s[i] (i > 0) precede a mention? Whitespace
+ * and most punctuation may; a letter, digit, '_' or '-' makes it an
  * address or part of a word, '.', '/' and '@' a path, URL or address, '`' the
  * edge of code, and '\' an escape written to keep the mention from firing. */
 static int before_ok(const unsigned char *s, size_t i)
@@ -250,10 +253,8 @@ typedef struct {
     const unsigned char *handle;
     size_t handle_len;
     /* Where the last failed search for a closing run stopped (a paragraph's
-     * end), and the last run of each length seen before it; filled lazily so
-     * a comment without backticks never pays for clearing the table. */
+     * end), and where the last run of each length seen by any search is. */
     size_t scanned_until;
-    int runs_valid;
     size_t last_run[MENTION_MAX_TICKS + 1];
 } reader_t;
 
@@ -264,10 +265,6 @@ static size_t closing_run(reader_t *r, size_t p, size_t n)
     const unsigned char *s = r->s;
     if (n > MENTION_MAX_TICKS)
         return SIZE_MAX;
-    if (!r->runs_valid) {
-        memset(r->last_run, 0, sizeof(r->last_run));
-        r->runs_valid = 1;
-    }
     /* p < scanned_until means a search from earlier in this paragraph already
      * ran to its end, so the table knows every run after p */
     if (p < r->scanned_until && r->last_run[n] < p)
@@ -435,7 +432,7 @@ static const struct {
 };
 
 static const char *const command_names[] = {
-    [MENTION_NONE] = "none", [MENTION_FIX] = "fix", [MENTION_HELP] = "help",
+    [MENTION_NONE] = "none", [MENTION_FIX] = "fix",       [MENTION_HELP] = "help",
     [MENTION_STOP] = "stop", [MENTION_REVIEW] = "review",
 };
 
@@ -473,6 +470,7 @@ mention_command_t mention_find(const char *text, size_t len, const char *handle,
         return MENTION_NONE;
 
     reader_t r = {
+        /* the rest, last_run included, starts at zero */
         .s = (const unsigned char *)text,
         .len = len,
         .handle = (const unsigned char *)handle,

@@ -11,11 +11,32 @@
  * reply repeats someone else's mention), and outside HTML comments
  * ("<!-- ... -->", invisible on GitHub). The first mention that counts wins.
  *
+ * The finer rules, where a reader's eye and CommonMark part ways:
+ *  - Before the '@': start of text, whitespace or punctuation. A letter, digit
+ *    (of any script), '_', '-', '.', '/', '@', '`' or '\' joins it to
+ *    something else: an address, a path, code, or an escape ("\@patchbay")
+ *    written to keep it from firing.
+ *  - After the handle: anything but a letter or digit (of any script), '_',
+ *    '-', '/', '@', or dots followed by a word ("@patchbay.com").
+ *  - Quoting is by line: a line typed right under a quote, which CommonMark
+ *    folds into the quote, counts as the writer's own.
+ *  - Lines indented by four spaces or more are read as text, not as code.
+ *  - A comment that starts a line runs to its "-->" wherever that is; one
+ *    inside a paragraph must close within it. A comment that never closes
+ *    hides the rest of the text.
+ *  - Runs of more than 80 backticks never open a code span (as on GitHub).
+ *
  * After it, the first word decides the command: "help", "stop" and "review"
- * (case-insensitive, followed by the end, whitespace or punctuation) are
+ * (case-insensitive, followed by the end, whitespace or punctuation, but not
+ * by '-' or a word: "reviewer" and "stop-gap" are not commands) are
  * commands; anything else is a fix request whose instruction is the rest of
  * the comment after the mention, with surrounding whitespace trimmed (it may
- * be empty: "@patchbay" alone asks to fix the issue as written).
+ * be empty: "@patchbay" alone asks to fix the issue as written). Punctuation
+ * glued to the handle or the command word (one or more of ":,;.!?*~)]") is
+ * dropped first: "@patchbay: review", "**@patchbay**, fix the test".
+ *
+ * Linear time and no reads outside text[0..len) on any input; the text need
+ * not be NUL-terminated.
  *
  * Memory: mention_find allocates nothing; the instruction is a span into the
  * caller's text. Reentrant; any thread.
@@ -35,13 +56,15 @@ typedef enum {
 
 typedef struct {
     mention_command_t command;
-    size_t at;               /* offset of the '@' of the mention that counted */
-    const char *instruction; /* MENTION_FIX: the text after the mention, trimmed; else the text after the command word, trimmed */
+    size_t at;               /* offset of the '@' of the mention that counted; 0 for MENTION_NONE */
+    const char *instruction; /* MENTION_FIX: the text after the mention, trimmed; else the text after the command
+                                word, trimmed. Points into text (at its end when empty); "" for MENTION_NONE */
     size_t instruction_len;
 } mention_t;
 
 /* Looks for "@handle" (handle without the '@', e.g. "patchbay") in
- * text[0..len). Returns the command (also in out->command). */
+ * text[0..len). Returns the command (also in out->command); MENTION_NONE for
+ * an empty handle or text. */
 mention_command_t mention_find(const char *text, size_t len, const char *handle, mention_t *out);
 
 /* "fix", "help", "stop", "review" or "none". */

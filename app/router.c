@@ -125,8 +125,15 @@ static const char *decode(route_ctx_t *c, int path)
 static const char *require_string(route_ctx_t *c, int path, int *err)
 {
     const char *s = decode(c, path);
-    if (s == NULL && *err == ROUTER_OK)
-        *err = malformed(c, path, "a string");
+    if (s == NULL && *err == ROUTER_OK) {
+        if (c->v[path].type == JSCAN_STRING) {
+            set_reason(c->out, "payload field %s is not valid UTF-8 text (or holds a NUL character)",
+                       route_paths[path]);
+            *err = ROUTER_ERR_MALFORMED;
+        } else {
+            *err = malformed(c, path, "a string");
+        }
+    }
     return s;
 }
 

@@ -733,7 +733,11 @@ void server_free(server_t *s)
             h2o_timeout_dispose(t->loop, &t->redis_deadline);
             h2o_multithread_unregister_receiver(t->mtqueue, &t->spool_receiver);
             h2o_multithread_destroy_queue(t->mtqueue);
+            /* h2o 2.2.5's evloop build closes the queue's pipe but never frees
+             * the queue itself; it came from malloc (h2o_mem_alloc) */
+            free(t->mtqueue);
             h2o_context_dispose(&t->ctx);
+            free(t->ctx.queue); /* the same h2o 2.2.5 omission as above */
             /* let h2o run the closes it scheduled before the loop goes */
             h2o_evloop_run(t->loop, 0);
             h2o_evloop_destroy(t->loop);

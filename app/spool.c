@@ -21,8 +21,11 @@
  * allocate gigabytes */
 #define SPOOL_RECORD_MAX_BYTES (1024u * 1024u * 1024u)
 
+/* The file is opened for each batch rather than kept open: an operator who
+ * moves or deletes it, or a disk swapped under it, is seen at the next
+ * write instead of writing into a file nobody will read. One open per
+ * fsync'd batch costs nothing next to the fsync. */
 struct spool_s {
-    int fd;
     char *path;
     size_t depth;
 };
@@ -164,30 +167,40 @@ static size_t scan(const unsigned char *base, size_t size, size_t *count)
 
 /* ---- the file ---- */
 
-static int lock(spool_t *s)
+/* Opens (creating) and locks the file; -1 with errno set. */
+static int open_locked(const spool_t *s)
 {
-    while (flock(s->fd, LOCK_EX) != 0)
-        if (errno != EINTR)
+    int fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            errno = e;
             return -1;
-    return 0;
+        }
+    }
+    return fd;
 }
 
-static void unlock(spool_t *s)
+/* Closing drops the lock too. */
+static void close_unlock(int fd)
 {
-    flock(s->fd, LOCK_UN);
+    close(fd);
 }
 
 /* Maps the file read-only; *base NULL for an empty file. */
-static int map_file(spool_t *s, const unsigned char **base, size_t *size)
+static int map_file(int fd, const unsigned char **base, size_t *size)
 {
     struct stat st;
     *base = NULL;
     *size = 0;
-    if (fstat(s->fd, &st) != 0)
+    if (fstat(fd, &st) != 0)
         return -1;
-    if (st.st_size == 0)
+    if (st.st_size == 0 || !S_ISREG(st.st_mode))
         return 0;
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED)
         return -1;
     *base = m;
@@ -203,7 +216,6 @@ spool_t *spool_open(const char *data_dir, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    s->fd = -1;
     snprintf(dir, sizeof(dir), "%s/spool", data_dir);
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, err_len, "cannot create %s: %s", data_dir, strerror(errno));
@@ -218,21 +230,22 @@ spool_t *spool_open(const char *data_dir, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         goto fail;
     }
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->fd < 0) {
+    int fd = open_locked(s);
+    if (fd < 0) {
         snprintf(err, err_len, "cannot open %s: %s", s->path, strerror(errno));
         goto fail;
     }
     const unsigned char *base;
     size_t size;
-    if (lock(s) != 0 || map_file(s, &base, &size) != 0) {
+    if (map_file(fd, &base, &size) != 0) {
         snprintf(err, err_len, "cannot read %s: %s", s->path, strerror(errno));
+        close_unlock(fd);
         goto fail;
     }
     scan(base, size, &s->depth);
     if (base != NULL)
         munmap((void *)base, size);
-    unlock(s);
+    close_unlock(fd);
     return s;
 fail:
     spool_close(s);
@@ -243,8 +256,6 @@ void spool_close(spool_t *s)
 {
     if (s == NULL)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
     free(s->path);
     free(s);
 }
@@ -271,12 +282,13 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 
 int spool_append(spool_t *s, spool_record_t *records, size_t n, char *err, size_t err_len)
 {
-    if (lock(s) != 0) {
-        snprintf(err, err_len, "cannot lock %s: %s", s->path, strerror(errno));
+    int fd = open_locked(s);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot open %s: %s", s->path, strerror(errno));
         return -1;
     }
     int rc = -1;
-    off_t start = lseek(s->fd, 0, SEEK_END);
+    off_t start = lseek(fd, 0, SEEK_END);
     if (start < 0) {
         snprintf(err, err_len, "cannot seek %s: %s", s->path, strerror(errno));
         goto done;
@@ -284,12 +296,12 @@ int spool_append(spool_t *s, spool_record_t *records, size_t n, char *err, size_
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec = records[i].data;
         put_u32(rec + 8, crc32c(rec + SPOOL_HEADER_BYTES, records[i].len - SPOOL_HEADER_BYTES));
-        if (write_all(s->fd, rec, records[i].len) != 0) {
+        if (write_all(fd, rec, records[i].len) != 0) {
             snprintf(err, err_len, "cannot write %s: %s", s->path, strerror(errno));
             goto undo;
         }
     }
-    if (fdatasync(s->fd) != 0) {
+    if (fdatasync(fd) != 0) {
         snprintf(err, err_len, "cannot sync %s: %s", s->path, strerror(errno));
         goto undo;
     }
@@ -298,25 +310,26 @@ int spool_append(spool_t *s, spool_record_t *records, size_t n, char *err, size_
     goto done;
 undo:
     /* leave no half batch behind: those deliveries get a 503 and GitHub keeps them */
-    if (ftruncate(s->fd, start) == 0)
-        fdatasync(s->fd);
+    if (ftruncate(fd, start) == 0)
+        fdatasync(fd);
 done:
-    unlock(s);
+    close_unlock(fd);
     return rc;
 }
 
 long spool_drain(spool_t *s, spool_drain_cb cb, void *ctx, char *err, size_t err_len)
 {
-    if (lock(s) != 0) {
-        snprintf(err, err_len, "cannot lock %s: %s", s->path, strerror(errno));
+    int fd = open_locked(s);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot open %s: %s", s->path, strerror(errno));
         return -1;
     }
     const unsigned char *base;
     size_t size;
     long taken = 0;
-    if (map_file(s, &base, &size) != 0) {
+    if (map_file(fd, &base, &size) != 0) {
         snprintf(err, err_len, "cannot read %s: %s", s->path, strerror(errno));
-        unlock(s);
+        close_unlock(fd);
         return -1;
     }
     size_t count;
@@ -343,15 +356,15 @@ long spool_drain(spool_t *s, spool_drain_cb cb, void *ctx, char *err, size_t err
         /* keep the whole file: the records already taken are replayed next
          * time, and the enqueue script's dedup answers "duplicate" for them */
         s->depth = count;
-        unlock(s);
+        close_unlock(fd);
         return taken;
     }
-    if (size > 0 && (ftruncate(s->fd, 0) != 0 || fdatasync(s->fd) != 0)) {
+    if (size > 0 && (ftruncate(fd, 0) != 0 || fdatasync(fd) != 0)) {
         snprintf(err, err_len, "cannot truncate %s: %s", s->path, strerror(errno));
-        unlock(s);
+        close_unlock(fd);
         return -1;
     }
     s->depth = 0;
-    unlock(s);
+    close_unlock(fd);
     return taken;
 }

@@ -1,0 +1,188 @@
+/* router: DESIGN.md's trigger and sender rules as a table of deliveries. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+static char *labels_items[] = {"patchbay", "ai-fix", NULL};
+static char *assoc_items[] = {"OWNER", "MEMBER", "COLLABORATOR", NULL};
+static const config_list_t labels = {labels_items, 2};
+static const config_list_t assocs = {assoc_items, 3};
+static const router_rules_t rules = {"patchbay", &labels, &assocs};
+
+/* A compact issue_comment with the fields routing reads. */
+#define IC(action, body, assoc, sender, stype, extra)                                                                  \
+    "{\"action\":\"" action "\",\"issue\":{\"number\":42,\"title\":\"T\",\"user\":{\"login\":\"alice\"}" extra "},"     \
+    "\"comment\":{\"id\":7,\"body\":\"" body "\",\"author_association\":\"" assoc "\"},"                               \
+    "\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"                                               \
+    "\"sender\":{\"login\":\"" sender "\",\"type\":\"" stype "\"}}"
+#define PR_ISSUE ",\"pull_request\":{\"url\":\"u\"}"
+#define BOT_PR ",\"pull_request\":{\"url\":\"u\"},\"user\":{\"login\":\"patchbay[bot]\"}"
+
+typedef struct {
+    const char *name;
+    const char *event;
+    const char *body;
+    int rc;            /* ROUTER_OK or ROUTER_ERR_MALFORMED */
+    int outcome;       /* ROUTE_JOB / ROUTE_IGNORED */
+    const char *kind;  /* for jobs */
+    const char *field; /* a field to check, "name=value", or a reason substring */
+} route_case_t;
+
+static const route_case_t cases[] = {
+    {"mention", "issue_comment", IC("created", "@patchbay fix it", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_JOB, "fix",
+     "instruction=fix it"},
+    {"member", "issue_comment", IC("created", "@patchbay go", "MEMBER", "bob", "User", ""), ROUTER_OK, ROUTE_JOB, "fix",
+     "number=42"},
+    {"collaborator", "issue_comment", IC("created", "@patchbay go", "COLLABORATOR", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "fix", "installation=3"},
+    {"contributor", "issue_comment", IC("created", "@patchbay go", "CONTRIBUTOR", "bob", "User", ""), ROUTER_OK,
+     ROUTE_IGNORED, NULL, "author_association CONTRIBUTOR"},
+    {"none", "issue_comment", IC("created", "@patchbay go", "NONE", "bob", "User", ""), ROUTER_OK, ROUTE_IGNORED, NULL,
+     "not allowed"},
+    {"edited", "issue_comment", IC("edited", "@patchbay go", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_IGNORED, NULL,
+     "issue_comment.edited"},
+    {"deleted", "issue_comment", IC("deleted", "@patchbay go", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_IGNORED, NULL,
+     "issue_comment.deleted"},
+    {"bot", "issue_comment", IC("created", "@patchbay go", "OWNER", "ci[bot]", "Bot", ""), ROUTER_OK, ROUTE_IGNORED, NULL,
+     "is a bot"},
+    {"itself", "issue_comment", IC("created", "@patchbay go", "OWNER", "patchbay[bot]", "Bot", ""), ROUTER_OK,
+     ROUTE_IGNORED, NULL, "patchbay itself"},
+    {"itself, case", "issue_comment", IC("created", "@patchbay go", "OWNER", "PatchBay[bot]", "Bot", ""), ROUTER_OK,
+     ROUTE_IGNORED, NULL, "patchbay itself"},
+    {"no mention", "issue_comment", IC("created", "please fix", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_IGNORED,
+     NULL, "no mention of @patchbay"},
+    {"help", "issue_comment", IC("created", "@patchbay help", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_JOB, "help",
+     "comment_id=7"},
+    {"stop", "issue_comment", IC("created", "@patchbay stop", "OWNER", "bob", "User", ""), ROUTER_OK, ROUTE_JOB, "stop",
+     "repo=o/r"},
+    {"review on an issue", "issue_comment", IC("created", "@patchbay review", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "help", "message=`review` works on pull requests; this is an issue."},
+    {"review on a PR", "issue_comment", IC("created", "@patchbay review", "OWNER", "bob", "User", PR_ISSUE), ROUTER_OK,
+     ROUTE_JOB, "review", "is_pr=1"},
+    {"fix on a human PR", "issue_comment", IC("created", "@patchbay fix", "OWNER", "bob", "User", PR_ISSUE), ROUTER_OK,
+     ROUTE_JOB, "fix", "is_pr=1"},
+    {"follow-up on patchbay's PR", "issue_comment", IC("created", "@patchbay more", "OWNER", "bob", "User", BOT_PR),
+     ROUTER_OK, ROUTE_JOB, "followup", "instruction=more"},
+    {"escaped body", "issue_comment", IC("created", "hi\\n@patchbay fix \\u00e9t\\u00e9", "OWNER", "bob", "User", ""),
+     ROUTER_OK, ROUTE_JOB, "fix", "instruction=fix \xc3\xa9t\xc3\xa9"},
+    {"nul in body", "issue_comment", IC("created", "@patchbay \\u0000", "OWNER", "bob", "User", ""), ROUTER_ERR_MALFORMED,
+     0, NULL, "comment.body is not valid UTF-8 text"},
+    {"label", "issues",
+     "{\"action\":\"labeled\",\"label\":{\"name\":\"ai-fix\"},\"issue\":{\"number\":5},\"repository\":{\"full_name\":\"o/"
+     "r\"},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "fix", "label=ai-fix"},
+    {"label by a bot", "issues",
+     "{\"action\":\"labeled\",\"label\":{\"name\":\"patchbay\"},\"issue\":{\"number\":5},\"repository\":{\"full_name\":"
+     "\"o/r\"},\"installation\":{\"id\":3},\"sender\":{\"login\":\"triage[bot]\",\"type\":\"Bot\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "is a bot"},
+    {"other label", "issues",
+     "{\"action\":\"labeled\",\"label\":{\"name\":\"bug\"},\"issue\":{\"number\":5},\"repository\":{\"full_name\":\"o/"
+     "r\"},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "label bug is not a trigger label"},
+    {"label without a name", "issues",
+     "{\"action\":\"labeled\",\"issue\":{\"number\":5},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":"
+     "3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_ERR_MALFORMED, 0, NULL, "label.name is missing"},
+    {"unlabeled", "issues",
+     "{\"action\":\"unlabeled\",\"label\":{\"name\":\"patchbay\"},\"issue\":{\"number\":5},\"repository\":{\"full_name\":"
+     "\"o/r\"},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "issues.unlabeled"},
+    {"PR opened", "pull_request",
+     "{\"action\":\"opened\",\"pull_request\":{\"number\":9,\"draft\":true,\"author_association\":\"MEMBER\",\"user\":{"
+     "\"login\":\"bob\"},\"head\":{\"ref\":\"f\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "review", "draft=1"},
+    {"PR by an outsider", "pull_request",
+     "{\"action\":\"opened\",\"pull_request\":{\"number\":9,\"author_association\":\"FIRST_TIME_CONTRIBUTOR\",\"user\":{"
+     "\"login\":\"eve\"},\"head\":{\"ref\":\"f\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"eve\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "FIRST_TIME_CONTRIBUTOR"},
+    {"PR synchronize", "pull_request",
+     "{\"action\":\"synchronize\",\"pull_request\":{\"number\":9},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "pull_request.synchronize"},
+    {"review comment on patchbay's PR", "pull_request_review_comment",
+     "{\"action\":\"created\",\"comment\":{\"id\":8,\"body\":\"@patchbay rename\",\"author_association\":\"OWNER\","
+     "\"path\":\"a.c\",\"line\":3},\"pull_request\":{\"number\":9,\"user\":{\"login\":\"patchbay[bot]\"},\"head\":{"
+     "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
+     "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "followup", "path=a.c"},
+    {"ping", "ping", "{\"zen\":\"Keep it logically awesome.\"}", ROUTER_OK, ROUTE_IGNORED, NULL,
+     "event ping is not a trigger"},
+    {"not json", "issue_comment", "{\"action\":", ROUTER_ERR_MALFORMED, 0, NULL, "not valid JSON"},
+    {"not an object", "ping", "\"hello\"", ROUTER_ERR_MALFORMED, 0, NULL, "not a JSON object"},
+    {"number as string", "issue_comment",
+     "{\"action\":\"created\",\"issue\":{\"number\":\"42\",\"user\":{\"login\":\"a\"}},\"comment\":{\"id\":7,\"body\":"
+     "\"@patchbay x\",\"author_association\":\"OWNER\"},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":"
+     "3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_ERR_MALFORMED, 0, NULL, "issue.number is of the wrong type"},
+};
+
+static void check_field(const router_result_t *r, const char *spec, const char *name)
+{
+    const char *eq = strchr(spec, '=');
+    assert_non_null(eq);
+    char key[64];
+    snprintf(key, sizeof(key), "%.*s", (int)(eq - spec), spec);
+    const char *v = job_fields_get(&r->fields, key);
+    if (v == NULL || strcmp(v, eq + 1) != 0) {
+        print_error("case '%s': field %s is '%s', expected '%s'\n", name, key, v ? v : "(absent)", eq + 1);
+        fail();
+    }
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const route_case_t *c = &cases[i];
+        size_t len = strlen(c->body);
+        char *scratch = malloc(len + ROUTER_SCRATCH_EXTRA);
+        char *body = malloc(len); /* exact size: ASan sees any read past the end */
+        memcpy(body, c->body, len);
+        router_result_t r;
+        int rc = router_route(&r, &rules, c->event, body, len, scratch, len + ROUTER_SCRATCH_EXTRA);
+        if (rc != c->rc || (rc == ROUTER_OK && (int)r.outcome != c->outcome)) {
+            print_error("case '%s': rc %d outcome %d reason '%s'\n", c->name, rc, r.outcome, r.reason);
+            fail();
+        }
+        if (rc == ROUTER_OK && r.outcome == ROUTE_JOB) {
+            assert_string_equal(job_kind_name(r.kind), c->kind);
+            assert_string_equal(job_fields_get(&r.fields, JOB_F_KIND), c->kind);
+            assert_string_equal(job_fields_get(&r.fields, JOB_F_EVENT), c->event);
+            check_field(&r, c->field, c->name);
+        } else if (strstr(r.reason, c->field) == NULL) {
+            print_error("case '%s': reason '%s' lacks '%s'\n", c->name, r.reason, c->field);
+            fail();
+        }
+        free(scratch);
+        free(body);
+    }
+}
+
+static void test_custom_handle(void **state)
+{
+    (void)state;
+    const router_rules_t mine = {"my-bot", &labels, &assocs};
+    const char *body = IC("created", "@patchbay fix and @my-bot do it", "OWNER", "bob", "User", "");
+    size_t len = strlen(body);
+    char *scratch = malloc(len + ROUTER_SCRATCH_EXTRA);
+    router_result_t r;
+    assert_int_equal(router_route(&r, &mine, "issue_comment", body, len, scratch, len + ROUTER_SCRATCH_EXTRA), ROUTER_OK);
+    assert_int_equal(r.outcome, ROUTE_JOB);
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_INSTRUCTION), "do it");
+    free(scratch);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
