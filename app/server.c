@@ -49,6 +49,7 @@
 #define SERVER_LISTEN_BACKLOG 4096
 #define SERVER_WARN_INTERVAL_MS 1000
 #define SERVER_EVENT_MAX_BYTES 63
+#define SERVER_CLOSE_MS 1000
 
 typedef struct server_thread_s server_thread_t;
 
@@ -85,7 +86,18 @@ struct server_thread_s {
     h2o_timeout_t redis_deadline;
     uint64_t last_warn_ms;
     unsigned suppressed_warns;
+    h2o_linklist_t conns; /* conn_t: every open client connection */
+    size_t nconns;
 };
+
+/* h2o 2.2.5 keeps no list of HTTP/1 connections, and disposing a context
+ * while one is still open trips an assert (its timeout entries are linked);
+ * so we track them to close them at shutdown. */
+typedef struct {
+    h2o_linklist_t link;
+    server_thread_t *thread;
+    h2o_socket_t *sock;
+} conn_t;
 
 typedef struct {
     h2o_handler_t super;
@@ -516,6 +528,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- threads ---- */
 
+static void on_conn_close(void *arg)
+{
+    conn_t *c = arg;
+    h2o_linklist_unlink(&c->link);
+    c->thread->nconns--;
+    free(c);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     server_thread_t *t = listener->data;
@@ -526,8 +546,31 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
+        conn_t *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        c->thread = t;
+        c->sock = sock;
+        h2o_linklist_insert(&t->conns, &c->link);
+        t->nconns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
         h2o_accept(&t->accept_ctx, sock);
     }
+}
+
+/* Idle keep-alive connections would wait for their next request forever;
+ * shutting their sockets down makes h2o see the end of the stream and close
+ * them through its own path, which unlinks their timers. */
+static void close_connections(server_thread_t *t)
+{
+    for (h2o_linklist_t *n = t->conns.next; n != &t->conns; n = n->next)
+        shutdown(h2o_socket_get_fd(H2O_STRUCT_FROM_MEMBER(conn_t, link, n)->sock), SHUT_RDWR);
+    uint64_t until = h2o_now(t->loop) + SERVER_CLOSE_MS;
+    while (t->nconns > 0 && h2o_now(t->loop) < until)
+        h2o_evloop_run(t->loop, 10);
 }
 
 static void track_redis_state(server_thread_t *t)
@@ -557,6 +600,7 @@ static void *thread_main(void *arg)
     uint64_t until = h2o_now(t->loop) + SERVER_DRAIN_MS;
     while (atomic_load(&s->metrics.inflight) > 0 && h2o_now(t->loop) < until)
         h2o_evloop_run(t->loop, 10);
+    close_connections(t);
     return NULL;
 }
 
@@ -683,6 +727,7 @@ int server_start(server_t *s, char *err, size_t err_len)
         h2o_context_init(&t->ctx, t->loop, &s->globalconf);
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = s->globalconf.hosts;
+        h2o_linklist_init_anchor(&t->conns);
         t->mtqueue = h2o_multithread_create_queue(t->loop);
         h2o_multithread_register_receiver(t->mtqueue, &t->spool_receiver, on_spool_written);
         h2o_timeout_init(t->loop, &t->redis_deadline, (uint64_t)s->cfg->server.redis_timeout_ms);
@@ -726,6 +771,12 @@ void server_free(server_t *s)
     ingress_stop(s->ingress);
     for (int i = 0; s->threads != NULL && i < s->nthreads; i++) {
         server_thread_t *t = &s->threads[i];
+        if (t->loop != NULL && t->nconns > 0) {
+            /* a connection h2o did not close: disposing would abort, so leave
+             * the loop to the process's exit */
+            log_warn(NULL, NULL, "%zu connections still open at exit", t->nconns);
+            continue;
+        }
         if (t->loop != NULL) {
             rasync_free(t->redis);
             if (t->listener != NULL)

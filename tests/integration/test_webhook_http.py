@@ -346,6 +346,22 @@ class WebhookHTTP(harness.TestCase):
                 s.close()
         self.assertIsNone(self.pb.proc.poll())
 
+    def test_sigterm_with_idle_keep_alive_connections_exits_cleanly(self):
+        # connections that made a request and stay open, and ones that never spoke
+        conns = [self.pb.conn() for _ in range(5)]
+        for c in conns:
+            self.assertEqual(post_delivery(c, "issue_comment", harness.issue_comment(body="hi"))[0], 200)
+        idle = [socket.create_connection(("127.0.0.1", self.pb.port)) for _ in range(5)]
+        t0 = time.monotonic()
+        self.assertEqual(self.pb.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 5 * harness.SLOW)
+        self.assertIsNotNone(self.pb.find_log("stopped"))
+        self.assertIsNone(self.pb.find_log("still open at exit"))
+        for c in conns:
+            c.close()
+        for sck in idle:
+            sck.close()
+
     # -- health, readiness, metrics
 
     def test_health_readiness_and_metrics(self):
