@@ -196,6 +196,13 @@ static void add(route_ctx_t *c, const char *name, const char *value)
 /* Fields every job carries; fails when the payload lacks them. */
 static int add_common(route_ctx_t *c, int number_path)
 {
+    if (c->v[P_INSTALLATION_ID].type == JSCAN_ABSENT) {
+        /* a repository or organization webhook, not the App's: there is no
+         * installation to act as, and nothing GitHub should retry */
+        c->out->fields.count = 0;
+        return ignore(c, "no installation in the payload: deliveries must come from the GitHub App's webhook, "
+                         "not a repository webhook");
+    }
     int err = ROUTER_OK;
     const char *repo = require_string(c, P_REPO_FULL_NAME, &err);
     const char *installation = require_uint(c, P_INSTALLATION_ID, &err);

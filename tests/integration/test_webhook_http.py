@@ -135,6 +135,8 @@ class WebhookHTTP(harness.TestCase):
             ("pull_request_review_comment", harness.review_comment(pr_author="octocat"), "patchbay's own"),
             ("ping", {"zen": "Design for failure.", "hook_id": 1}, "event ping is not a trigger"),
             ("installation", {"action": "created"}, "event installation is not a trigger"),
+            ("issue_comment", {k: v for k, v in harness.issue_comment().items() if k != "installation"},
+             "no installation in the payload"),
         ]
         for event, payload, reason in cases:
             status, body, _ = self.post(event, payload)
@@ -216,7 +218,7 @@ class WebhookHTTP(harness.TestCase):
             (mutate(lambda p: p["repository"].update(full_name=5)), "repository.full_name is of the wrong type"),
             (mutate(lambda p: p["issue"].update(number="42")), "issue.number is of the wrong type"),
             (mutate(lambda p: p["issue"].update(number=-1)), "issue.number"),
-            (mutate(lambda p: p.pop("installation")), "installation.id is missing"),
+            (mutate(lambda p: p.update(installation={"id": "7"})), "installation.id is of the wrong type"),
             (mutate(lambda p: p["comment"].update(body=None)), "comment.body"),
             (mutate(lambda p: p.pop("action")), "action is missing"),
             (mutate(lambda p: p.update(sender=[])), "sender.login"),
