@@ -64,15 +64,15 @@ static void write_batch(ingress_t *in, h2o_linklist_t *batch)
 static int drain_one(const queue_delivery_t *d, void *ctx)
 {
     ingress_t *in = ctx;
-    int created;
-    char id[32], err[256];
-    int rc = queue_enqueue_blocking(in->redis, d, in->retention_s, &created, id, err, sizeof(err));
+    queue_enqueue_result_t res;
+    char err[256];
+    int rc = queue_enqueue_blocking(in->redis, d, in->retention_s, &res, err, sizeof(err));
     if (rc != QUEUE_OK) {
         log_warn(d->delivery, NULL, "spool drain paused: %s", err);
         return 1;
     }
     atomic_fetch_add(&in->metrics->spool_drained, 1);
-    log_info(d->delivery, id, created ? "spooled delivery queued" : "spooled delivery was already queued");
+    log_info(d->delivery, res.id, res.created ? "spooled delivery queued" : "spooled delivery was already queued");
     return 0;
 }
 

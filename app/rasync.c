@@ -251,6 +251,8 @@ int rasync_command_argv(rasync_t *r, rasync_reply_cb cb, void *privdata, int arg
 {
     if (r->state != RASYNC_CONNECTED || r->ac == NULL)
         return -1;
+    if (cb == NULL) /* the reply is not wanted: hiredis drops it */
+        return redisAsyncCommandArgv(r->ac, NULL, NULL, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
     rasync_call_t *call = malloc(sizeof(*call));
     if (call == NULL)
         return -1;

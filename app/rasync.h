@@ -41,7 +41,8 @@ int rasync_connected(const rasync_t *r);
 const char *rasync_last_error(const rasync_t *r);
 
 /* Sends a command. Returns 0 when it was sent (cb will run exactly once), or
- * -1 when not connected (cb will never run). */
+ * -1 when not connected (cb will never run). cb may be NULL for a reply that
+ * does not matter (the +QUEUED of a command inside MULTI). */
 int rasync_command_argv(rasync_t *r, rasync_reply_cb cb, void *privdata, int argc, const char **argv,
                         const size_t *argvlen);
 

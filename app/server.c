@@ -4,7 +4,7 @@
  * A delivery's life on an event-loop thread:
  *
  *   on_req -> verify -> route -> ignored (200) | malformed (400)
- *                              -> job: EVALSHA on this thread's Redis connection
+ *                              -> job: joins this loop turn's batch; one EVALSHA per batch
  *                                   -> answer: 202 job / 200 duplicate
  *                                   -> error, lost connection, or no answer
  *                                      within redis_timeout_ms: spool it
@@ -88,7 +88,16 @@ struct server_thread_s {
     unsigned suppressed_warns;
     h2o_linklist_t conns; /* conn_t: every open client connection */
     size_t nconns;
+    struct batch_s *batch; /* deliveries of this loop turn, not sent yet */
+    h2o_timeout_entry_t batch_flush;
 };
+
+/* Deliveries sent to Redis in one script call; each holds a reference. */
+typedef struct batch_s {
+    server_thread_t *thread;
+    size_t n;
+    struct delivery_s *items[QUEUE_BATCH_MAX];
+} batch_t;
 
 /* h2o 2.2.5 keeps no list of HTTP/1 connections, and disposing a context
  * while one is still open trips an assert (its timeout entries are linked);
@@ -148,7 +157,7 @@ static const char *status_reason(int status)
 
 /* ---- deliveries in flight ---- */
 
-typedef struct {
+typedef struct delivery_s {
     ingress_request_t spool; /* first: the spool's reply message points here */
     server_thread_t *thread;
     h2o_req_t *req; /* NULL once h2o disposed the request */
@@ -232,47 +241,126 @@ static void on_spool_written(h2o_multithread_receiver_t *receiver, h2o_linklist_
     }
 }
 
-static void on_enqueue_reply(redisReply *reply, void *arg);
-
-static int send_enqueue(delivery_t *p, int use_sha)
+/* What Redis said about one delivery of a batch. */
+static void delivery_enqueued(delivery_t *p, int rc, const queue_enqueue_result_t *res, const char *err)
 {
-    server_thread_t *t = p->thread;
-    queue_enqueue_cmd_t cmd;
-    queue_enqueue_cmd(&cmd, use_sha ? t->server->enqueue_sha : NULL, &p->d, t->server->retention_s);
-    if (rasync_command_argv(t->redis, on_enqueue_reply, p, cmd.argc, cmd.argv, cmd.argvlen) != 0)
-        return -1;
-    p->refs++;
-    if (!h2o_timeout_is_linked(&p->deadline))
-        h2o_timeout_link(t->loop, &t->redis_deadline, &p->deadline);
-    return 0;
+    if (!(p->answered || p->spooling || p->req == NULL)) {
+        if (h2o_timeout_is_linked(&p->deadline))
+            h2o_timeout_unlink(&p->deadline);
+        if (rc == QUEUE_OK && res->created) {
+            log_info(p->delivery, res->id, "job queued");
+            delivery_answer(p, 202, METRICS_OUT_QUEUED, "job", res->id);
+        } else if (rc == QUEUE_OK) {
+            log_info(p->delivery, res->id, "redelivery of a delivery already queued");
+            delivery_answer(p, 200, METRICS_OUT_DUPLICATE, "duplicate", res->id);
+        } else {
+            spool_delivery(p, err);
+        }
+    }
+    delivery_release(p); /* the batch's reference */
 }
 
-static void on_enqueue_reply(redisReply *reply, void *arg)
+static void batch_fail(batch_t *b, const char *why)
 {
-    delivery_t *p = arg;
-    if (p->answered || p->spooling || p->req == NULL) {
-        delivery_release(p);
+    for (size_t i = 0; i < b->n; i++)
+        delivery_enqueued(b->items[i], QUEUE_ERR_REDIS, NULL, why);
+    free(b);
+}
+
+static void on_batch_reply(redisReply *reply, void *arg);
+
+/* Sends the batch's script call; use_sha 0 sends the script text (EVAL). */
+static void batch_send(batch_t *b, int use_sha)
+{
+    server_thread_t *t = b->thread;
+    /* deliveries already spooled (their deadline passed) leave the batch:
+     * their request data may not be read after they were answered */
+    size_t live = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        delivery_t *p = b->items[i];
+        if (p->answered || p->spooling || p->req == NULL)
+            delivery_release(p);
+        else
+            b->items[live++] = p;
+    }
+    b->n = live;
+    if (b->n == 0) {
+        free(b);
         return;
     }
-    if (h2o_timeout_is_linked(&p->deadline))
-        h2o_timeout_unlink(&p->deadline);
-    int created = 0;
-    char id[32], err[256] = "";
-    int rc = queue_enqueue_parse(reply, &created, id, err, sizeof(err));
+    const queue_delivery_t *ds[QUEUE_BATCH_MAX];
+    for (size_t i = 0; i < b->n; i++)
+        ds[i] = &b->items[i]->d;
+    queue_enqueue_cmd_t cmd;
+    if (queue_enqueue_cmd(&cmd, use_sha ? t->server->enqueue_sha : NULL, ds, b->n, t->server->retention_s) != 0) {
+        batch_fail(b, "out of memory");
+        return;
+    }
+    /* MULTI ... EXEC: only EXEC's answer matters; if the connection drops
+     * before EXEC, Redis discards the transaction and the batch is spooled */
+    int rc = 0;
+    size_t sent = 0;
+    for (; sent < cmd.ncmds && rc == 0; sent++)
+        rc = rasync_command_argv(t->redis, sent + 1 == cmd.ncmds ? on_batch_reply : NULL, b, cmd.argc[sent],
+                                 cmd.argv[sent], cmd.argvlen[sent]);
+    queue_enqueue_cmd_free(&cmd); /* hiredis formatted its own copy */
+    if (rc != 0 && sent > 1) {
+        /* out of memory half-way: close the open transaction so the next
+         * batch's MULTI is not nested in it */
+        const char *discard = "DISCARD";
+        size_t len = 7;
+        rasync_command_argv(t->redis, NULL, NULL, 1, &discard, &len);
+    }
+    if (rc != 0)
+        batch_fail(b, rasync_last_error(t->redis));
+}
+
+static void on_batch_reply(redisReply *reply, void *arg)
+{
+    batch_t *b = arg;
+    queue_enqueue_result_t results[QUEUE_BATCH_MAX];
+    char err[256] = "";
+    int rc = queue_enqueue_parse(reply, b->n, results, err, sizeof(err));
     if (rc == QUEUE_ERR_NOSCRIPT) {
         /* Redis restarted and lost its script cache: EVAL loads it again */
-        if (send_enqueue(p, 0) != 0)
-            spool_delivery(p, "connection lost while loading the enqueue script");
-    } else if (rc == QUEUE_OK && created) {
-        log_info(p->delivery, id, "job queued");
-        delivery_answer(p, 202, METRICS_OUT_QUEUED, "job", id);
-    } else if (rc == QUEUE_OK) {
-        log_info(p->delivery, id, "redelivery of a delivery already queued");
-        delivery_answer(p, 200, METRICS_OUT_DUPLICATE, "duplicate", id);
-    } else {
-        spool_delivery(p, err);
+        batch_send(b, 0);
+        return;
     }
-    delivery_release(p);
+    for (size_t i = 0; i < b->n; i++)
+        delivery_enqueued(b->items[i], rc, &results[i], err);
+    free(b);
+}
+
+static void batch_flush(server_thread_t *t)
+{
+    batch_t *b = t->batch;
+    t->batch = NULL;
+    if (h2o_timeout_is_linked(&t->batch_flush))
+        h2o_timeout_unlink(&t->batch_flush);
+    if (b != NULL)
+        batch_send(b, 1);
+}
+
+static void on_batch_flush(h2o_timeout_entry_t *entry)
+{
+    batch_flush(H2O_STRUCT_FROM_MEMBER(server_thread_t, batch_flush, entry));
+}
+
+/* Joins this loop turn's batch; the batch leaves at the end of the turn (the
+ * zero timeout) or when full, whichever is first. */
+static void batch_add(server_thread_t *t, delivery_t *p)
+{
+    if (t->batch == NULL && (t->batch = calloc(1, sizeof(*t->batch))) == NULL) {
+        spool_delivery(p, "out of memory");
+        return;
+    }
+    t->batch->thread = t;
+    p->refs++;
+    t->batch->items[t->batch->n++] = p;
+    if (t->batch->n == QUEUE_BATCH_MAX)
+        batch_flush(t);
+    else if (!h2o_timeout_is_linked(&t->batch_flush))
+        h2o_timeout_link(t->loop, &t->ctx.zero_timeout, &t->batch_flush);
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
@@ -308,8 +396,12 @@ static void enqueue(server_thread_t *t, h2o_req_t *req, const char *event, const
     p->d.fields = &route->fields;
     atomic_fetch_add_explicit(&t->server->metrics.inflight, 1, memory_order_relaxed);
 
-    if (!rasync_connected(t->redis) || send_enqueue(p, 1) != 0)
+    if (!rasync_connected(t->redis)) {
         spool_delivery(p, rasync_last_error(t->redis));
+        return;
+    }
+    h2o_timeout_link(t->loop, &t->redis_deadline, &p->deadline);
+    batch_add(t, p);
 }
 
 /* ---- the webhook endpoint ---- */
@@ -728,6 +820,7 @@ int server_start(server_t *s, char *err, size_t err_len)
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = s->globalconf.hosts;
         h2o_linklist_init_anchor(&t->conns);
+        t->batch_flush.cb = on_batch_flush;
         t->mtqueue = h2o_multithread_create_queue(t->loop);
         h2o_multithread_register_receiver(t->mtqueue, &t->spool_receiver, on_spool_written);
         h2o_timeout_init(t->loop, &t->redis_deadline, (uint64_t)s->cfg->server.redis_timeout_ms);

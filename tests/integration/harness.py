@@ -127,8 +127,11 @@ class RedisClient:
         return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
     def job(self, job_id):
-        rec = self.hgetall("patchbay:job:%s" % job_id)
-        return {k: (v if k == "payload" else v.decode()) for k, v in rec.items()}
+        """The record as strings, plus "payload": the raw body from its own key (bytes)."""
+        rec = {k: v.decode() for k, v in self.hgetall("patchbay:job:%s" % job_id).items()}
+        if "payload_key" in rec:
+            rec["payload"] = self.call("GET", rec["payload_key"])
+        return rec
 
     def stream_len(self):
         return self.call("XLEN", "patchbay:queue")
