@@ -364,6 +364,21 @@ class WebhookHTTP(harness.TestCase):
         for sck in idle:
             sck.close()
 
+    def test_json_logs_carry_delivery_and_job_and_no_secret(self):
+        status, body, delivery = self.post("issue_comment", harness.issue_comment())
+        self.assertEqual(status, 202)
+        self.post("issue_comment", harness.issue_comment(), signature="sha256=" + "0" * 64)
+        lines = self.pb.log_lines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertNotIn("raw", line, "a log line that is not one JSON object: %r" % line)
+            self.assertIn(line["level"], ("debug", "info", "warn", "error"))
+            self.assertRegex(line["ts"], r"^\d{4}-\d\d-\d\dT")
+        queued = [l for l in lines if l.get("msg") == "job queued"]
+        self.assertEqual([(l["delivery"], l["job"]) for l in queued], [(delivery, body["job"])])
+        self.assertNotIn(SECRET, self.pb.log_text())
+        self.assertNotIn(sign(json.dumps(harness.issue_comment()).encode()), self.pb.log_text())
+
     # -- health, readiness, metrics
 
     def test_health_readiness_and_metrics(self):
