@@ -187,10 +187,11 @@ void review_sanitize(strbuf_t *out, const char *s, size_t n)
                 size_t il = eol - i - info;
                 while (il > 0 && (*is == ' ' || *is == '\t'))
                     is++, il--;
-                strbuf_appendn(out, s + i, info);
                 /* only patchbay attaches suggestions, after checking the lines */
-                if (!(il >= 10 && strncasecmp(is, "suggestion", 10) == 0))
-                    strbuf_appendn(out, is, il);
+                if (il >= 10 && strncasecmp(is, "suggestion", 10) == 0)
+                    strbuf_appendn(out, s + i, info);
+                else
+                    strbuf_appendn(out, s + i, eol - i);
                 if (nl)
                     strbuf_append(out, "\n");
                 i = next;
@@ -308,10 +309,14 @@ static void append_lines_label(strbuf_t *b, uint32_t start, uint32_t line, diff_
 /* The demoted suggestion: a plain code block saying why it is not one. */
 static void append_plain_suggestion(strbuf_t *b, const finding_t *f, const char *why, const char *prefix)
 {
-    strbuf_appendf(b, "%sSuggested replacement for ", prefix);
+    int delete = f->suggestion[0] == '\0';
+    strbuf_appendf(b, "%s%s ", prefix, delete ? "Suggested: delete" : "Suggested replacement for");
     append_lines_label(b, f->start_line, f->line, f->side);
-    strbuf_appendf(b, " (not attached as a suggestion: %s):\n%s\n", why, prefix);
-    append_fence(b, "", f->suggestion, prefix);
+    strbuf_appendf(b, " (not attached as a suggestion: %s)%s\n", why, delete ? "." : ":");
+    if (!delete) {
+        strbuf_appendf(b, "%s\n", prefix);
+        append_fence(b, "", f->suggestion, prefix);
+    }
 }
 
 static void comment_body(strbuf_t *b, const placed_t *p)
@@ -330,7 +335,7 @@ static void comment_body(strbuf_t *b, const placed_t *p)
     if (p->a.kind == ANCHOR_MOVED) {
         strbuf_append(b, "\n<sub>Moved here from ");
         append_lines_label(b, f->start_line, f->line, f->side);
-        strbuf_append(b, ", which is outside the diff.</sub>\n");
+        strbuf_append(b, " (outside the diff).</sub>\n");
     } else if (p->a.range_clipped) {
         strbuf_appendf(b, "\n<sub>The finding starts at line %u, outside this part of the diff.</sub>\n",
                        f->start_line);
