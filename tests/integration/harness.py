@@ -166,13 +166,15 @@ class Redis:
         return self
 
     def _pings(self):
+        c = None
         try:
             c = RedisClient(self.socket, timeout=0.5)
-            ok = c.call("PING") == "PONG"
-            c.close()
-            return ok
-        except OSError:
+            return c.call("PING") == "PONG"
+        except (OSError, RespError):  # "LOADING": restarted with an AOF, not ready yet
             return False
+        finally:
+            if c is not None:
+                c.close()
 
     def client(self):
         return RedisClient(self.socket)
