@@ -110,10 +110,17 @@ static job_result_t noop_run(job_ctx_t *ctx, char *err, size_t err_len)
         snprintf(err, err_len, "noop: failing permanently, as asked");
         return JOB_ERR_PERMANENT;
     }
-    if (c != NULL) {
-        redisReply *r = redisCommand(c, "HINCRBY patchbay:job:%s noop_done 1", job_ctx_id(ctx));
+    if (trace) {
+        /* what a real handler does with a side effect it could not record */
+        c = job_ctx_redis(ctx);
+        redisReply *r = c != NULL ? redisCommand(c, "HINCRBY patchbay:job:%s noop_done 1", job_ctx_id(ctx)) : NULL;
+        int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
         if (r)
             freeReplyObject(r);
+        if (!ok) {
+            snprintf(err, err_len, "noop: could not record noop_done");
+            return JOB_ERR_RETRY;
+        }
     }
     return JOB_OK;
 }
