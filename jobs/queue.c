@@ -850,20 +850,28 @@ const char QUEUE_WORK_LUA[] = QUEUE_LUA_PRELUDE
     "end\n"
     "return redis.error_reply('ERR patchbay: unknown queue operation ' .. tostring(op))\n";
 
-static pthread_once_t work_sha_once = PTHREAD_ONCE_INIT;
+/* The work script's SHA1, as Redis computed it (SCRIPT LOAD). Not computed
+ * here: the first SHA1() of a process initialises OpenSSL 3's providers, 2 MB
+ * of resident memory in a worker that otherwise never touches OpenSSL
+ * (measured in tests/bench/bench_queue.py). Shared by a worker's threads. */
+static pthread_mutex_t work_sha_mu = PTHREAD_MUTEX_INITIALIZER;
 static char work_sha[41];
 
-static void sha1_hex(const char *text, char out[41])
+static int work_sha_load(redisContext *c, char out[41])
 {
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)text, strlen(text), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-static void work_sha_init(void)
-{
-    sha1_hex(QUEUE_WORK_LUA, work_sha);
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", QUEUE_WORK_LUA);
+    int ok = r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40;
+    if (ok) {
+        memcpy(out, r->str, 41);
+        pthread_mutex_lock(&work_sha_mu);
+        memcpy(work_sha, out, 41);
+        pthread_mutex_unlock(&work_sha_mu);
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        log_error(NULL, NULL, "Redis refused the work script: %.300s", r->str);
+    }
+    if (r)
+        freeReplyObject(r);
+    return ok;
 }
 
 void queue_policy_init(queue_policy_t *p, int64_t retention_s, int64_t lease_ms)
@@ -928,15 +936,20 @@ static int work_op(redisContext *c, const queue_policy_t *p, const char *const *
     enum { MAX_ARGS = 40 };
     const char *argv[MAX_ARGS];
     size_t argvlen[MAX_ARGS];
-    char ttl[24];
+    char ttl[24], sha[41];
     assert(nargs + 6 <= MAX_ARGS);
-    pthread_once(&work_sha_once, work_sha_init);
     snprintf(ttl, sizeof(ttl), "%" PRId64, p->retention_s);
     *out = NULL;
+    pthread_mutex_lock(&work_sha_mu);
+    memcpy(sha, work_sha, sizeof(sha));
+    pthread_mutex_unlock(&work_sha_mu);
     for (int attempt = 0; attempt < 2; attempt++) {
+        /* not loaded yet, or Redis restarted and forgot it (NOSCRIPT) */
+        if ((sha[0] == '\0' || attempt == 1) && !work_sha_load(c, sha))
+            break;
         int n = 0;
-        argv[n++] = attempt == 0 ? "EVALSHA" : "EVAL";
-        argv[n++] = attempt == 0 ? work_sha : QUEUE_WORK_LUA;
+        argv[n++] = "EVALSHA";
+        argv[n++] = sha;
         argv[n++] = "0";
         argv[n++] = args[0]; /* the operation */
         argv[n++] = ttl;
@@ -963,7 +976,10 @@ static int work_op(redisContext *c, const queue_policy_t *p, const char *const *
         *out = r;
         return QUEUE_OK;
     }
-    snprintf(err, err_len, "Redis: the work script could not be loaded");
+    if (c->err)
+        snprintf(err, err_len, "Redis: %s", c->errstr);
+    else
+        snprintf(err, err_len, "Redis: the work script could not be loaded");
     return QUEUE_ERR_REDIS;
 }
 
