@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -92,6 +93,16 @@ static void nap_ms(int64_t ms)
 
 /* ---- connections ---- */
 
+/* hiredis notices a connection Redis closed only at its next read or write,
+ * so a handler that slept through a Redis restart would be handed the dead
+ * one. With no reply outstanding, a readable socket can only be saying EOF or
+ * an error: poll, without a round trip. */
+static int conn_stale(const redisContext *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 static redisContext *open_conn(worker_t *w, char *err, size_t err_len)
 {
     redisContext *c =
@@ -117,7 +128,7 @@ static void main_drop(worker_t *w)
  * (only when the worker holds no job). */
 static redisContext *main_conn_ex(worker_t *w, int handback)
 {
-    if (w->main != NULL && !w->main->err)
+    if (w->main != NULL && !w->main->err && !conn_stale(w->main))
         return w->main;
     main_drop(w);
     int64_t now = clock_mono_ms();
@@ -163,7 +174,7 @@ static redisContext *ctx_main_conn(void *arg)
 
 static redisContext *wd_conn(worker_t *w)
 {
-    if (w->wd != NULL && !w->wd->err)
+    if (w->wd != NULL && !w->wd->err && !conn_stale(w->wd))
         return w->wd;
     if (w->wd != NULL) {
         redisFree(w->wd);

@@ -197,6 +197,47 @@ class Jobs(QueueCase):
         self.assertEqual(self.cli("cancel")[0], 2)
 
 
+class Script(QueueCase):
+    """The work script's contract, driven directly: what a worker, the supervisor
+    and the reaper rely on, without their timing in the way."""
+
+    KINDS = "fix:3:1 followup:3:1 review:3:1 help:3:0 stop:3:0 noop:3:1"
+
+    def op(self, *args):
+        out = self.db.call("EVAL", harness.queue_script("work"), 0, args[0], 86400, self.KINDS, *args[1:])
+        return [x.decode() if isinstance(x, bytes) else x for x in out[:3]]
+
+    def start(self, consumer):
+        try:
+            self.db.call("XGROUP", "CREATE", "patchbay:queue", "workers", "0", "MKSTREAM")
+        except harness.RespError as e:
+            self.assertIn("BUSYGROUP", str(e))
+        entry = self.db.call("XREADGROUP", "GROUP", "workers", consumer, "COUNT", 1, "STREAMS", "patchbay:queue", ">")
+        eid, fields = entry[0][1][0]
+        return self.op("start", eid.decode(), fields[1].decode(), consumer, 2000, 1000, "")
+
+    def test_a_run_taken_away_cannot_finish_the_job(self):
+        self.use_redis()
+        [job] = self.enqueue({"kind": "noop"})
+        outcome, run_a, _ = self.start("A")
+        self.assertEqual((outcome, run_a), ("run", "1"))
+        # A is declared dead: its entry goes back, and B takes the job
+        self.assertEqual(self.op("handback", "A", "crash", "was killed by signal 9", "1")[:2], ["ok", "1"])
+        self.assertEqual(self.op("finish", job, run_a, "A", "succeeded", "", 1)[0], "lost")  # not "already"
+        outcome, run_b, _ = self.start("B")
+        self.assertEqual((outcome, run_b), ("run", "2"))
+        # A comes back to life: neither its heartbeat nor its result count any more
+        self.assertEqual(self.op("heartbeat", job, run_a, "A", 2000)[0], "lost")
+        self.assertEqual(self.op("finish", job, run_a, "A", "succeeded", "", 1)[0], "lost")
+        self.assertEqual(self.job(job)["status"], "running")
+        self.assertEqual(self.op("finish", job, run_b, "B", "succeeded", "", 1)[0], "succeeded")
+        # B's answer got lost and B sends it again: nothing changes
+        self.assertEqual(self.op("finish", job, run_b, "B", "succeeded", "", 1)[:2], ["already", "succeeded"])
+        self.assertEqual(len([m for m in self.db.job_log(job) if "-> succeeded" in m]), 1)
+        self.assertEqual((self.job(job)["attempts"], self.job(job)["reclaims"]), ("2", "1"))
+        self.assertEqual(self.db.call("XPENDING", "patchbay:queue", "workers")[0], 0)
+
+
 def _group_alive(pgid):
     try:
         os.killpg(pgid, 0)

@@ -83,22 +83,33 @@ class Faults(QueueCase):
     def test_redis_restarted_while_jobs_run(self):
         # fsync always: a write Redis acknowledged survives its SIGKILL
         r = self.use_redis(appendfsync="always")
-        pb = self.work(2)
-        ids = self.enqueue(*[{"kind": "noop", "noop_sleep_ms": "150", "noop_trace": "1"} for _ in range(40)])
-        wait_for(lambda: int(self.db.call("HGET", "patchbay:metrics", "jobs:noop:succeeded") or 0) >= 5, 20,
+        pb = self.work(3)
+        # two long jobs that run right across the outage, short ones around them,
+        # and a worker left idle: the one that would reap too eagerly
+        long_ids = self.enqueue(*[{"kind": "noop", "noop_sleep_ms": "5000", "noop_trace": "1"}] * 2)
+        for i in long_ids:
+            self.wait_status(i, "running")
+        short_ids = self.enqueue(*[{"kind": "noop", "noop_sleep_ms": "50", "noop_trace": "1"}] * 10)
+        ids = long_ids + short_ids
+        wait_for(lambda: int(self.db.call("HGET", "patchbay:metrics", "jobs:noop:succeeded") or 0) >= 3, 20,
                  what="some jobs to finish")
         self.db.close()
         r.kill(signal.SIGKILL)
-        time.sleep(1.0)
+        # longer than the lease: when Redis is back, the long jobs' entries look
+        # idle past it, and only the reaper's patience keeps them with their workers
+        time.sleep(2.5)
         r.start()
         self.db = r.client()
         wait_for(lambda: all(self.job(i).get("status") in FINAL for i in ids), 40, interval=0.2,
                  what="every job to finish after the restart")
         self.assert_finished_once(ids)
         self.assertTrue(all(int(self.job(i).get("noop_done", 0)) >= 1 for i in ids))
-        self.assertEqual(int(self.db.call("HGET", "patchbay:metrics", "jobs:noop:succeeded")), 40)
+        self.assertEqual(int(self.db.call("HGET", "patchbay:metrics", "jobs:noop:succeeded")), len(ids))
+        # nothing live was mistaken for dead
+        self.assertIsNone(self.db.call("HGET", "patchbay:metrics", "requeued:reclaim"))
+        self.assertEqual([self.job(i)["runs"] for i in long_ids], ["1", "1"])
         self.assertGreater(len(pb.find_logs("connected to Redis again")), 0)
-        self.assertEqual(len(pb.workers()), 2)  # reconnected, not crashed
+        self.assertEqual(len(pb.workers()), 3)  # reconnected, not crashed
 
     def test_hanging_handler_is_ended_retried_then_dead(self):
         pb = self.work(1, max_attempts=2)
