@@ -59,8 +59,13 @@ def start_pool(workdir, redis, n, log_level):
     pb.start(wait_ready=False)
     # ready = every worker has reported itself idle (presence), whatever the log level
     db = redis.client()
-    harness.wait_for(lambda: db.call("HLEN", "patchbay:workers") >= n, 20, what="workers to be ready")
-    db.close()
+    try:
+        harness.wait_for(lambda: db.call("HLEN", "patchbay:workers") >= n, 20, what="workers to be ready")
+    except BaseException:
+        pb.stop()  # never leave a pool behind
+        raise
+    finally:
+        db.close()
     return pb
 
 
