@@ -11,6 +11,8 @@
 
 #include "config.h"
 
+#include <stddef.h>
+
 #define CMD_OK 0
 #define CMD_FAIL 1
 #define CMD_USAGE 2
@@ -22,10 +24,17 @@ int cmd_serve(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_jobs(int argc, char **argv);
+/* `work [--concurrency N]`: the worker pool's supervisor and its workers. */
+int cmd_work(int argc, char **argv);
 
 /* Loads the config (path NULL: PATCHBAY_CONFIG or ./patchbay.yml) and sets
  * up logging; on failure prints every problem to stderr and returns
  * CMD_USAGE. */
 int cmd_load_config(config_t **out, const char *path);
+
+/* Where the queue is: REDIS_URL, or else the private Redis that `patchbay run`
+ * keeps under the data dir. Returns 1 for the latter (so errors can say to
+ * start `patchbay run`), 0 for REDIS_URL. */
+int cmd_queue_url(const config_t *cfg, char *out, size_t len);
 
 #endif

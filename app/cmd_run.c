@@ -2,13 +2,19 @@
  * cmd_run — `patchbay run` and `patchbay serve`: the long-running process.
  *
  * The main thread is the supervisor: it owns the private Redis (run, with no
- * REDIS_URL), starts the server threads, then waits for signals with
- * sigwaitinfo — every other thread has them blocked — so shutdown happens in
- * one place, in order: stop accepting, finish deliveries in flight, stop the
- * ingress thread, then Redis.
+ * REDIS_URL), starts the server threads and (run) the worker pool, then waits
+ * for signals with sigtimedwait — every other thread has them blocked — so
+ * shutdown happens in one place, in order: stop accepting, finish deliveries
+ * in flight, stop the ingress thread; let the workers finish their jobs
+ * within workers.grace_seconds (a second signal hands them back at once);
+ * then Redis, last, because the workers write their results to it.
+ * SIGCHLD tells it a worker died (the pool hands its job back and restarts
+ * it) or the private Redis did (restarted; the spool holds deliveries
+ * meanwhile).
  */
 #include "cmd.h"
 #include "log.h"
+#include "pool.h"
 #include "redisproc.h"
 #include "server.h"
 
@@ -19,6 +25,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+
+#define RUN_IDLE_WAIT_MS 60000
 
 /* Thousands of concurrent connections need thousands of descriptors; the
  * soft limit is often 1024 while the hard limit allows far more. */
@@ -31,44 +40,62 @@ static void raise_fd_limit(void)
     }
 }
 
-static int supervise(server_t *server, redisproc_t *rp, const config_t *cfg, sigset_t *set)
+static void restart_redis(redisproc_t *rp, const config_t *cfg, int status, int *failed)
 {
+    log_error(NULL, NULL, "private Redis exited (status %d); restarting it",
+              WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    rp->pid = 0;
+    redisproc_stop(rp);
+    char err[512];
+    if (redisproc_start(rp, cfg->data_dir, cfg->redis.server_path, cfg->redis.appendfsync, err, sizeof(err)) != 0) {
+        log_error(NULL, NULL, "cannot restart the private Redis: %s", err);
+        *failed = 1;
+    }
+}
+
+static int supervise(server_t *server, redisproc_t *rp, pool_t *pool, const config_t *cfg, sigset_t *set)
+{
+    int stopping = 0, failed = 0;
     for (;;) {
+        if (failed)
+            return CMD_FAIL;
+        if (stopping && (pool == NULL || pool_alive(pool) == 0))
+            return CMD_OK;
+        int64_t wait = pool != NULL ? pool_next_wakeup_ms(pool) : -1;
+        if (wait < 0 || wait > RUN_IDLE_WAIT_MS)
+            wait = RUN_IDLE_WAIT_MS;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         siginfo_t info;
-        int sig = sigwaitinfo(set, &info);
-        if (sig < 0) {
-            if (errno == EINTR)
-                continue;
-            log_error(NULL, NULL, "sigwaitinfo: %s", strerror(errno));
+        int sig = sigtimedwait(set, &info, &ts);
+        if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            log_error(NULL, NULL, "sigtimedwait: %s", strerror(errno));
             return CMD_FAIL;
         }
-        if (sig == SIGTERM || sig == SIGINT) {
+        if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
             log_info(NULL, NULL, "received %s; finishing deliveries in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            return CMD_OK;
+            stopping = 1;
+            if (pool != NULL)
+                pool_stop(pool, 0);
+            server_stop(server);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            if (pool != NULL)
+                pool_stop(pool, 1);
         }
-        if (sig == SIGCHLD && rp->pid > 0) {
-            int status;
-            if (waitpid(rp->pid, &status, WNOHANG) != rp->pid)
-                continue;
-            /* the spool holds deliveries meanwhile; the drain moves them in */
-            log_error(NULL, NULL, "private Redis exited (status %d); restarting it",
-                      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-            rp->pid = 0;
-            redisproc_stop(rp);
-            char err[512];
-            if (redisproc_start(rp, cfg->data_dir, cfg->redis.server_path, cfg->redis.appendfsync, err, sizeof(err)) !=
-                0) {
-                log_error(NULL, NULL, "cannot restart the private Redis: %s", err);
-                return CMD_FAIL;
-            }
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (rp->pid > 0 && pid == rp->pid)
+                restart_redis(rp, cfg, status, &failed);
+            else if (pool != NULL)
+                pool_child_exited(pool, pid, status);
         }
-        (void)server;
+        if (pool != NULL)
+            pool_tick(pool);
     }
 }
 
 static int run_common(int argc, char **argv, int with_workers)
 {
-    (void)with_workers; /* the worker pool arrives with the queue */
     if (argc > 1) {
         fprintf(stderr, "patchbay: %s takes no arguments (settings come from the environment and PATCHBAY_CONFIG)\n",
                 argv[0]);
@@ -90,6 +117,7 @@ static int run_common(int argc, char **argv, int with_workers)
 
     redisproc_t rp = {0};
     server_t *server = NULL;
+    pool_t *pool = NULL;
     char err[SERVER_ERR_BYTES];
     rc = CMD_FAIL;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -112,12 +140,23 @@ static int run_common(int argc, char **argv, int with_workers)
         log_error(NULL, NULL, "%s", err);
         goto done;
     }
-    rc = supervise(server, &rp, cfg, &set);
+    if (with_workers) {
+        if ((pool = pool_new(cfg, redis_url, cfg->workers.concurrency, err, sizeof(err))) == NULL) {
+            log_error(NULL, NULL, "%s", err);
+            goto done;
+        }
+        if (pool_start(pool, err, sizeof(err)) != 0) {
+            log_error(NULL, NULL, "cannot start the workers: %s", err);
+            goto done;
+        }
+    }
+    rc = supervise(server, &rp, pool, cfg, &set);
 done:
     if (server != NULL) {
         server_stop(server);
         server_free(server);
     }
+    pool_free(pool); /* before Redis: hand-backs still need it */
     redisproc_stop(&rp);
     log_info(NULL, NULL, "stopped");
     config_free(cfg);

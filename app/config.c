@@ -266,6 +266,10 @@ static const key_spec_t schema[] = {
     {"workers.concurrency", KEY_INT, OFF(workers.concurrency), 1, 1024, .def = "2"},
     {"workers.max_attempts", KEY_INT, OFF(workers.max_attempts), 1, 100, .def = "3"},
     {"workers.retention_days", KEY_INT, OFF(workers.retention_days), 1, 3650, .def = "7"},
+    {"workers.grace_seconds", KEY_INT, OFF(workers.grace_seconds), 0, 86400, .def = "60"},
+    {"workers.lease_seconds", KEY_INT, OFF(workers.lease_seconds), 2, 3600, .def = "30"},
+    {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
+    {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
     {"agent.backend", KEY_ENUM, OFF(agent.backend), .def = "command", .allowed = backend_values},
     {"agent.command", KEY_LIST, OFF(agent.command), .def_list = default_command},
@@ -1096,6 +1100,14 @@ static void cross_check(load_t *L)
             line = L->line[find_spec("agent.backend") - schema];
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
+    }
+    if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
+        int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];
+        if (line == 0)
+            line = L->line[find_spec("workers.retry_delay_ms") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'retry_max_delay_ms' (%d) must not be below 'retry_delay_ms' (%d)", cfg->workers.retry_max_delay_ms,
+                    cfg->workers.retry_delay_ms);
     }
 }
 

@@ -75,6 +75,10 @@ typedef struct {
         int concurrency;             /* default 2 */
         int max_attempts;            /* default 3 */
         int retention_days;          /* finished jobs and delivery ids kept; default 7 */
+        int grace_seconds;           /* SIGTERM: running jobs may finish within this; default 60 */
+        int lease_seconds;           /* a silent worker's job is reclaimed after this; default 30 */
+        int retry_delay_ms;          /* first retry's backoff; doubles per attempt; default 10000 */
+        int retry_max_delay_ms;      /* the backoff's cap; default 600000 */
     } workers;
 
     struct {

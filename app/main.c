@@ -14,11 +14,15 @@ static int usage(FILE *out, int status)
                  "\n"
                  "  run                      webhook server and workers (starts a private Redis without REDIS_URL)\n"
                  "  serve                    webhook server only\n"
+                 "  work [--concurrency N]   workers only (N processes; REDIS_URL, or the Redis of `run`)\n"
                  "  check-config [FILE]      validate config and credentials\n"
                  "  replay FILE... [--event NAME] [--url URL]\n"
                  "                           sign payload files with WEBHOOK_SECRET and post them\n"
                  "  jobs list [--json] [--status S] [--limit N]\n"
                  "  jobs show ID [--json]\n"
+                 "  jobs logs ID [--follow] [--json]\n"
+                 "  jobs retry ID            queue a failed, dead or cancelled job again\n"
+                 "  jobs cancel ID           cancel a queued job now, a running one within 2 s\n"
                  "\n"
                  "Settings come from the environment and PATCHBAY_CONFIG (see config/patchbay.yml).\n");
     return status;
@@ -31,7 +35,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"run", cmd_run},       {"serve", cmd_serve}, {"check-config", cmd_check_config},
-    {"replay", cmd_replay}, {"jobs", cmd_jobs},
+    {"replay", cmd_replay}, {"jobs", cmd_jobs},       {"work", cmd_work},
 };
 
 int main(int argc, char **argv)

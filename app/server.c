@@ -25,6 +25,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "qstats.h"
 #include "queue.h"
 #include "rasync.h"
 #include "router.h"
@@ -60,6 +61,7 @@ struct server_s {
     char *redis_desc;
     ingress_t *ingress;
     metrics_t metrics;
+    qstats_t *qstats; /* the queue's metrics, read by a background thread */
     router_rules_t rules;
     char enqueue_sha[41];
     int64_t retention_s;
@@ -537,6 +539,7 @@ static void on_metrics(server_t *s, h2o_req_t *req)
 {
     strbuf_t b = STRBUF_INIT;
     metrics_render(&s->metrics, &b);
+    qstats_render(s->qstats, &b);
     respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
     strbuf_free(&b);
 }
@@ -788,6 +791,7 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
     s->ingress = ingress_start(cfg->data_dir, &s->redis_url, s->retention_s, &s->metrics, err, err_len);
     if (s->ingress == NULL)
         goto fail;
+    s->qstats = qstats_start(&s->redis_url);
 
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("patchbay"));
@@ -853,6 +857,8 @@ void server_stop(server_t *s)
     /* after the loops: the ingress thread may still be answering them */
     ingress_stop(s->ingress);
     s->ingress = NULL;
+    qstats_stop(s->qstats);
+    s->qstats = NULL;
 }
 
 void server_free(server_t *s)
@@ -862,6 +868,7 @@ void server_free(server_t *s)
     if (s->started)
         server_stop(s);
     ingress_stop(s->ingress);
+    qstats_stop(s->qstats);
     for (int i = 0; s->threads != NULL && i < s->nthreads; i++) {
         server_thread_t *t = &s->threads[i];
         if (t->loop != NULL && t->nconns > 0) {

@@ -51,3 +51,36 @@ const char *job_fields_get(const job_fields_t *f, const char *name)
             return f->items[i].value;
     return NULL;
 }
+
+int job_transition_allowed(job_status_t from, job_status_t to)
+{
+#define JOB_ALLOW(F, T, f, t)                                                                                           \
+    if (from == JOB_##F && to == JOB_##T)                                                                               \
+        return 1;
+    JOB_TRANSITIONS(JOB_ALLOW)
+#undef JOB_ALLOW
+    return 0;
+}
+
+int job_status_is_final(job_status_t status)
+{
+    return status == JOB_SUCCEEDED || status == JOB_FAILED || status == JOB_CANCELLED || status == JOB_DEAD;
+}
+
+int64_t job_retry_delay_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random)
+{
+    if (base_ms < 1)
+        base_ms = 1;
+    if (max_ms < base_ms)
+        max_ms = base_ms;
+    int64_t d = base_ms;
+    for (int i = 1; i < attempts && d < max_ms; i++)
+        d = d > max_ms / 2 ? max_ms : d * 2;
+    if (d > max_ms)
+        d = max_ms;
+    /* uniform in [d - d*J/100, d + d*J/100] */
+    int64_t spread = d * JOB_RETRY_JITTER_PCT / 100;
+    if (spread > 0)
+        d += (int64_t)(random % (uint64_t)(2 * spread + 1)) - spread;
+    return d < 1 ? 1 : d;
+}

@@ -9,10 +9,25 @@
  * and string-valued means any process, in any language, can read it with
  * HGETALL, and `patchbay jobs show` prints it without a schema.
  *
- * States, and the only transitions allowed (the queue enforces them):
- *   queued -> running -> succeeded | failed (retry: -> queued) | dead
- *   queued -> cancelled, running -> cancelled
- * `dead` means max_attempts were used up; the job is in the dead-letter stream.
+ * States, and the only transitions allowed (JOB_TRANSITIONS below; the
+ * queue's scripts are built from the same list and refuse any other move):
+ *
+ *   queued  -> running      a worker took it
+ *   queued  -> cancelled    stop / `jobs cancel` / superseded, before it ran
+ *   queued  -> dead         its attempts were used up by crashed runs, or its
+ *                           record cannot be read (malformed)
+ *   running -> succeeded
+ *   running -> failed       a permanent failure: retrying cannot help
+ *   running -> queued       a retryable failure with attempts left (it waits
+ *                           in the delayed set), or handed back by a worker
+ *                           that stopped or died
+ *   running -> cancelled    cancelled while running
+ *   running -> dead         a retryable failure on its last attempt
+ *   failed | dead | cancelled -> queued    `patchbay jobs retry`
+ *
+ * succeeded, failed, cancelled and dead are final: the job's worker has
+ * acknowledged it and its record expires after the retention period. `dead`
+ * means max_attempts were used up; the job is in the dead-letter stream.
  *
  * Memory: job_fields_t holds pointers it does not own; they must outlive it.
  */
@@ -20,6 +35,7 @@
 #define PATCHBAY_JOB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     JOB_KIND_FIX = 0, /* change code on an issue, open a pull request */
@@ -40,6 +56,33 @@ typedef enum {
     JOB_DEAD,
     JOB_STATUS__COUNT
 } job_status_t;
+
+/* X(FROM, TO, from, to): every legal move, as enum suffixes and as names. */
+#define JOB_TRANSITIONS(X)                                                                                              \
+    X(QUEUED, RUNNING, queued, running)                                                                                 \
+    X(QUEUED, CANCELLED, queued, cancelled)                                                                             \
+    X(QUEUED, DEAD, queued, dead)                                                                                       \
+    X(RUNNING, SUCCEEDED, running, succeeded)                                                                           \
+    X(RUNNING, FAILED, running, failed)                                                                                 \
+    X(RUNNING, QUEUED, running, queued)                                                                                 \
+    X(RUNNING, CANCELLED, running, cancelled)                                                                           \
+    X(RUNNING, DEAD, running, dead)                                                                                     \
+    X(FAILED, QUEUED, failed, queued)                                                                                   \
+    X(DEAD, QUEUED, dead, queued)                                                                                       \
+    X(CANCELLED, QUEUED, cancelled, queued)
+
+/* Whether from -> to is one of JOB_TRANSITIONS. */
+int job_transition_allowed(job_status_t from, job_status_t to);
+/* succeeded, failed, cancelled, dead */
+int job_status_is_final(job_status_t status);
+
+/* How long a job waits before its next attempt, after `attempts` failed ones
+ * (1 = the first failure): base_ms doubled per further attempt, capped at
+ * max_ms, then spread by +-JOB_RETRY_JITTER_PCT percent using `random` (any
+ * 64-bit value; the caller draws it), so jobs that failed together (GitHub
+ * down) do not come back together. Never less than 1 ms. */
+#define JOB_RETRY_JITTER_PCT 25
+int64_t job_retry_delay_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random);
 
 const char *job_kind_name(job_kind_t kind);
 /* -1 when unknown */

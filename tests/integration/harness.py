@@ -136,6 +136,14 @@ class RedisClient:
     def stream_len(self):
         return self.call("XLEN", "patchbay:queue")
 
+    def job_log(self, job_id):
+        """The job's log lines (patchbay:log:<id>), oldest first, as strings."""
+        out = []
+        for _, fields in self.call("XRANGE", "patchbay:log:%s" % job_id, "-", "+") or []:
+            f = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
+            out.append(f["msg"])
+        return out
+
     def job_ids(self):
         return [x.decode() for x in self.call("ZRANGE", "patchbay:jobs", 0, -1)]
 
@@ -143,12 +151,13 @@ class RedisClient:
 class Redis:
     """A private redis-server on a unix socket (and optionally a TCP port)."""
 
-    def __init__(self, workdir, tcp=False, appendonly=True):
+    def __init__(self, workdir, tcp=False, appendonly=True, appendfsync="everysec"):
         self.dir = os.path.join(workdir, "redis-%d" % id(self))
         os.makedirs(self.dir, exist_ok=True)
         self.socket = os.path.join(self.dir, "redis.sock")
         self.port = free_port() if tcp else 0
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.proc = None
 
     @property
@@ -160,7 +169,7 @@ class Redis:
                 "--unixsocket", self.socket, "--unixsocketperm", "700", "--dir", self.dir,
                 "--save", "", "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
         if self.appendonly:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._pings, 10, what="redis-server to start")
         return self
@@ -204,9 +213,10 @@ class Patchbay:
     """The real binary as a child process, logging JSON to a file we read."""
 
     def __init__(self, workdir, command="serve", env=None, redis_url=None, secret=SECRET,
-                 data_dir=None):
+                 data_dir=None, args=None):
         self.workdir = workdir
         self.command = command
+        self.args = list(args or [])
         self.data_dir = data_dir or os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "patchbay-%d.log" % id(self))
         self.env = {
@@ -232,9 +242,14 @@ class Patchbay:
 
     def start(self, wait_ready=True):
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, self.command], env=self.env, cwd=self.workdir,
+        self.proc = subprocess.Popen([BIN, self.command] + self.args, env=self.env, cwd=self.workdir,
                                      stdout=self.log_file, stderr=self.log_file)
-        if wait_ready:
+        if wait_ready and self.command == "work":
+            n = int(self.args[self.args.index("--concurrency") + 1]) if "--concurrency" in self.args else 2
+            if wait_for(lambda: len(self.find_logs(" ready (")) >= n or self._died(), 20,
+                        what="%d workers to be ready" % n) == "died":
+                raise AssertionError("patchbay work exited at start:\n" + self.log_text())
+        elif wait_ready:
             line = wait_for(lambda: self.find_log("listening on") or self._died(), 20,
                             what="patchbay to listen")
             if line == "died":
@@ -263,6 +278,25 @@ class Patchbay:
             if needle in line.get("msg", ""):
                 return line
         return None
+
+    def find_logs(self, needle):
+        return [line for line in self.log_lines() if needle in line.get("msg", "")]
+
+    def workers(self):
+        """The live workers the supervisor started: {slot: (pid, consumer)}, from its log."""
+        out = {}
+        for line in self.log_lines():
+            msg = line.get("msg", "")
+            if msg.startswith("worker ") and " started (pid " in msg:
+                slot = int(msg.split()[1])
+                pid = int(msg.split("(pid ")[1].split(",")[0])
+                out[slot] = (pid, msg.split("consumer ")[1].rstrip(")"))
+            elif msg.startswith("worker ") and "(pid " in msg and (" exited " in msg or " was killed " in msg):
+                slot = int(msg.split()[1])
+                pid = int(msg.split("(pid ")[1].split(")")[0])
+                if out.get(slot, (None,))[0] == pid:
+                    del out[slot]
+        return out
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc is None:
@@ -430,3 +464,56 @@ class TestCase(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------- jobs without a webhook
+# Tests and benchmarks make jobs of any kind (noop among them) through the very
+# enqueue transaction the webhook server sends: the script text comes from the
+# build (tests/tools/print_script), the arguments are laid out as
+# queue_enqueue_cmd lays them out. Nothing in the product takes this path.
+
+PRINT_SCRIPT = os.environ.get("PATCHBAY_PRINT_SCRIPT") or os.path.join(os.path.dirname(BIN), "tests", "print_script")
+_scripts = {}
+
+
+def queue_script(name):
+    if name not in _scripts:
+        _scripts[name] = subprocess.run([PRINT_SCRIPT, name], check=True, capture_output=True).stdout
+    return _scripts[name]
+
+
+def _iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def enqueue(db, jobs, ttl=7 * 86400, batch=200):
+    """Queues jobs, each a dict of record fields (kind required; repo and number
+    make it an issue's job), in MULTI/SET/EVAL/EXEC transactions like the
+    webhook's. Returns the job ids in order."""
+    script = queue_script("enqueue")
+    ids = []
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start:start + batch]
+        deliveries = [str(uuid.uuid4()) for _ in chunk]
+        keys = ["patchbay:seq", "patchbay:queue", "patchbay:jobs"] + ["patchbay:delivery:" + d for d in deliveries]
+        argv = [len(chunk), ttl]
+        db.call("MULTI")
+        for job, d in zip(chunk, deliveries):
+            payload = job.get("_payload", b'{"zen":"test"}')
+            db.call("SET", "patchbay:payload:" + d, payload, "NX", "EX", ttl)
+            now = int(time.time() * 1000)
+            fields = {k: str(v) for k, v in job.items() if not k.startswith("_")}
+            target = "%s#%s" % (fields["repo"], fields["number"]) if "repo" in fields and "number" in fields else ""
+            rec = ["status", "queued", "attempts", "0", "delivery", d, "created_at_ms", str(now),
+                   "created_at", _iso(now), "updated_at_ms", str(now), "payload_key", "patchbay:payload:" + d,
+                   "payload_bytes", str(len(payload))]
+            for k, v in fields.items():
+                rec += [k, v]
+            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), len(rec)] + rec
+        db.call("EVAL", script, len(keys), *keys, *argv)
+        out = db.call("EXEC")
+        results = out[-1]
+        if isinstance(results, RespError) or not isinstance(results, list):
+            raise AssertionError("enqueue failed: %r" % (results,))
+        ids += [r[1].decode() if isinstance(r[1], bytes) else str(r[1]) for r in results]
+    return ids

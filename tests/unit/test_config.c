@@ -220,6 +220,10 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->workers.concurrency, 2);
     assert_int_equal(c->workers.max_attempts, 3);
     assert_int_equal(c->workers.retention_days, 7);
+    assert_int_equal(c->workers.grace_seconds, 60);
+    assert_int_equal(c->workers.lease_seconds, 30);
+    assert_int_equal(c->workers.retry_delay_ms, 10000);
+    assert_int_equal(c->workers.retry_max_delay_ms, 600000);
 
     assert_string_equal(c->agent.backend, "command");
     assert_list(&c->agent.command, command);
@@ -294,6 +298,10 @@ static void test_example_mentions_every_key(void **state)
         "concurrency:",
         "max_attempts:",
         "retention_days:",
+        "grace_seconds:",
+        "lease_seconds:",
+        "retry_delay_ms:",
+        "retry_max_delay_ms:",
         "backend:",
         "command:",
         "timeout:",
@@ -800,6 +808,12 @@ static void test_rules_across_values(void **state)
                       "'api_key_env' must be the NAME of the environment variable that holds the key");
     assert_yaml_error("agent:\n  command: []\n", 2, "'command' must name the agent to run when 'backend' is command");
     assert_yaml_error("agent:\n  backend: command\n  command: ['']\n", 3, "'command' items must not be empty");
+    assert_yaml_error("workers:\n  retry_delay_ms: 5000\n  retry_max_delay_ms: 1000\n", 3,
+                      "'retry_max_delay_ms' (1000) must not be below 'retry_delay_ms' (5000)");
+    assert_yaml_error("workers:\n  retry_delay_ms: 700000\n", 2,
+                      "'retry_max_delay_ms' (600000) must not be below 'retry_delay_ms' (700000)");
+    assert_yaml_error("workers:\n  lease_seconds: 1\n", 2, "'lease_seconds' must be between 2 and 3600");
+    assert_yaml_error("workers:\n  grace_seconds: -1\n", 2, "'grace_seconds' must be between 0 and 86400");
 
     loaded_t l;
     /* an empty command is fine when the openai backend does the work */

@@ -1,0 +1,62 @@
+/*
+ * kinds — the table of job kinds: for each kind, the handler that runs it,
+ * what happens when it is given up on, how many attempts it gets, whether it
+ * takes its issue's lock, and its wall-clock limit. The queue and the workers
+ * know kinds only through this table, so the fix and review work plugs in by
+ * replacing a row's handler, without touching the queue.
+ *
+ * Until their own modules arrive, fix, followup, review, help and stop run
+ * kinds_not_implemented: it writes "not implemented yet" in the job's log and
+ * fails the job permanently (status failed, never retried, error "the <kind>
+ * handler is not implemented yet in this build..."), so a deployment shows
+ * plainly that the queue works and the handler is what is missing.
+ *
+ * noop is for tests and benchmarks. It does nothing unless its record says so
+ * (fields written by whoever enqueues it, never by a webhook):
+ *   noop_sleep_ms   N: sleep N ms (waking early on a stop)
+ *   noop_fail       retry | permanent: fail that way
+ *   noop_fail_until N: fail (retryably) while the attempt is <= N
+ *   noop_hang       1: ignore every stop and never return (the watchdog ends
+ *                   the worker)
+ *   noop_child      1: run `sleep` in its own process group for noop_sleep_ms
+ *                   (default an hour) and wait for it, as an agent would
+ *   noop_trace      1: record noop_started_us (wall clock, microseconds) and
+ *                   count noop_done on success, for tests and benchmarks
+ *   timeout_ms      (any kind) a wall-clock limit below the kind's own
+ *
+ * Static table, read-only: any thread.
+ */
+#ifndef PATCHBAY_KINDS_H
+#define PATCHBAY_KINDS_H
+
+#include "config.h"
+#include "job.h"
+#include "jobctx.h"
+
+/* Runs the job. On failure, a one-line reason in err (stored as the job's
+ * error and shown by `jobs show`; never a secret). */
+typedef job_result_t (*kinds_run_fn)(job_ctx_t *ctx, char *err, size_t err_len);
+/* The job was given up on (dead: attempts used up, or its last run hung or
+ * crashed): tell the people who asked, e.g. a comment on the issue saying it
+ * failed and why. Best effort, bounded in time; may be NULL. */
+typedef void (*kinds_on_dead_fn)(job_ctx_t *ctx, const char *why);
+
+typedef struct {
+    job_kind_t kind;
+    kinds_run_fn run;
+    kinds_on_dead_fn on_dead;
+    int max_attempts; /* 0: workers.max_attempts */
+    int exclusive;    /* one job per issue/PR at a time: takes patchbay:lock:<repo>#<n> */
+    int timeout_s;    /* wall clock; 0: derived from agent.timeout and agent.test_rounds */
+} kinds_spec_t;
+
+/* The row for a kind (asserts it is one). */
+const kinds_spec_t *kinds_get(job_kind_t kind);
+int kinds_max_attempts(const kinds_spec_t *k, const config_t *cfg);
+/* The kind's limit, or the record's timeout_ms when that is lower. */
+int64_t kinds_timeout_ms(const kinds_spec_t *k, const config_t *cfg, const json_t *record);
+
+/* The stub handler of kinds whose module has not arrived yet. */
+job_result_t kinds_not_implemented(job_ctx_t *ctx, char *err, size_t err_len);
+
+#endif
