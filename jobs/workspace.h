@@ -107,6 +107,8 @@ typedef struct {
     char base_oid[WORKSPACE_OID_HEX];   /* the commit the branch started from */
     char remote_oid[WORKSPACE_OID_HEX]; /* `branch` on GitHub at fetch time; "" when it does not exist */
     int mirror_created;    /* 1 when this call made the mirror (a first, full fetch) */
+    int64_t fetch_ms;      /* time spent waiting for the lock and fetching the mirror */
+    int64_t checkout_ms;   /* time spent making the checkout from the mirror */
 } workspace_t;
 
 /* libgit2's global state and options. Idempotent; every other function calls it. */
