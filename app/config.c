@@ -267,6 +267,9 @@ static const key_spec_t schema[] = {
     {"workers.max_attempts", KEY_INT, OFF(workers.max_attempts), 1, 100, .def = "3"},
     {"workers.retention_days", KEY_INT, OFF(workers.retention_days), 1, 3650, .def = "7"},
 
+    {"workspaces.mirror_budget_bytes", KEY_SIZE, OFF(workspaces.mirror_budget_bytes), 0, 1024 * 1024 * 1024 * MIB,
+     .def = "10GiB"},
+
     {"agent.backend", KEY_ENUM, OFF(agent.backend), .def = "command", .allowed = backend_values},
     {"agent.command", KEY_LIST, OFF(agent.command), .def_list = default_command},
     {"agent.timeout", KEY_INT, OFF(agent.timeout), 1, 7 * 86400, .def = "1800"},

@@ -56,6 +56,16 @@
  * Names
  * ------------------------------------------------------------------------- */
 
+void workspace_config_init(workspace_config_t *out, const config_t *cfg, const char *delivery, const char *job)
+{
+    memset(out, 0, sizeof(*out));
+    out->data_dir = cfg->data_dir;
+    out->git_url = cfg->github.url;
+    out->mirror_budget_bytes = cfg->workspaces.mirror_budget_bytes;
+    out->delivery = delivery;
+    out->job = job;
+}
+
 int workspace_branch_name(char *out, size_t outlen, long long number, const char *title)
 {
     char slug[WORKSPACE_SLUG_MAX_BYTES + 1];

@@ -47,6 +47,8 @@
 #ifndef PATCHBAY_WORKSPACE_H
 #define PATCHBAY_WORKSPACE_H
 
+#include "config.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +85,10 @@ typedef struct {
 } workspace_config_t;
 
 #define WORKSPACE_LOCK_WAIT_MS (15 * 60 * 1000) /* a first clone of a big repository takes minutes */
+
+/* Fills `out` from the loaded config: data_dir, github.url,
+ * workspaces.mirror_budget_bytes (strings borrowed from `cfg`). */
+void workspace_config_init(workspace_config_t *out, const config_t *cfg, const char *delivery, const char *job);
 
 /* What to check out. */
 typedef struct {

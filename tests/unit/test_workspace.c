@@ -330,6 +330,25 @@ static void test_branch_names(void **state)
     assert_string_equal(email, "41898282+patchbay[bot]@users.noreply.github.com");
 }
 
+static void test_config_init(void **state)
+{
+    (void)state;
+    config_t *c = NULL;
+    config_errors_t errs = {0};
+    char *const env[] = {"PATCHBAY_DATA_DIR=/srv/patchbay", "GITHUB_URL=https://ghe.example.com", NULL};
+    assert_int_equal(config_load(&c, &errs, NULL, env), 0);
+    workspace_config_t w;
+    workspace_config_init(&w, c, "d-1", "42");
+    assert_string_equal(w.data_dir, "/srv/patchbay");
+    assert_string_equal(w.git_url, "https://ghe.example.com");
+    assert_int_equal(w.mirror_budget_bytes, 10ULL << 30);
+    assert_string_equal(w.delivery, "d-1");
+    assert_string_equal(w.job, "42");
+    assert_int_equal(w.lock_wait_ms, 0);
+    config_free(c);
+    config_errors_free(&errs);
+}
+
 /* A PR from a fork: its head is reachable only as refs/pull/N/head of the
  * base repository, and lands there in the mirror, never among its branches. */
 static void test_pull_request_from_a_fork(void **state)
@@ -884,6 +903,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_branch_names),
+        cmocka_unit_test(test_config_init),
         cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_job_makes_mirror_and_checkout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_job_reuses_the_mirror, setup, teardown),
