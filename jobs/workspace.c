@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,16 +282,18 @@ void workspace_free(workspace_t *ws)
     free(ws);
 }
 
+/* The commit a full ref name points at. Not git_revparse_single: in libgit2
+ * 1.5.1 its describe-style matching leaks pcre2 match data on every miss. */
 static int ref_oid(git_oid *out, git_repository *repo, const char *refname)
 {
-    git_object *obj = NULL;
+    git_reference *ref = NULL;
     git_object *peeled = NULL;
-    int rc = git_revparse_single(&obj, repo, refname);
+    int rc = git_reference_lookup(&ref, repo, refname);
     if (rc == 0)
-        rc = git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT);
+        rc = git_reference_peel(&peeled, ref, GIT_OBJECT_COMMIT);
     if (rc == 0)
         git_oid_cpy(out, git_object_id(peeled));
-    git_object_free(obj);
+    git_reference_free(ref);
     git_object_free(peeled);
     return rc;
 }
@@ -365,7 +368,6 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
     int rc = 0;
     git_repository *repo = NULL;
     git_reference *ref = NULL;
-    git_remote *origin = NULL;
     git_config *cfg = NULL;
     char *name = NULL;
     int grc;
@@ -399,14 +401,17 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
         ref = NULL;
     }
 
-    /* The URL without any credential: this config is the agent's to read. */
+    /* origin: the URL without any credential, since this config is the
+     * agent's to read. Written as the two keys git_remote_create would
+     * write: in libgit2 1.5.1 that function leaks pcre2 match data. */
     git_error_clear();
-    if ((grc = git_remote_create(&origin, repo, "origin", n->url)) < 0)
+    if ((grc = git_repository_config(&cfg, repo)) < 0 ||
+        (grc = git_config_set_string(cfg, "remote.origin.url", n->url)) < 0 ||
+        (grc = git_config_set_string(cfg, "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")) < 0)
         goto git_fail;
     if (spec->user_name != NULL && spec->user_email != NULL) {
         git_error_clear();
-        if ((grc = git_repository_config(&cfg, repo)) < 0 ||
-            (grc = git_config_set_string(cfg, "user.name", spec->user_name)) < 0 ||
+        if ((grc = git_config_set_string(cfg, "user.name", spec->user_name)) < 0 ||
             (grc = git_config_set_string(cfg, "user.email", spec->user_email)) < 0)
             goto git_fail;
     }
@@ -431,7 +436,6 @@ git_fail:
 done:
     free(name);
     git_reference_free(ref);
-    git_remote_free(origin);
     git_config_free(cfg);
     git_repository_free(repo);
     return rc;
@@ -603,7 +607,14 @@ static int open_untrusted(git_repository **out, const workspace_t *ws, char *err
         grc = git_config_new(&empty);
     if (grc == 0)
         grc = git_repository_set_config(*out, empty);
-    if (grc == 0)
+    /* Pin the work tree (core.worktree may point anywhere now). libgit2
+     * 1.5.1 leaks when it is set to the value it already has: skip that. */
+    char real[PATH_MAX];
+    const char *wd = grc == 0 ? git_repository_workdir(*out) : NULL;
+    if (grc == 0 && realpath(ws->path, real) == NULL)
+        snprintf(real, sizeof(real), "%s", ws->path);
+    size_t rl = strlen(real);
+    if (grc == 0 && !(wd != NULL && strncmp(wd, real, rl) == 0 && wd[rl] == '/' && wd[rl + 1] == '\0'))
         grc = git_repository_set_workdir(*out, ws->path, 0);
     if (grc < 0) {
         rc = ws_git_fail(grc, NULL, 0, err, errlen, "open %s", ws->path);
