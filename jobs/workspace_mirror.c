@@ -42,6 +42,10 @@
 #include <unistd.h>
 
 #define MIRROR_TRASH_TRIES 100
+/* Every fetch that brings something adds a pack; above this many, the small
+ * ones are merged (see consolidate_packs). */
+#define MIRROR_MAX_PACKS 16
+#define PACK_IDX_MAX_OBJECTS (1u << 28) /* sanity bound on an .idx we read */
 
 static int lock_wait(const workspace_config_t *cfg)
 {
@@ -166,6 +170,150 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------------------
+ * Pack consolidation
+ *
+ * libgit2 writes one pack per fetch and has no `git repack`. Hundreds of
+ * small packs would slow every object lookup and make every checkout link
+ * hundreds of files. So when there are more than MIRROR_MAX_PACKS, the
+ * objects of all packs but the largest (the first clone, usually) are
+ * written into one new pack and the small packs are deleted — git's
+ * geometric repacking in its simplest form, costing the size of what was
+ * fetched since, never the whole history. The mirror's lock is held;
+ * checkouts made earlier hold their own links to the deleted packs.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *base; /* .../pack-<sha> without the extension */
+    off_t bytes;
+} pack_entry_t;
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* Inserts every object named in a version-2 .idx into the pack builder. */
+static int insert_idx_objects(git_packbuilder *pb, const char *idx_path)
+{
+    int rc = -1;
+    FILE *f = fopen(idx_path, "rb");
+    unsigned char head[8 + 256 * 4];
+    unsigned char sha[GIT_OID_RAWSZ];
+    if (f == NULL)
+        return -1;
+    if (fread(head, 1, sizeof(head), f) != sizeof(head) || memcmp(head, "\377tOc", 4) != 0 || be32(head + 4) != 2)
+        goto done;
+    uint32_t n = be32(head + 8 + 255 * 4);
+    if (n > PACK_IDX_MAX_OBJECTS)
+        goto done;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fread(sha, 1, sizeof(sha), f) != sizeof(sha))
+            goto done;
+        git_oid oid;
+        git_oid_fromraw(&oid, sha);
+        if (git_packbuilder_insert(pb, &oid, NULL) < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    fclose(f);
+    return rc;
+}
+
+static void packs_free(pack_entry_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].base);
+    free(v);
+}
+
+static void consolidate_packs(git_repository *repo, const ws_names_t *n, const workspace_config_t *cfg)
+{
+    char *pack_dir = ws_strf("%s/objects/pack", git_repository_path(repo));
+    pack_entry_t *packs = NULL;
+    size_t count = 0, cap = 0, largest = 0;
+    git_packbuilder *pb = NULL;
+    DIR *d = opendir(pack_dir);
+    if (d == NULL)
+        goto done;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, "pack-", 5) != 0 || len < 10 || strcmp(de->d_name + len - 5, ".pack") != 0)
+            continue;
+        char *path = ws_strf("%s/%s", pack_dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            free(path);
+            continue;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 32;
+            pack_entry_t *nv = realloc(packs, cap * sizeof(*packs));
+            if (nv == NULL) {
+                free(path);
+                goto done;
+            }
+            packs = nv;
+        }
+        path[strlen(path) - 5] = '\0';
+        packs[count].base = path;
+        packs[count].bytes = st.st_size;
+        if (packs[count].bytes > packs[largest].bytes)
+            largest = count;
+        count++;
+    }
+    closedir(d);
+    d = NULL;
+    if (count <= MIRROR_MAX_PACKS)
+        goto done;
+
+    int64_t t0 = clock_mono_ms();
+    git_error_clear();
+    if (git_packbuilder_new(&pb, repo) < 0)
+        goto fail;
+    for (size_t i = 0; i < count; i++) {
+        if (i == largest)
+            continue;
+        char *idx = ws_strf("%s.idx", packs[i].base);
+        int r = insert_idx_objects(pb, idx);
+        free(idx);
+        if (r != 0)
+            goto fail;
+    }
+    if (git_packbuilder_write(pb, pack_dir, 0, NULL, NULL) < 0)
+        goto fail;
+    const char *made = git_packbuilder_name(pb);
+    size_t merged = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i == largest || (made != NULL && strstr(packs[i].base, made) != NULL))
+            continue;
+        /* the index first: a reader never finds an index without its pack */
+        static const char *const exts[] = {".idx", ".rev", ".pack", ".keep"};
+        for (size_t e = 0; e < sizeof(exts) / sizeof(exts[0]); e++) {
+            char *f = ws_strf("%s%s", packs[i].base, exts[e]);
+            unlink(f);
+            free(f);
+        }
+        merged++;
+    }
+    log_info(cfg->delivery, cfg->job, "merged %zu small packs of the mirror of %s/%s into one (%zu objects) in %lld ms",
+             merged, n->owner, n->name, git_packbuilder_object_count(pb), (long long)(clock_mono_ms() - t0));
+    goto done;
+
+fail:
+    /* Not fatal: the mirror is still complete, only slower. */
+    log_warn(cfg->delivery, cfg->job, "could not merge the packs of the mirror of %s/%s: %s", n->owner, n->name,
+             git_error_last() ? git_error_last()->message : "unreadable pack index");
+done:
+    if (d != NULL)
+        closedir(d);
+    git_packbuilder_free(pb);
+    packs_free(packs, count);
+    free(pack_dir);
+}
+
 int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, const char *token, const int *pulls,
                           size_t npulls, int *created, char *err, size_t errlen)
 {
@@ -183,6 +331,8 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
             goto done;
         }
         rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, errlen);
+        if (rc == 0)
+            consolidate_packs(repo, n, cfg);
         goto done;
     }
 

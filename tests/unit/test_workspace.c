@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -825,6 +826,7 @@ static void test_lru_eviction_over_budget(void **state)
     assert_true(fd >= 0);
     pid_t holder = fork();
     if (holder == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion skips the kill below */
         int hfd = open(lockp, O_RDWR);
         flock(hfd, LOCK_EX);
         pause();
@@ -864,6 +866,52 @@ static void test_lru_eviction_over_budget(void **state)
     assert_true(mirror_exists("acme/lru-d"));
     assert_false(mirror_exists("acme/lru-a"));
     workspace_free(ws);
+    free(token);
+}
+
+static int count_packs(const char *repo_dir)
+{
+    char *out = fakegh_sh(NULL, "ls '%s/mirrors/%s.git/objects/pack' | grep -c '\\.pack$'", data_dir, repo_dir);
+    int n = atoi(out);
+    free(out);
+    return n;
+}
+
+/* libgit2 adds a pack per fetch; the mirror merges the small ones, and
+ * nothing is lost on the way. */
+static void test_mirror_packs_are_merged(void **state)
+{
+    (void)state;
+    fakegh_repo(&fake, "acme/busybee", "{\"f0.txt\":\"0\\n\"}", INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    char err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_mirror_sync(&cfg, "acme/busybee", token, NULL, 0, err, sizeof(err)), 0);
+    int most = 0;
+    const char *sha = NULL;
+    json_t *c = NULL;
+    for (int i = 1; i <= 20; i++) {
+        json_decref(c);
+        c = fakegh_control(&fake, "commits",
+                           "{\"repo\":\"acme/busybee\",\"branch\":\"main\",\"files\":{\"f%d.txt\":\"%d\\n\"}}", i, i);
+        sha = json_string_value(json_object_get(c, "sha"));
+        assert_int_equal(workspace_mirror_sync(&cfg, "acme/busybee", token, NULL, 0, err, sizeof(err)), 0);
+        int n = count_packs("acme/busybee");
+        most = n > most ? n : most;
+    }
+    assert_true(most <= 16);
+    assert_true(count_packs("acme/busybee") < 16);
+    int st = 0;
+    char *fsck = fakegh_sh(&st, "git --git-dir='%s/mirrors/acme/busybee.git' fsck --no-dangling 2>&1", data_dir);
+    if (st != 0)
+        fail_msg("git fsck of the mirror: %s", fsck);
+    free(fsck);
+
+    workspace_t *ws = prepare_ok("acme/busybee", "1401", "patchbay/14-bee", token);
+    assert_string_equal(ws->base_oid, sha);
+    assert_str_eq_free(ws_git(ws, "rev-list --count HEAD"), "21");
+    assert_str_eq_free(ws_git(ws, "ls-files | wc -l"), "21");
+    workspace_free(ws);
+    json_decref(c);
     free(token);
 }
 
@@ -918,6 +966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_ignores_what_the_agent_wrote_in_git_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_fetches_are_serialized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lru_eviction_over_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_packs_are_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_removal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
