@@ -372,9 +372,9 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
     char *name = NULL;
     int grc;
 
-    git_error_clear();
-    if ((grc = git_repository_open_ext(&repo, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0)
-        goto git_fail;
+    rc = ws_open_repo(&repo, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, errlen, "open the checkout");
+    if (rc != 0)
+        goto done;
 
     name = ws_strf("refs/heads/%s", ws->branch);
     git_error_clear();
@@ -505,13 +505,10 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     ws->mirror_created = created;
     int64_t t1 = clock_mono_ms();
     ws->fetch_ms = t1 - t0;
-    git_error_clear();
-    int grc = git_repository_open_ext(&mirror, n.git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE,
-                                      NULL);
-    if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "open the mirror %s", n.git_dir);
+    rc = ws_open_repo(&mirror, n.git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, errlen,
+                      "open the mirror");
+    if (rc != 0)
         goto done;
-    }
     rc = read_bases(&b, ws, mirror, spec, err, errlen);
     if (rc != 0)
         goto done;
@@ -521,7 +518,7 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     iopts.flags = GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
     iopts.initial_head = ws->branch;
     git_error_clear();
-    grc = git_repository_init_ext(&repo, ws->path, &iopts);
+    int grc = git_repository_init_ext(&repo, ws->path, &iopts);
     if (grc < 0) {
         rc = ws_git_fail(grc, NULL, 0, err, errlen, "create the checkout %s", ws->path);
         goto done;
@@ -601,10 +598,11 @@ static int open_untrusted(git_repository **out, const workspace_t *ws, char *err
                      ws->path);
         goto done;
     }
+    rc = ws_open_repo(out, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, errlen, "open the checkout");
+    if (rc != 0)
+        goto done;
     git_error_clear();
-    int grc = git_repository_open_ext(out, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
-    if (grc == 0)
-        grc = git_config_new(&empty);
+    int grc = git_config_new(&empty);
     if (grc == 0)
         grc = git_repository_set_config(*out, empty);
     /* Pin the work tree (core.worktree may point anywhere now). libgit2

@@ -323,13 +323,10 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     *created = 0;
 
     if (stat(n->git_dir, &st) == 0) {
-        git_error_clear();
-        int grc = git_repository_open_ext(&repo, n->git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE,
-                                          NULL);
-        if (grc < 0) {
-            rc = ws_git_fail(grc, NULL, 0, err, errlen, "open the mirror %s", n->git_dir);
+        rc = ws_open_repo(&repo, n->git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, errlen,
+                          "open the mirror");
+        if (rc != 0)
             goto done;
-        }
         rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, errlen);
         if (rc == 0)
             consolidate_packs(repo, n, cfg);

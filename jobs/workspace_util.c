@@ -364,6 +364,23 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
     return ws_fail(code, err, errlen, "%s: %s%s%s", head, msg, reason[0] ? ": " : "", reason);
 }
 
+int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen,
+                 const char *what)
+{
+    *out = NULL;
+    git_error_clear();
+    int grc = git_repository_open_ext(out, path, flags, NULL);
+    if (grc == 0)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_uid != geteuid())
+        return ws_fail(WORKSPACE_EIO, err, errlen,
+                       "%s: %s belongs to another user (uid %u, patchbay runs as uid %u): run patchbay as the data "
+                       "dir's owner, or chown -R the data dir",
+                       what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+    return ws_git_fail(grc, NULL, 0, err, errlen, "%s", what);
+}
+
 /* ---------------------------------------------------------------------------
  * Directories
  * ------------------------------------------------------------------------- */

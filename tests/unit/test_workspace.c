@@ -660,6 +660,51 @@ static void test_bad_and_expired_tokens_fail_fast(void **state)
     free(token);
 }
 
+/* A token that may read but not write: the push is refused with 403, which
+ * is an auth problem (the App's permissions), not a retry. */
+static void test_push_without_write_permission(void **state)
+{
+    (void)state;
+    json_decref(fakegh_control(&fake, "repos", "{\"full_name\":\"readonly/repo\",\"private\":true,"
+                                               "\"files\":{\"a.txt\":\"1\\n\"}}"));
+    json_decref(fakegh_control(&fake, "installations",
+                               "{\"id\":88,\"account\":\"readonly\",\"repositories\":\"all\","
+                               "\"permissions\":{\"contents\":\"read\",\"metadata\":\"read\"}}"));
+    char *token = fakegh_token(&fake, 88);
+    workspace_t *ws = prepare_ok("readonly/repo", "1501", "patchbay/15-ro", token);
+    write_file(ws, "a.txt", "2\n");
+    workspace_person_t bot = {bot_name, bot_email};
+    char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_commit(oid, ws, &bot, "change", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), WORKSPACE_EAUTH);
+    assert_non_null(strstr(err, "403"));
+    assert_non_null(strstr(err, "contents: write"));
+    workspace_free(ws);
+    free(token);
+}
+
+/* As root, libgit2 refuses repositories owned by another user; the error
+ * says what to do about it. */
+static void test_foreign_owner_is_explained(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    fakegh_repo(&fake, "acme/owned", "{\"a.txt\":\"1\\n\"}", INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    char err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_mirror_sync(&cfg, "acme/owned", token, NULL, 0, err, sizeof(err)), 0);
+    int st = 0;
+    free(fakegh_sh(&st, "chown -R 54321:54321 '%s/mirrors/acme/owned.git'", data_dir));
+    assert_int_equal(st, 0);
+    workspace_t *ws = NULL;
+    workspace_spec_t spec = {.repo = "acme/owned", .token = token, .job_id = "1601", .branch = "patchbay/16-x"};
+    int rc = workspace_prepare(&ws, &cfg, &spec, err, sizeof(err));
+    if (rc != WORKSPACE_EIO || strstr(err, "another user") == NULL)
+        fail_msg("%s: %s", workspace_err_name(rc), err);
+    free(token);
+}
+
 static void test_network_failures_are_retryable(void **state)
 {
     (void)state;
@@ -962,6 +1007,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_push_is_an_error_with_the_hooks_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_is_idempotent_and_retry_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_and_expired_tokens_fail_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_without_write_permission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_owner_is_explained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_network_failures_are_retryable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_ignores_what_the_agent_wrote_in_git_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_fetches_are_serialized, setup, teardown),
