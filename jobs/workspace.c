@@ -260,8 +260,7 @@ static int link_objects(const char *mirror_git_dir, const char *repo_git_dir, ch
         free(dst);
     }
     if (rc != 0)
-        return ws_fail(WORKSPACE_EIO, err, errlen, "cannot link the mirror's objects into %s: %s", repo_git_dir,
-                       strerror(-rc));
+        return ws_fail(WORKSPACE_EIO, err, errlen, "cannot link the mirror's objects into %s: %s", repo_git_dir, strerror(-rc));
     return 0;
 }
 
@@ -306,8 +305,8 @@ typedef struct {
     int has_remote;
 } bases_t;
 
-static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const workspace_spec_t *spec,
-                      char *err, size_t errlen)
+static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const workspace_spec_t *spec, char *err,
+                      size_t errlen)
 {
     int rc = 0;
     git_reference *head = NULL;
@@ -322,8 +321,7 @@ static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const
     }
     ws->default_branch = strdup(git_reference_symbolic_target(head) + 11);
     if (ref_oid(&b->default_tip, mirror, git_reference_symbolic_target(head)) != 0) {
-        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: the default branch %s has no commit", ws->repo,
-                     ws->default_branch);
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: the default branch %s has no commit", ws->repo, ws->default_branch);
         goto done;
     }
 
@@ -362,8 +360,8 @@ done:
 }
 
 /* The job's repository: refs, origin (a plain URL), identity, checkout. */
-static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *b, const workspace_spec_t *spec,
-                           char *err, size_t errlen)
+static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *b, const workspace_spec_t *spec, char *err,
+                           size_t errlen)
 {
     int rc = 0;
     git_repository *repo = NULL;
@@ -405,8 +403,7 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
      * agent's to read. Written as the two keys git_remote_create would
      * write: in libgit2 1.5.1 that function leaks pcre2 match data. */
     git_error_clear();
-    if ((grc = git_repository_config(&cfg, repo)) < 0 ||
-        (grc = git_config_set_string(cfg, "remote.origin.url", n->url)) < 0 ||
+    if ((grc = git_repository_config(&cfg, repo)) < 0 || (grc = git_config_set_string(cfg, "remote.origin.url", n->url)) < 0 ||
         (grc = git_config_set_string(cfg, "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")) < 0)
         goto git_fail;
     if (spec->user_name != NULL && spec->user_email != NULL) {
@@ -441,8 +438,7 @@ done:
     return rc;
 }
 
-int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err,
-                      size_t errlen)
+int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t errlen)
 {
     ws_names_t n;
     ws_lock_t lock = {-1};
@@ -498,8 +494,7 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     if (rc != 0)
         goto done;
     int pull = spec->pull_number;
-    rc = ws_mirror_sync_locked(cfg, &n, spec->token, pull > 0 ? &pull : NULL, pull > 0 ? 1 : 0, &created, err,
-                               errlen);
+    rc = ws_mirror_sync_locked(cfg, &n, spec->token, pull > 0 ? &pull : NULL, pull > 0 ? 1 : 0, &created, err, errlen);
     if (rc != 0)
         goto done;
     ws->mirror_created = created;
@@ -807,8 +802,8 @@ static void append_clean(strbuf_t *b, const char *s)
             strbuf_appendn(b, s, 1);
 }
 
-int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot,
-                     const char *message, const workspace_person_t *coauthor, char *err, size_t errlen)
+int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
+                     const workspace_person_t *coauthor, char *err, size_t errlen)
 {
     git_repository *repo = NULL;
     git_commit *base = NULL;
@@ -831,8 +826,8 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
     if (rc != 0)
         goto done;
     if (git_oid_equal(&tree_oid, git_commit_tree_id(base))) {
-        rc = ws_fail(WORKSPACE_ENOCHANGE, err, errlen, "nothing to commit in %s: the files equal %.12s", ws->path,
-                     ws->base_oid);
+        rc =
+            ws_fail(WORKSPACE_ENOCHANGE, err, errlen, "nothing to commit in %s: the files equal %.12s", ws->path, ws->base_oid);
         goto done;
     }
 

@@ -53,8 +53,8 @@
 #include <stdint.h>
 
 #define WORKSPACE_ERR_BYTES 512
-#define WORKSPACE_OID_HEX 41          /* 40 hex digits and the NUL */
-#define WORKSPACE_SLUG_MAX_BYTES 40   /* the slug part of patchbay/<n>-<slug> */
+#define WORKSPACE_OID_HEX 41        /* 40 hex digits and the NUL */
+#define WORKSPACE_SLUG_MAX_BYTES 40 /* the slug part of patchbay/<n>-<slug> */
 #define WORKSPACE_BRANCH_PREFIX "patchbay/"
 
 /* What a caller acts on. */
@@ -104,17 +104,17 @@ typedef struct {
 } workspace_spec_t;
 
 typedef struct {
-    char *dir;             /* <data_dir>/workspaces/<job id> */
-    char *path;            /* <dir>/repo: the work tree */
-    char *repo;            /* owner/name */
-    char *branch;          /* the checked-out local branch */
-    char *base_ref;        /* where it started: refs/heads/main, refs/pull/7/head, refs/heads/<branch> */
-    char *default_branch;  /* the repository's default branch, e.g. "main" */
+    char *dir;                          /* <data_dir>/workspaces/<job id> */
+    char *path;                         /* <dir>/repo: the work tree */
+    char *repo;                         /* owner/name */
+    char *branch;                       /* the checked-out local branch */
+    char *base_ref;                     /* where it started: refs/heads/main, refs/pull/7/head, refs/heads/<branch> */
+    char *default_branch;               /* the repository's default branch, e.g. "main" */
     char base_oid[WORKSPACE_OID_HEX];   /* the commit the branch started from */
     char remote_oid[WORKSPACE_OID_HEX]; /* `branch` on GitHub at fetch time; "" when it does not exist */
-    int mirror_created;    /* 1 when this call made the mirror (a first, full fetch) */
-    int64_t fetch_ms;      /* time spent waiting for the lock and fetching the mirror */
-    int64_t checkout_ms;   /* time spent making the checkout from the mirror */
+    int mirror_created;                 /* 1 when this call made the mirror (a first, full fetch) */
+    int64_t fetch_ms;                   /* time spent waiting for the lock and fetching the mirror */
+    int64_t checkout_ms;                /* time spent making the checkout from the mirror */
 } workspace_t;
 
 /* libgit2's global state and options. Idempotent; every other function calls it. */
@@ -132,8 +132,7 @@ int workspace_branch_name(char *out, size_t outlen, long long number, const char
  * https URL. An existing workspaces/<job id>/ (a crashed attempt) is replaced.
  * Then evicts least recently used mirrors above the budget. *out is the
  * caller's (workspace_free). */
-int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err,
-                      size_t errlen);
+int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t errlen);
 void workspace_free(workspace_t *ws);
 
 /* Deletes <data_dir>/workspaces/<job_id>/. A missing directory is fine. */
@@ -146,11 +145,11 @@ int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *er
  * ------------------------------------------------------------------------- */
 
 typedef struct {
-    char *path;            /* new path (old path for deletions) */
-    char *old_path;        /* renames: where it came from; else NULL */
-    char status;           /* 'A' added, 'M' modified, 'D' deleted, 'R' renamed, 'T' type changed */
+    char *path;     /* new path (old path for deletions) */
+    char *old_path; /* renames: where it came from; else NULL */
+    char status;    /* 'A' added, 'M' modified, 'D' deleted, 'R' renamed, 'T' type changed */
     int binary;
-    size_t additions;      /* lines; 0 for binaries */
+    size_t additions; /* lines; 0 for binaries */
     size_t deletions;
     const char *forbidden; /* set by workspace_forbidden: the glob it matched, or NULL */
 } workspace_change_t;
@@ -189,15 +188,14 @@ int workspace_bot_identity(char *name, size_t namelen, char *email, size_t email
  * author and committer `bot`. `coauthor`, when given, adds the trailer
  * "Co-authored-by: Name <email>". Writes the commit's hex id into oid_out.
  * WORKSPACE_ENOCHANGE when the tree equals the base: no commit is made. */
-int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot,
-                     const char *message, const workspace_person_t *coauthor, char *err, size_t errlen);
+int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
+                     const workspace_person_t *coauthor, char *err, size_t errlen);
 
 /* Pushes '+refs/heads/<branch>:refs/heads/<branch>' to GitHub with `token`.
  * Pushing the same commit again succeeds. A push GitHub refuses is
  * WORKSPACE_EREFUSED with the server's words (the hook's "remote:" lines and
  * the ref status) in err, never success. */
-int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err,
-                   size_t errlen);
+int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Mirrors (workspace_prepare uses these; exposed for maintenance and tests)
@@ -205,8 +203,8 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
 
 /* Locks, creates or fetches the mirror of `repo`, unlocks. `pulls` are PR
  * numbers whose refs/pull/N/head to fetch too. */
-int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls,
-                          size_t npulls, char *err, size_t errlen);
+int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls, size_t npulls,
+                          char *err, size_t errlen);
 
 /* Deletes least recently used mirrors until their total size is at most the
  * budget, skipping `keep` ("owner/name" or NULL) and any mirror another

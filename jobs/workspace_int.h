@@ -71,8 +71,7 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
  * libgit2 1.5.1 reports a repository owned by another user (as root) as
  * "config value 'safe.directory' was not found", GIT_ENOTFOUND; we say
  * what is actually wrong. `what` starts the error message. */
-int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen,
-                 const char *what);
+int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen, const char *what);
 
 /* printf into err; returns code. */
 int ws_fail(int code, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

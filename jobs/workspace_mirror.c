@@ -110,8 +110,8 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     git_error_clear();
     grc = git_remote_default_branch(&defbranch, remote);
     if (grc == GIT_ENOTFOUND) {
-        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "fetch %s/%s: the repository is empty (no default branch)",
-                     n->owner, n->name);
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "fetch %s/%s: the repository is empty (no default branch)", n->owner,
+                     n->name);
         goto done;
     }
     if (grc < 0) {
@@ -148,13 +148,12 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     git_error_clear();
     grc = git_reference_symbolic_create(&head, repo, "HEAD", defbranch.ptr, 1, NULL);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "set HEAD of the mirror of %s/%s to %s", n->owner, n->name,
-                         defbranch.ptr);
+        rc = ws_git_fail(grc, NULL, 0, err, errlen, "set HEAD of the mirror of %s/%s to %s", n->owner, n->name, defbranch.ptr);
         goto done;
     }
 
-    log_info(cfg->delivery, cfg->job, "fetched %s/%s: %u objects, %zu bytes in %lld ms", n->owner, n->name, objects,
-             bytes, (long long)(clock_mono_ms() - t0));
+    log_info(cfg->delivery, cfg->job, "fetched %s/%s: %u objects, %zu bytes in %lld ms", n->owner, n->name, objects, bytes,
+             (long long)(clock_mono_ms() - t0));
 
 done:
     if (remote != NULL)
@@ -298,8 +297,8 @@ static void consolidate_packs(git_repository *repo, const ws_names_t *n, const w
         }
         merged++;
     }
-    log_info(cfg->delivery, cfg->job, "merged %zu small packs of the mirror of %s/%s into one (%zu objects) in %lld ms",
-             merged, n->owner, n->name, git_packbuilder_object_count(pb), (long long)(clock_mono_ms() - t0));
+    log_info(cfg->delivery, cfg->job, "merged %zu small packs of the mirror of %s/%s into one (%zu objects) in %lld ms", merged,
+             n->owner, n->name, git_packbuilder_object_count(pb), (long long)(clock_mono_ms() - t0));
     goto done;
 
 fail:
@@ -359,8 +358,7 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
         goto done;
     }
     if (rename(n->tmp_dir, n->git_dir) != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot move the new mirror into %s: %s", n->git_dir,
-                     strerror(errno));
+        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot move the new mirror into %s: %s", n->git_dir, strerror(errno));
         ws_rmtree(n->tmp_dir);
         goto done;
     }
@@ -373,8 +371,8 @@ done:
     return rc;
 }
 
-int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls,
-                          size_t npulls, char *err, size_t errlen)
+int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls, size_t npulls,
+                          char *err, size_t errlen)
 {
     ws_names_t n;
     ws_lock_t lock = {-1};
@@ -552,8 +550,8 @@ int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char
             unlink(v[i].lock_path);
             total -= v[i].bytes;
             evicted++;
-            log_info(cfg->delivery, cfg->job, "evicted the mirror of %s (%llu bytes, over the %llu-byte budget)",
-                     v[i].label, (unsigned long long)v[i].bytes, (unsigned long long)cfg->mirror_budget_bytes);
+            log_info(cfg->delivery, cfg->job, "evicted the mirror of %s (%llu bytes, over the %llu-byte budget)", v[i].label,
+                     (unsigned long long)v[i].bytes, (unsigned long long)cfg->mirror_budget_bytes);
         } else {
             log_warn(cfg->delivery, cfg->job, "cannot evict the mirror %s: %s", v[i].git_dir, strerror(-e));
         }

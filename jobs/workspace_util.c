@@ -180,8 +180,8 @@ void ws_remote_dispose(ws_remote_t *r)
     r->token = NULL;
 }
 
-static int cb_credentials(git_credential **out, const char *url, const char *username_from_url,
-                          unsigned int allowed_types, void *payload)
+static int cb_credentials(git_credential **out, const char *url, const char *username_from_url, unsigned int allowed_types,
+                          void *payload)
 {
     ws_remote_t *r = payload;
     if (r->token == NULL || !(allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
@@ -314,8 +314,8 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
     if (r != NULL && r->auth_refused)
         return ws_fail(WORKSPACE_EAUTH, err, errlen, "%s: GitHub refused the installation token (bad or expired)", head);
     if (r != NULL && r->push_refused)
-        return ws_fail(WORKSPACE_EREFUSED, err, errlen, "%s: push refused: %s%s%s", head, r->refused_ref,
-                       reason[0] ? ": " : "", reason);
+        return ws_fail(WORKSPACE_EREFUSED, err, errlen, "%s: push refused: %s%s%s", head, r->refused_ref, reason[0] ? ": " : "",
+                       reason);
     if (rc == GIT_EAUTH && r != NULL && r->token == NULL)
         return ws_fail(WORKSPACE_EAUTH, err, errlen, "%s: GitHub asks for credentials and no token was given", head);
 
@@ -337,8 +337,7 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
         break;
     case GIT_EOWNER:
         return ws_fail(WORKSPACE_EIO, err, errlen,
-                       "%s: %s (the data dir belongs to another user: run patchbay as its owner, or chown it)", head,
-                       msg);
+                       "%s: %s (the data dir belongs to another user: run patchbay as its owner, or chown it)", head, msg);
     case GIT_ECERTIFICATE:
         code = WORKSPACE_EIO; /* a certificate problem is configuration, not a passing fault */
         break;
@@ -364,8 +363,7 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
     return ws_fail(code, err, errlen, "%s: %s%s%s", head, msg, reason[0] ? ": " : "", reason);
 }
 
-int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen,
-                 const char *what)
+int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen, const char *what)
 {
     *out = NULL;
     git_error_clear();
@@ -391,7 +389,7 @@ int ws_mkdirs(const char *path)
     if (p == NULL)
         return -ENOMEM;
     int rc = 0;
-    for (char *s = p + 1; ; s++) {
+    for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
@@ -531,8 +529,7 @@ int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t errle
             if (wait_ms < 0 || waited >= wait_ms) {
                 close(fd);
                 return ws_fail(WORKSPACE_ERETRY, err, errlen,
-                               "another process has held %s for %ld ms (a long first fetch?); try again later", path,
-                               waited);
+                               "another process has held %s for %ld ms (a long first fetch?); try again later", path, waited);
             }
             struct timespec ts = {0, sleep_ms * 1000000L};
             nanosleep(&ts, NULL);

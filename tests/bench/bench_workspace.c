@@ -62,8 +62,8 @@ static void generate(fakegh_t *fake, long commits, long files)
 {
     char cmd[512];
     snprintf(cmd, sizeof(cmd),
-             "GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git --git-dir='%s/%s.git' fast-import --quiet",
-             fake->git_root, BENCH_REPO);
+             "GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git --git-dir='%s/%s.git' fast-import --quiet", fake->git_root,
+             BENCH_REPO);
     FILE *fi = popen(cmd, "w");
     if (fi == NULL)
         die("popen", cmd);
@@ -163,8 +163,7 @@ static double floor_ms(const char *dir, long files)
     return (double)(clock_mono_ms() - t0);
 }
 
-static double prepare_ms(const workspace_config_t *cfg, const char *token, const char *job, int *created,
-                         double *fetch)
+static double prepare_ms(const workspace_config_t *cfg, const char *token, const char *job, int *created, double *fetch)
 {
     workspace_spec_t spec = {.repo = BENCH_REPO, .token = token, .job_id = job, .branch = "patchbay/1-bench"};
     workspace_t *ws = NULL;
@@ -239,8 +238,8 @@ int main(int argc, char **argv)
     }
     qsort(clones, (size_t)clone_runs, sizeof(double), cmp_double);
     double clone = clones[clone_runs / 2];
-    printf("fresh clone (libgit2 git_clone over HTTP), median of %d: %6.0f ms (min %.0f, max %.0f)\n", clone_runs,
-           clone, clones[0], clones[clone_runs - 1]);
+    printf("fresh clone (libgit2 git_clone over HTTP), median of %d: %6.0f ms (min %.0f, max %.0f)\n", clone_runs, clone,
+           clones[0], clones[clone_runs - 1]);
 
     workspace_config_t cfg = {.data_dir = data_dir, .git_url = fake.base_url};
     int created = 0;
@@ -260,15 +259,14 @@ int main(int argc, char **argv)
     qsort(fetches, (size_t)runs, sizeof(double), cmp_double);
     double med = second[runs / 2];
     printf("  of which mirror lock + fetch (median): %.0f ms\n", fetches[runs / 2]);
-    printf("second job (mirror fetch + checkout), median of %d: %6.0f ms (min %.0f, max %.0f)\n", runs, med,
-           second[0], second[runs - 1]);
+    printf("second job (mirror fetch + checkout), median of %d: %6.0f ms (min %.0f, max %.0f)\n", runs, med, second[0],
+           second[runs - 1]);
     printf("second job / fresh clone: %.1f%% (target <= 20%%: %s)\n", 100.0 * med / clone,
            med <= 0.2 * clone ? "met" : "NOT met");
     char floor_dir[320];
     snprintf(floor_dir, sizeof(floor_dir), "%s/floor", data_dir);
     mkdir(floor_dir, 0755);
-    printf("floor: writing the same %ld files with open/write/close in %s: %.0f ms\n", files, base,
-           floor_ms(floor_dir, files));
+    printf("floor: writing the same %ld files with open/write/close in %s: %.0f ms\n", files, base, floor_ms(floor_dir, files));
 
     if (keep)
         printf("kept the data dir %s (mirror in mirrors/bench/big.git)\n", data_dir);

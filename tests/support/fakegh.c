@@ -103,8 +103,8 @@ void fakegh_start(fakegh_t *f)
             dup2(fd, 2);
             close(fd);
         }
-        execlp(python, python, "-B", script, "--port", "0", "--app-id", app_id, "--app-slug", FAKEGH_APP_SLUG,
-               "--public-key", pub, "--git-root", f->git_root, "--ready-file", ready, (char *)NULL);
+        execlp(python, python, "-B", script, "--port", "0", "--app-id", app_id, "--app-slug", FAKEGH_APP_SLUG, "--public-key",
+               pub, "--git-root", f->git_root, "--ready-file", ready, (char *)NULL);
         _exit(127);
     }
     f->pid = pid;
@@ -178,8 +178,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
-json_t *fakegh_http(fakegh_t *f, const char *method, const char *path, const char *body, const char *auth,
-                    long *status)
+json_t *fakegh_http(fakegh_t *f, const char *method, const char *path, const char *body, const char *auth, long *status)
 {
     CURL *c = curl_easy_init();
     if (c == NULL)
@@ -245,8 +244,8 @@ void fakegh_repo(fakegh_t *f, const char *full_name, const char *files_json, lon
     json_decref(fakegh_control(f, "repos", "{\"full_name\":\"%s\",\"private\":true,\"files\":%s}", full_name, files_json));
     char owner[64];
     snprintf(owner, sizeof(owner), "%.*s", (int)(strchr(full_name, '/') - full_name), full_name);
-    json_decref(fakegh_control(f, "installations", "{\"id\":%ld,\"account\":\"%s\",\"repositories\":\"all\"}",
-                               installation_id, owner));
+    json_decref(
+        fakegh_control(f, "installations", "{\"id\":%ld,\"account\":\"%s\",\"repositories\":\"all\"}", installation_id, owner));
 }
 
 /* ---------------------------------------------------------------------------
@@ -391,9 +390,10 @@ char *fakegh_git(fakegh_t *f, const char *full_name, const char *args_fmt, ...)
     char *args = xstrdup_printf(args_fmt, ap);
     va_end(ap);
     int st = 0;
-    char *out = fakegh_sh(&st, "GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -c safe.directory='*' "
-                               "--git-dir='%s/%s.git' %s 2>&1",
-                         f->git_root, full_name, args);
+    char *out = fakegh_sh(&st,
+                          "GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -c safe.directory='*' "
+                          "--git-dir='%s/%s.git' %s 2>&1",
+                          f->git_root, full_name, args);
     if (st != 0)
         die("git %s in %s: %s", args, full_name, out);
     free(args);

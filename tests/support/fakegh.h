@@ -35,11 +35,9 @@ void fakegh_stop(fakegh_t *f);
 
 /* One HTTP request to the fake; body is JSON text or NULL. Returns the parsed
  * answer (or a JSON string of the raw text) and the status in *status. */
-json_t *fakegh_http(fakegh_t *f, const char *method, const char *path, const char *body, const char *auth,
-                    long *status);
+json_t *fakegh_http(fakegh_t *f, const char *method, const char *path, const char *body, const char *auth, long *status);
 /* POST /_fake/<route> with a JSON body (printf format); aborts unless 2xx. */
-json_t *fakegh_control(fakegh_t *f, const char *route, const char *json_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+json_t *fakegh_control(fakegh_t *f, const char *route, const char *json_fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A private repo "o/r" with files (JSON object text, e.g. {"a.txt":"x"}) and
  * an installation `installation_id` of its owner covering all its repos.

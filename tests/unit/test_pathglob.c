@@ -22,8 +22,7 @@ static void check(const case_t *cases, size_t n)
     for (size_t i = 0; i < n; i++) {
         int got = pathglob_match(cases[i].pattern, cases[i].path);
         if (got != cases[i].match)
-            fail_msg("pathglob_match(\"%s\", \"%s\") = %d, want %d", cases[i].pattern, cases[i].path, got,
-                     cases[i].match);
+            fail_msg("pathglob_match(\"%s\", \"%s\") = %d, want %d", cases[i].pattern, cases[i].path, got, cases[i].match);
     }
 }
 
@@ -54,15 +53,10 @@ static void test_single_segment_wildcards(void **state)
 {
     (void)state;
     static const case_t cases[] = {
-        {"src/*.c", "src/main.c", 1},
-        {"src/*.c", "src/sub/main.c", 0}, /* '*' stays within a segment */
-        {"src/?.c", "src/a.c", 1},
-        {"src/?.c", "src/ab.c", 0},
-        {"src/[ab].c", "src/b.c", 1},
-        {"src/[!ab].c", "src/b.c", 0},
-        {"config/*", "config/.env", 1}, /* dotfiles are not spared */
-        {"Makefile", "Makefile", 1},
-        {"Makefile", "makefile", 0}, /* git paths are case-sensitive */
+        {"src/*.c", "src/main.c", 1},  {"src/*.c", "src/sub/main.c", 0}, /* '*' stays within a segment */
+        {"src/?.c", "src/a.c", 1},     {"src/?.c", "src/ab.c", 0},       {"src/[ab].c", "src/b.c", 1},
+        {"src/[!ab].c", "src/b.c", 0}, {"config/*", "config/.env", 1}, /* dotfiles are not spared */
+        {"Makefile", "Makefile", 1},   {"Makefile", "makefile", 0},    /* git paths are case-sensitive */
     };
     check(cases, sizeof(cases) / sizeof(cases[0]));
 }

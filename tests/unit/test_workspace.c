@@ -121,8 +121,7 @@ static char *read_file(const char *path)
 static char *ws_git(const workspace_t *ws, const char *args)
 {
     int st = 0;
-    char *out = fakegh_sh(&st, "cd '%s' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git %s 2>&1", ws->path,
-                          args);
+    char *out = fakegh_sh(&st, "cd '%s' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git %s 2>&1", ws->path, args);
     if (st != 0)
         fail_msg("git %s in %s: %s", args, ws->path, out);
     return out;
@@ -219,8 +218,8 @@ static void test_second_job_reuses_the_mirror(void **state)
     assert_string_equal(ws2->base_oid, ws1->base_oid);
 
     /* Something new upstream: one incremental fetch, and the checkout has it. */
-    json_t *c = fakegh_control(&fake, "commits",
-                               "{\"repo\":\"acme/reuse\",\"branch\":\"main\",\"files\":{\"b.txt\":\"2\\n\"}}");
+    json_t *c =
+        fakegh_control(&fake, "commits", "{\"repo\":\"acme/reuse\",\"branch\":\"main\",\"files\":{\"b.txt\":\"2\\n\"}}");
     const char *sha = json_string_value(json_object_get(c, "sha"));
     fakegh_reset_calls(&fake);
     workspace_t *ws3 = prepare_ok("acme/reuse", "203", "patchbay/3-three", token);
@@ -244,12 +243,12 @@ static void test_base_branch_and_missing_things(void **state)
 {
     (void)state;
     fakegh_repo(&fake, "acme/bases", "{\"a.txt\":\"1\\n\"}", INSTALLATION);
-    json_t *c = fakegh_control(&fake, "commits",
-                               "{\"repo\":\"acme/bases\",\"branch\":\"release\",\"files\":{\"r.txt\":\"r\\n\"}}");
+    json_t *c =
+        fakegh_control(&fake, "commits", "{\"repo\":\"acme/bases\",\"branch\":\"release\",\"files\":{\"r.txt\":\"r\\n\"}}");
     char *token = fakegh_token(&fake, INSTALLATION);
 
-    workspace_spec_t spec = {.repo = "acme/bases", .token = token, .job_id = "301", .branch = "patchbay/9-x",
-                             .base_branch = "release"};
+    workspace_spec_t spec = {
+        .repo = "acme/bases", .token = token, .job_id = "301", .branch = "patchbay/9-x", .base_branch = "release"};
     workspace_t *ws = NULL;
     char err[WORKSPACE_ERR_BYTES];
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), 0);
@@ -316,8 +315,7 @@ static void test_branch_names(void **state)
     assert_string_equal(b, "patchbay/4-issue");
     assert_int_equal(workspace_branch_name(b, sizeof(b), 5, NULL), 0);
     assert_string_equal(b, "patchbay/5-issue");
-    assert_int_equal(workspace_branch_name(b, sizeof(b), 6,
-                                           "a very long title that goes on and on well past forty characters"),
+    assert_int_equal(workspace_branch_name(b, sizeof(b), 6, "a very long title that goes on and on well past forty characters"),
                      0);
     const char *slug = strchr(b, '-') + 1;
     assert_true(strlen(slug) <= WORKSPACE_SLUG_MAX_BYTES);
@@ -365,8 +363,8 @@ static void test_pull_request_from_a_fork(void **state)
     assert_true(number > 0);
     char *token = fakegh_token(&fake, INSTALLATION);
 
-    workspace_spec_t spec = {.repo = "acme/lib", .token = token, .job_id = "401", .branch = "patchbay/review",
-                             .pull_number = number};
+    workspace_spec_t spec = {
+        .repo = "acme/lib", .token = token, .job_id = "401", .branch = "patchbay/review", .pull_number = number};
     workspace_t *ws = NULL;
     char err[WORKSPACE_ERR_BYTES];
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), 0);
@@ -381,8 +379,8 @@ static void test_pull_request_from_a_fork(void **state)
     free(text);
 
     /* the mirror: the fork's commit only under refs/pull/, main untouched */
-    char *refs = fakegh_sh(NULL, "git --git-dir='%s/mirrors/acme/lib.git' for-each-ref --format='%%(refname) %%(objectname)'",
-                           data_dir);
+    char *refs =
+        fakegh_sh(NULL, "git --git-dir='%s/mirrors/acme/lib.git' for-each-ref --format='%%(refname) %%(objectname)'", data_dir);
     char *main_sha = fakegh_git(&fake, "acme/lib", "rev-parse main");
     char want_pull[160], want_main[160];
     snprintf(want_pull, sizeof(want_pull), "%s %s", ref, fork_sha);
@@ -475,8 +473,7 @@ static void test_changes_forbidden_commit_push(void **state)
     workspace_person_t bot = {bot_name, bot_email};
     workspace_person_t who = {"Octo Cat", "octocat@example.com"};
     char oid[WORKSPACE_OID_HEX];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "Fix the parser\n\nSummary here.\n\n", &who, err, sizeof(err)),
-                     0);
+    assert_int_equal(workspace_commit(oid, ws, &bot, "Fix the parser\n\nSummary here.\n\n", &who, err, sizeof(err)), 0);
     assert_int_equal(strlen(oid), 40);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
 
@@ -489,8 +486,9 @@ static void test_changes_forbidden_commit_push(void **state)
     free(log);
     assert_str_eq_free(fakegh_git(&fake, "acme/work", "log -1 --format=%%B patchbay/5-work"),
                        "Fix the parser\n\nSummary here.\n\nCo-authored-by: Octo Cat <octocat@example.com>");
-    assert_str_eq_free(fakegh_git(&fake, "acme/work", "show --format= --name-status patchbay/5-work | sort | tr '\\t' ' ' | paste -sd'|'"),
-                       "A .github/workflows/ci.yml|A blob.bin|A src/new.c|D old.txt|M README.md|R100 keep/moved.txt keep/renamed.txt");
+    assert_str_eq_free(
+        fakegh_git(&fake, "acme/work", "show --format= --name-status patchbay/5-work | sort | tr '\\t' ' ' | paste -sd'|'"),
+        "A .github/workflows/ci.yml|A blob.bin|A src/new.c|D old.txt|M README.md|R100 keep/moved.txt keep/renamed.txt");
     /* locally: HEAD is the bot's commit on the job's branch, nothing left over */
     assert_str_eq_free(ws_git(ws, "rev-parse HEAD"), oid);
     assert_str_eq_free(ws_git(ws, "status --porcelain"), "");
@@ -594,8 +592,7 @@ static void test_push_is_idempotent_and_retry_safe(void **state)
     workspace_free(ws);
 
     /* resume: start from the branch on GitHub and add to it */
-    workspace_spec_t spec = {.repo = "acme/retry", .token = token, .job_id = "802", .branch = "patchbay/8-retry",
-                             .resume = 1};
+    workspace_spec_t spec = {.repo = "acme/retry", .token = token, .job_id = "802", .branch = "patchbay/8-retry", .resume = 1};
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), 0);
     assert_string_equal(ws->base_oid, oid2);
     assert_string_equal(ws->base_ref, "refs/heads/patchbay/8-retry");
@@ -628,8 +625,8 @@ static void test_bad_and_expired_tokens_fail_fast(void **state)
 
     /* a made-up token: one auth failure, no retry storm */
     fakegh_reset_calls(&fake);
-    workspace_spec_t spec = {.repo = "acme/private", .token = "ghs_notARealTokenAtAll0000000000000000",
-                             .job_id = "901", .branch = "patchbay/9-x"};
+    workspace_spec_t spec = {
+        .repo = "acme/private", .token = "ghs_notARealTokenAtAll0000000000000000", .job_id = "901", .branch = "patchbay/9-x"};
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), WORKSPACE_EAUTH);
     assert_non_null(strstr(err, "refused the installation token"));
     size_t requests = fakegh_count(&fake, NULL, "acme/private");
@@ -665,8 +662,9 @@ static void test_bad_and_expired_tokens_fail_fast(void **state)
 static void test_push_without_write_permission(void **state)
 {
     (void)state;
-    json_decref(fakegh_control(&fake, "repos", "{\"full_name\":\"readonly/repo\",\"private\":true,"
-                                               "\"files\":{\"a.txt\":\"1\\n\"}}"));
+    json_decref(fakegh_control(&fake, "repos",
+                               "{\"full_name\":\"readonly/repo\",\"private\":true,"
+                               "\"files\":{\"a.txt\":\"1\\n\"}}"));
     json_decref(fakegh_control(&fake, "installations",
                                "{\"id\":88,\"account\":\"readonly\",\"repositories\":\"all\","
                                "\"permissions\":{\"contents\":\"read\",\"metadata\":\"read\"}}"));
