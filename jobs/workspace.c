@@ -627,8 +627,20 @@ done:
     return rc;
 }
 
+/* add_all's filter: a directory reported as a path of its own is a git
+ * repository inside the work tree (an agent's clone of a dependency).
+ * libgit2 would fail on it ("invalid path"); git would commit a gitlink to
+ * a commit GitHub does not have. Leave it out. */
+static int skip_nested_repos(const char *path, const char *matched_pathspec, void *payload)
+{
+    (void)matched_pathspec;
+    (void)payload;
+    size_t n = strlen(path);
+    return (n > 0 && path[n - 1] == '/') ? 1 : 0;
+}
+
 /* The whole work tree into the index (new files, deletions; .gitignore
- * respected) and the index into a tree. */
+ * respected; nested repositories left out) and the index into a tree. */
 static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t *ws, char *err, size_t errlen)
 {
     git_index *idx = NULL;
@@ -637,7 +649,7 @@ static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t 
     if (grc == 0)
         grc = git_index_read(idx, 1);
     if (grc == 0)
-        grc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, NULL, NULL);
+        grc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, skip_nested_repos, NULL);
     if (grc == 0)
         grc = git_index_update_all(idx, NULL, NULL, NULL);
     if (grc == 0)

@@ -270,6 +270,11 @@ static void test_base_branch_and_missing_things(void **state)
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), WORKSPACE_ENOTFOUND);
     assert_non_null(strstr(err, "not found"));
 
+    json_decref(fakegh_control(&fake, "repos", "{\"full_name\":\"acme/empty\",\"private\":true}"));
+    spec.repo = "acme/empty";
+    assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), WORKSPACE_ENOTFOUND);
+    assert_non_null(strstr(err, "empty"));
+
     spec.repo = "acme/bases";
     spec.pull_number = 999;
     assert_int_equal(workspace_prepare(&ws, &cfg, &spec, err, sizeof(err)), WORKSPACE_ENOTFOUND);
@@ -436,10 +441,15 @@ static void test_changes_forbidden_commit_push(void **state)
     fwrite("\0\1\2\3binary\0", 1, 11, f);
     fclose(f);
     free(ws_git(ws, "-c user.name=agent -c user.email=agent@example.com commit -qam 'agent was here'"));
+    /* and a repository of its own inside (a cloned dependency) */
+    free(ws_git(ws, "init -q vendor/dep && cd vendor/dep && echo x > x.c && git add x.c && "
+                    "git -c user.name=a -c user.email=a@b commit -qm dep"));
 
     workspace_changes_t ch;
     char err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_changes(&ch, ws, err, sizeof(err)), 0);
+    int rc = workspace_changes(&ch, ws, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("workspace_changes: %s", err);
     assert_int_equal(ch.count, 6);
     const workspace_change_t *c;
     assert_non_null(c = find_change(&ch, "README.md"));
@@ -489,9 +499,9 @@ static void test_changes_forbidden_commit_push(void **state)
     assert_str_eq_free(
         fakegh_git(&fake, "acme/work", "show --format= --name-status patchbay/5-work | sort | tr '\\t' ' ' | paste -sd'|'"),
         "A .github/workflows/ci.yml|A blob.bin|A src/new.c|D old.txt|M README.md|R100 keep/moved.txt keep/renamed.txt");
-    /* locally: HEAD is the bot's commit on the job's branch, nothing left over */
+    /* locally: HEAD is the bot's commit on the job's branch; only the nested repository is left out */
     assert_str_eq_free(ws_git(ws, "rev-parse HEAD"), oid);
-    assert_str_eq_free(ws_git(ws, "status --porcelain"), "");
+    assert_str_eq_free(ws_git(ws, "status --porcelain"), "?? vendor/");
 
     assert_token_nowhere(data_dir, token);
     workspace_free(ws);
