@@ -660,10 +660,15 @@ static void test_bad_and_expired_tokens_fail_fast(void **state)
     assert_int_equal(workspace_prepare(&ws2, &cfg, &spec, err, sizeof(err)), WORKSPACE_EAUTH);
     workspace_free(ws);
 
-    /* no token at all on a private repository */
+    /* no token at all: a private repository asks for one, a public one does not */
     spec.token = NULL;
     spec.repo = "acme/secret";
     assert_int_equal(workspace_prepare(&ws2, &cfg, &spec, err, sizeof(err)), WORKSPACE_EAUTH);
+    assert_non_null(strstr(err, "no token"));
+    json_decref(fakegh_control(&fake, "repos", "{\"full_name\":\"acme/open\",\"files\":{\"a\":\"1\"}}"));
+    spec.repo = "acme/open";
+    assert_int_equal(workspace_prepare(&ws2, &cfg, &spec, err, sizeof(err)), 0);
+    workspace_free(ws2);
     free(token);
 }
 
