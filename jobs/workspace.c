@@ -319,7 +319,7 @@ static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const
         rc = ws_fail(WORKSPACE_EIO, err, errlen, "the mirror of %s has no default branch", ws->repo);
         goto done;
     }
-    ws->default_branch = strdup(git_reference_symbolic_target(head) + 11);
+    ws->default_branch = ws_strf("%s", git_reference_symbolic_target(head) + 11);
     if (ref_oid(&b->default_tip, mirror, git_reference_symbolic_target(head)) != 0) {
         rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: the default branch %s has no commit", ws->repo, ws->default_branch);
         goto done;
@@ -476,7 +476,7 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     ws->dir = ws_strf("%s/workspaces/%s", cfg->data_dir, spec->job_id);
     ws->path = ws_strf("%s/repo", ws->dir);
     ws->repo = ws_strf("%s/%s", n.owner, n.name);
-    ws->branch = strdup(spec->branch);
+    ws->branch = ws_strf("%s", spec->branch);
     repo_git_dir = ws_strf("%s/.git", ws->path);
 
     /* A workspace left by a crashed attempt of this job is replaced whole. */
@@ -523,6 +523,8 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     rc = link_objects(n.git_dir, repo_git_dir, err, errlen);
     if (rc != 0)
         goto done;
+    git_repository_free(mirror);
+    mirror = NULL;
     ws_unlock(&lock); /* the checkout has its own links now: the mirror may move on */
 
     int64_t t2 = clock_mono_ms();
@@ -754,9 +756,9 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
         const git_diff_delta *d = git_patch_get_delta(patch);
         workspace_change_t *c = &out->items[out->count++];
         c->status = status_letter(d->status);
-        c->path = strdup(d->status == GIT_DELTA_DELETED ? d->old_file.path : d->new_file.path);
+        c->path = ws_strf("%s", d->status == GIT_DELTA_DELETED ? d->old_file.path : d->new_file.path);
         if (d->status == GIT_DELTA_RENAMED)
-            c->old_path = strdup(d->old_file.path);
+            c->old_path = ws_strf("%s", d->old_file.path);
         c->binary = (d->flags & GIT_DIFF_FLAG_BINARY) != 0;
         if (!c->binary) {
             size_t adds = 0, dels = 0;

@@ -474,7 +474,7 @@ static int scan_mirrors(mirror_entry_t **out, size_t *count, const char *root)
                 *out = nv;
             }
             mirror_entry_t *m = &(*out)[(*count)++];
-            m->owner_dir = strdup(owner_dir);
+            m->owner_dir = ws_strf("%s", owner_dir);
             m->git_dir = git_dir;
             m->lock_path = ws_strf("%.*s.lock", (int)(strlen(git_dir) - 4), git_dir);
             m->label = ws_strf("%s/%.*s", od->d_name, (int)(len - 4), md->d_name);
