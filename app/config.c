@@ -271,6 +271,9 @@ static const key_spec_t schema[] = {
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
+    {"workspaces.mirror_budget_bytes", KEY_SIZE, OFF(workspaces.mirror_budget_bytes), 0, 1024 * 1024 * 1024 * MIB,
+     .def = "10GiB"},
+
     {"agent.backend", KEY_ENUM, OFF(agent.backend), .def = "command", .allowed = backend_values},
     {"agent.command", KEY_LIST, OFF(agent.command), .def_list = default_command},
     {"agent.timeout", KEY_INT, OFF(agent.timeout), 1, 7 * 86400, .def = "1800"},

@@ -82,6 +82,10 @@ typedef struct {
     } workers;
 
     struct {
+        size_t mirror_budget_bytes;  /* repository mirrors above this are evicted, LRU; 0 = never; default 10 GiB */
+    } workspaces;
+
+    struct {
         char *backend;               /* command | openai */
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */

@@ -224,6 +224,7 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->workers.lease_seconds, 30);
     assert_int_equal(c->workers.retry_delay_ms, 10000);
     assert_int_equal(c->workers.retry_max_delay_ms, 600000);
+    assert_int_equal(c->workspaces.mirror_budget_bytes, 10ULL << 30);
 
     assert_string_equal(c->agent.backend, "command");
     assert_list(&c->agent.command, command);
@@ -302,6 +303,7 @@ static void test_example_mentions_every_key(void **state)
         "lease_seconds:",
         "retry_delay_ms:",
         "retry_max_delay_ms:",
+        "mirror_budget_bytes:",
         "backend:",
         "command:",
         "timeout:",
@@ -694,6 +696,25 @@ static void test_sizes_and_numbers(void **state)
     unload(&l);
 }
 
+/* The mirrors' disk budget: sizes up to a PiB, 0 meaning no limit. */
+static void test_workspaces_budget(void **state)
+{
+    (void)state;
+    loaded_t l;
+    load_yaml(&l, "workspaces:\n  mirror_budget_bytes: 250GiB\n", no_env);
+    assert_clean(&l);
+    assert_int_equal(l.cfg->workspaces.mirror_budget_bytes, 250ULL << 30);
+    unload(&l);
+    load_yaml(&l, "workspaces: { mirror_budget_bytes: 0 }\n", no_env);
+    assert_clean(&l);
+    assert_int_equal(l.cfg->workspaces.mirror_budget_bytes, 0);
+    unload(&l);
+    assert_yaml_error("workspaces:\n  mirror_budget_bytes: plenty\n", 2, "'mirror_budget_bytes' must be a size in bytes");
+    assert_yaml_error("workspaces:\n  mirror_budget_bytes: 2000000GiB\n", 2,
+                      "'mirror_budget_bytes' must be between 0 and 1125899906842624 bytes");
+    assert_yaml_error("workspaces:\n  mirror_budget: 1GiB\n", 2, "unknown key 'mirror_budget' in 'workspaces'");
+}
+
 static void test_enum(void **state)
 {
     (void)state;
@@ -1017,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_sizes_and_numbers),
+        cmocka_unit_test(test_workspaces_budget),
         cmocka_unit_test(test_enum),
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_syntax_error),
