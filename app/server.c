@@ -22,6 +22,7 @@
  */
 #include "server.h"
 #include "clock.h"
+#include "dashboard.h"
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
@@ -62,6 +63,7 @@ struct server_s {
     ingress_t *ingress;
     metrics_t metrics;
     qstats_t *qstats; /* the queue's metrics, read by a background thread */
+    dashboard_t *dashboard;
     router_rules_t rules;
     char enqueue_sha[41];
     int64_t retention_s;
@@ -92,6 +94,7 @@ struct server_thread_s {
     size_t nconns;
     struct batch_s *batch; /* deliveries of this loop turn, not sent yet */
     h2o_timeout_entry_t batch_flush;
+    dashboard_loop_t dashboard;
 };
 
 /* Deliveries sent to Redis in one script call; each holds a reference. */
@@ -616,7 +619,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         on_metrics(s, req);
     else if (path_is(req, "/"))
         on_status_page(t, req);
-    else
+    else if (!dashboard_handle(&t->dashboard, req))
         respond_json(req, 404, "Not Found", "error", "no such path");
     return 0;
 }
@@ -792,6 +795,8 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
     if (s->ingress == NULL)
         goto fail;
     s->qstats = qstats_start(&s->redis_url);
+    if ((s->dashboard = dashboard_new(cfg, &s->redis_url, err, err_len)) == NULL)
+        goto fail;
 
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("patchbay"));
@@ -827,6 +832,7 @@ int server_start(server_t *s, char *err, size_t err_len)
         t->batch_flush.cb = on_batch_flush;
         t->mtqueue = h2o_multithread_create_queue(t->loop);
         h2o_multithread_register_receiver(t->mtqueue, &t->spool_receiver, on_spool_written);
+        dashboard_loop_init(&t->dashboard, s->dashboard, t->mtqueue, &s->metrics.inflight);
         h2o_timeout_init(t->loop, &t->redis_deadline, (uint64_t)s->cfg->server.redis_timeout_ms);
         t->redis = rasync_new(t->loop, &s->redis_url);
         t->listener = h2o_evloop_socket_create(t->loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -859,6 +865,8 @@ void server_stop(server_t *s)
     s->ingress = NULL;
     qstats_stop(s->qstats);
     s->qstats = NULL;
+    dashboard_free(s->dashboard);
+    s->dashboard = NULL;
 }
 
 void server_free(server_t *s)
@@ -869,6 +877,7 @@ void server_free(server_t *s)
         server_stop(s);
     ingress_stop(s->ingress);
     qstats_stop(s->qstats);
+    dashboard_free(s->dashboard);
     for (int i = 0; s->threads != NULL && i < s->nthreads; i++) {
         server_thread_t *t = &s->threads[i];
         if (t->loop != NULL && t->nconns > 0) {
@@ -883,6 +892,7 @@ void server_free(server_t *s)
                 h2o_socket_close(t->listener);
             h2o_timeout_dispose(t->loop, &t->redis_deadline);
             h2o_multithread_unregister_receiver(t->mtqueue, &t->spool_receiver);
+            dashboard_loop_dispose(&t->dashboard);
             h2o_multithread_destroy_queue(t->mtqueue);
             /* h2o 2.2.5's evloop build closes the queue's pipe but never frees
              * the queue itself; it came from malloc (h2o_mem_alloc) */
