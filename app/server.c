@@ -680,11 +680,55 @@ static void track_redis_state(server_thread_t *t)
     }
 }
 
+/* Everything h2o makes for a loop is made and disposed of on the loop's own
+ * thread: an h2o socket's empty input buffer is a __thread prototype of the
+ * thread that created it, so a socket created or closed on another thread
+ * reads that thread's TLS (after the thread exited, unmapped memory). */
+static void thread_init(server_thread_t *t)
+{
+    server_t *s = t->server;
+    t->loop = h2o_evloop_create();
+    h2o_context_init(&t->ctx, t->loop, &s->globalconf);
+    t->accept_ctx.ctx = &t->ctx;
+    t->accept_ctx.hosts = s->globalconf.hosts;
+    h2o_linklist_init_anchor(&t->conns);
+    t->batch_flush.cb = on_batch_flush;
+    t->mtqueue = h2o_multithread_create_queue(t->loop);
+    h2o_multithread_register_receiver(t->mtqueue, &t->spool_receiver, on_spool_written);
+    dashboard_loop_init(&t->dashboard, s->dashboard, t->mtqueue, &s->metrics.inflight);
+    h2o_timeout_init(t->loop, &t->redis_deadline, (uint64_t)s->cfg->server.redis_timeout_ms);
+    t->redis = rasync_new(t->loop, &s->redis_url);
+    t->listener = h2o_evloop_socket_create(t->loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listen_fd = -1; /* the socket owns it now */
+    t->listener->data = t;
+    h2o_socket_read_start(t->listener, on_accept);
+}
+
+static void thread_dispose(server_thread_t *t)
+{
+    rasync_free(t->redis);
+    t->redis = NULL;
+    h2o_timeout_dispose(t->loop, &t->redis_deadline);
+    h2o_multithread_unregister_receiver(t->mtqueue, &t->spool_receiver);
+    dashboard_loop_dispose(&t->dashboard);
+    h2o_multithread_destroy_queue(t->mtqueue);
+    /* h2o 2.2.5's evloop build closes the queue's pipe but never frees the
+     * queue itself; it came from malloc (h2o_mem_alloc) */
+    free(t->mtqueue);
+    h2o_context_dispose(&t->ctx);
+    free(t->ctx.queue); /* the same h2o 2.2.5 omission */
+    /* let h2o run the closes it scheduled before the loop goes */
+    h2o_evloop_run(t->loop, 0);
+    h2o_evloop_destroy(t->loop);
+    t->loop = NULL;
+}
+
 static void *thread_main(void *arg)
 {
     server_thread_t *t = arg;
     server_t *s = t->server;
 
+    thread_init(t);
     while (!atomic_load(&s->stopping)) {
         h2o_evloop_run(t->loop, SERVER_LOOP_WAIT_MS);
         track_redis_state(t);
@@ -699,6 +743,13 @@ static void *thread_main(void *arg)
     while (atomic_load(&s->metrics.inflight) > 0 && h2o_now(t->loop) < until)
         h2o_evloop_run(t->loop, 10);
     close_connections(t);
+    if (t->nconns > 0 || atomic_load(&s->metrics.inflight) > 0) {
+        /* something h2o or another thread still holds: disposing would abort
+         * or free what they will touch, so leave it to the process's exit */
+        log_warn(NULL, NULL, "%zu connections still open at exit", t->nconns);
+        return NULL;
+    }
+    thread_dispose(t);
     return NULL;
 }
 
@@ -824,21 +875,6 @@ int server_start(server_t *s, char *err, size_t err_len)
 {
     for (int i = 0; i < s->nthreads; i++) {
         server_thread_t *t = &s->threads[i];
-        t->loop = h2o_evloop_create();
-        h2o_context_init(&t->ctx, t->loop, &s->globalconf);
-        t->accept_ctx.ctx = &t->ctx;
-        t->accept_ctx.hosts = s->globalconf.hosts;
-        h2o_linklist_init_anchor(&t->conns);
-        t->batch_flush.cb = on_batch_flush;
-        t->mtqueue = h2o_multithread_create_queue(t->loop);
-        h2o_multithread_register_receiver(t->mtqueue, &t->spool_receiver, on_spool_written);
-        dashboard_loop_init(&t->dashboard, s->dashboard, t->mtqueue, &s->metrics.inflight);
-        h2o_timeout_init(t->loop, &t->redis_deadline, (uint64_t)s->cfg->server.redis_timeout_ms);
-        t->redis = rasync_new(t->loop, &s->redis_url);
-        t->listener = h2o_evloop_socket_create(t->loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-        t->listen_fd = -1; /* the socket owns it now */
-        t->listener->data = t;
-        h2o_socket_read_start(t->listener, on_accept);
         if (pthread_create(&t->tid, NULL, thread_main, t) != 0) {
             snprintf(err, err_len, "cannot start event-loop thread %d", i);
             atomic_store(&s->stopping, 1);
@@ -878,34 +914,11 @@ void server_free(server_t *s)
     ingress_stop(s->ingress);
     qstats_stop(s->qstats);
     dashboard_free(s->dashboard);
-    for (int i = 0; s->threads != NULL && i < s->nthreads; i++) {
-        server_thread_t *t = &s->threads[i];
-        if (t->loop != NULL && t->nconns > 0) {
-            /* a connection h2o did not close: disposing would abort, so leave
-             * the loop to the process's exit */
-            log_warn(NULL, NULL, "%zu connections still open at exit", t->nconns);
-            continue;
-        }
-        if (t->loop != NULL) {
-            rasync_free(t->redis);
-            if (t->listener != NULL)
-                h2o_socket_close(t->listener);
-            h2o_timeout_dispose(t->loop, &t->redis_deadline);
-            h2o_multithread_unregister_receiver(t->mtqueue, &t->spool_receiver);
-            dashboard_loop_dispose(&t->dashboard);
-            h2o_multithread_destroy_queue(t->mtqueue);
-            /* h2o 2.2.5's evloop build closes the queue's pipe but never frees
-             * the queue itself; it came from malloc (h2o_mem_alloc) */
-            free(t->mtqueue);
-            h2o_context_dispose(&t->ctx);
-            free(t->ctx.queue); /* the same h2o 2.2.5 omission as above */
-            /* let h2o run the closes it scheduled before the loop goes */
-            h2o_evloop_run(t->loop, 0);
-            h2o_evloop_destroy(t->loop);
-        }
-        if (t->listen_fd >= 0)
-            close(t->listen_fd);
-    }
+    /* the loops disposed of themselves on their threads (thread_dispose);
+     * only listeners of threads that never started are left */
+    for (int i = 0; s->threads != NULL && i < s->nthreads; i++)
+        if (s->threads[i].listen_fd >= 0)
+            close(s->threads[i].listen_fd);
     free(s->threads);
     if (s->globalconf.hosts != NULL)
         h2o_config_dispose(&s->globalconf);

@@ -441,15 +441,23 @@ class TestCase(unittest.TestCase):
         self._procs = []
 
     def tearDown(self):
+        # a patchbay still running here must stop cleanly: SIGTERM -> exit 0,
+        # or the test fails (a crash at shutdown is a bug like any other)
+        bad = []
         for p in reversed(self._procs):
+            running = getattr(p, "proc", None) is not None and p.proc.poll() is None
             try:
-                p.stop()
-            except Exception:  # a failed stop must not hide the test's own failure
-                pass
+                code = p.stop()
+            except Exception as e:  # a failed stop must not hide the test's own failure
+                code = str(e)
+            if isinstance(p, Patchbay) and running and code != 0:
+                bad.append("patchbay %s exited with %s on SIGTERM; log:\n%s" % (p.command, code, p.log_text()[-3000:]))
         if os.environ.get("PATCHBAY_KEEP_TMP"):
             print("kept", self.workdir)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if bad:
+            self.fail("\n".join(bad))
 
     def redis(self, **kw):
         r = Redis(self.workdir, **kw).start()
