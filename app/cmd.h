@@ -26,6 +26,11 @@ int cmd_replay(int argc, char **argv);
 int cmd_jobs(int argc, char **argv);
 /* `work [--concurrency N]`: the worker pool's supervisor and its workers. */
 int cmd_work(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_reconcile(int argc, char **argv);
+/* check-config's GitHub half: GET /app with the credentials; prints the App's
+ * slug and warns about events it is not subscribed to. */
+int cmd_github_check(const config_t *cfg);
 
 /* Loads the config (path NULL: PATCHBAY_CONFIG or ./patchbay.yml) and sets
  * up logging; on failure prints every problem to stderr and returns

@@ -14,6 +14,7 @@
  */
 #include "cmd.h"
 #include "log.h"
+#include "reconcile.h"
 #include "pool.h"
 #include "redisproc.h"
 #include "server.h"
@@ -118,6 +119,7 @@ static int run_common(int argc, char **argv, int with_workers)
     redisproc_t rp = {0};
     server_t *server = NULL;
     pool_t *pool = NULL;
+    reconcile_t *reconcile = NULL;
     char err[SERVER_ERR_BYTES];
     rc = CMD_FAIL;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -150,8 +152,10 @@ static int run_common(int argc, char **argv, int with_workers)
             goto done;
         }
     }
+    reconcile = reconcile_start(cfg, redis_url);
     rc = supervise(server, &rp, pool, cfg, &set);
 done:
+    reconcile_stop(reconcile);
     if (server != NULL) {
         server_stop(server);
         server_free(server);

@@ -246,6 +246,9 @@ static const key_spec_t schema[] = {
     {"github.api_url", KEY_STRING, OFF(github.api_url), .def = "https://api.github.com", .env = "GITHUB_API_URL",
      .check = check_http_url},
     {"github.url", KEY_STRING, OFF(github.url), .def = "https://github.com", .env = "GITHUB_URL", .check = check_http_url},
+    {"github.timeout_ms", KEY_INT, OFF(github.timeout_ms), 1000, 600000, .def = "30000"},
+    {"github.max_wait_s", KEY_INT, OFF(github.max_wait_s), 0, 86400, .def = "900"},
+    {"github.reconcile_interval_s", KEY_INT, OFF(github.reconcile_interval_s), 0, 86400, .def = "600"},
 
     /* a redis:// URL may carry a password, so it is treated as a secret */
     {"redis.url", KEY_STRING, OFF(redis.url), .env = "REDIS_URL", .secret = 1, .check = check_redis_url},

@@ -47,6 +47,9 @@ typedef struct {
         char *webhook_secret;    /* WEBHOOK_SECRET */
         char *api_url;           /* GITHUB_API_URL, default https://api.github.com */
         char *url;               /* GITHUB_URL, default https://github.com */
+        int timeout_ms;          /* one API exchange, start to finish */
+        int max_wait_s;          /* longest rate-limit wait a call sits out before giving the job back */
+        int reconcile_interval_s; /* how often run/serve ask GitHub to redeliver missed deliveries; 0: never */
     } github;
 
     struct {

@@ -15,7 +15,8 @@ static int usage(FILE *out, int status)
                  "  run                      webhook server and workers (starts a private Redis without REDIS_URL)\n"
                  "  serve                    webhook server only\n"
                  "  work [--concurrency N]   workers only (N processes; REDIS_URL, or the Redis of `run`)\n"
-                 "  check-config [FILE]      validate config and credentials\n"
+                 "  check-config [--offline] [FILE]\n"
+                 "                           validate config and credentials (and, online, prove them to GitHub)\n"
                  "  replay FILE... [--event NAME] [--url URL]\n"
                  "                           sign payload files with WEBHOOK_SECRET and post them\n"
                  "  jobs list [--json] [--status S] [--limit N]\n"
@@ -23,6 +24,9 @@ static int usage(FILE *out, int status)
                  "  jobs logs ID [--follow] [--json]\n"
                  "  jobs retry ID            queue a failed, dead or cancelled job again\n"
                  "  jobs cancel ID           cancel a queued job now, a running one within 2 s\n"
+                 "  token [--installation ID [--repo OWNER/NAME]]\n"
+                 "                           print the App's JWT or an installation token (to a terminal only)\n"
+                 "  reconcile [--dry-run]    ask GitHub to redeliver failed deliveries patchbay never queued\n"
                  "\n"
                  "Settings come from the environment and PATCHBAY_CONFIG (see config/patchbay.yml).\n");
     return status;
@@ -36,6 +40,7 @@ typedef struct {
 static const command_t commands[] = {
     {"run", cmd_run},       {"serve", cmd_serve}, {"check-config", cmd_check_config},
     {"replay", cmd_replay}, {"jobs", cmd_jobs},       {"work", cmd_work},
+    {"token", cmd_token},   {"reconcile", cmd_reconcile},
 };
 
 int main(int argc, char **argv)

@@ -225,6 +225,9 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->workers.retry_delay_ms, 10000);
     assert_int_equal(c->workers.retry_max_delay_ms, 600000);
     assert_int_equal(c->workspaces.mirror_budget_bytes, 10ULL << 30);
+    assert_int_equal(c->github.timeout_ms, 30000);
+    assert_int_equal(c->github.max_wait_s, 900);
+    assert_int_equal(c->github.reconcile_interval_s, 600);
 
     assert_string_equal(c->agent.backend, "command");
     assert_list(&c->agent.command, command);
@@ -304,6 +307,9 @@ static void test_example_mentions_every_key(void **state)
         "retry_delay_ms:",
         "retry_max_delay_ms:",
         "mirror_budget_bytes:",
+        "timeout_ms:",
+        "max_wait_s:",
+        "reconcile_interval_s:",
         "backend:",
         "command:",
         "timeout:",
