@@ -1262,3 +1262,25 @@ int config_list_contains(const config_list_t *list, const char *s)
             return 1;
     return 0;
 }
+
+int config_env_is_secret(const char *name)
+{
+    /* tokens other tools read, which an operator may have in patchbay's environment */
+    static const char *const tokens[] = {"GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN",
+                                         "GITHUB_PAT", "INSTALLATION_TOKEN", "PATCHBAY_CONFIG", NULL};
+    static const char *const prefixes[] = {"PRIVATE_KEY", "GITHUB_APP_", NULL};
+
+    if (name == NULL)
+        return 1;
+    for (size_t i = 0; tokens[i] != NULL; i++)
+        if (strcasecmp(name, tokens[i]) == 0)
+            return 1;
+    for (size_t i = 0; prefixes[i] != NULL; i++)
+        if (strncasecmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    /* every variable patchbay itself reads: its secrets, and settings nobody else needs */
+    for (size_t i = 0; i < SCHEMA_LEN; i++)
+        if (schema[i].env != NULL && strcasecmp(name, schema[i].env) == 0)
+            return 1;
+    return 0;
+}

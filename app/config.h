@@ -137,4 +137,10 @@ char *config_error_format(const config_error_t *err);
 /* Whether `s` (case-insensitive) is in `list`. */
 int config_list_contains(const config_list_t *list, const char *s);
 
+/* Whether the environment variable `name` may carry one of patchbay's secrets
+ * or settings (a GitHub token, WEBHOOK_SECRET, PRIVATE_KEY*, APP_ID,
+ * REDIS_URL, DASHBOARD_TOKEN, PATCHBAY_CONFIG, any variable patchbay reads): such
+ * a variable is never passed to an agent or a repository's commands. */
+int config_env_is_secret(const char *name);
+
 #endif

@@ -1,0 +1,638 @@
+/*
+ * test_sandbox — what a sandboxed command can and cannot do: exit codes and
+ * output, the scrubbed environment (with patchbay's secrets set in this very
+ * process), the output cap, stdin, the wall-clock limit reaching grandchildren,
+ * cancel, descriptors that must not leak; and under bubblewrap: no writes
+ * outside the workspace, no reads of files planted outside it, no network when
+ * it is off, and the fallback when bubblewrap cannot start.
+ *
+ * Each test gets a fresh directory /tmp/pbsandbox-XXXXXX with ws/ (the
+ * workspace), scratch/ and data/ (a stand-in for patchbay's data dir, never
+ * bound into the sandbox).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+typedef struct {
+    char root[64];
+    char ws[96], scratch[96], data[96], out[128];
+} dirs_t;
+
+static dirs_t D;
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(D.root, "/tmp/pbsandbox-XXXXXX");
+    if (mkdtemp(D.root) == NULL)
+        return -1;
+    snprintf(D.ws, sizeof(D.ws), "%s/ws", D.root);
+    snprintf(D.scratch, sizeof(D.scratch), "%s/scratch", D.root);
+    snprintf(D.data, sizeof(D.data), "%s/data", D.root);
+    snprintf(D.out, sizeof(D.out), "%s/out.log", D.root);
+    if (mkdir(D.ws, 0755) != 0 || mkdir(D.scratch, 0700) != 0 || mkdir(D.data, 0700) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", D.root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void opts_for(sandbox_opts_t *o, const char *const *argv, sandbox_isolation_t iso)
+{
+    sandbox_opts_init(o);
+    o->argv = argv;
+    o->workdir = D.ws;
+    o->scratch_dir = D.scratch;
+    o->output_path = D.out;
+    o->isolation = iso;
+    o->timeout_ms = 60000;
+    o->kill_grace_ms = 200;
+}
+
+/* The whole output file, NUL-terminated; caller frees. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int have_bwrap(void)
+{
+    char p[PATH_MAX];
+    return sandbox_bwrap_find(p, sizeof(p), NULL) == 0;
+}
+
+/* Runs `sh -c script` and returns the output (caller frees). */
+static char *run_sh(sandbox_result_t *r, sandbox_isolation_t iso, const char *script, int network, int expect_rc)
+{
+    const char *argv[] = {"sh", "-c", script, NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, iso);
+    o.network = network;
+    char err[256] = "";
+    int rc = sandbox_run(r, &o, err, sizeof(err));
+    if (rc != expect_rc)
+        print_message("sandbox_run: %d %s\n", rc, err);
+    assert_int_equal(rc, expect_rc);
+    return slurp(D.out, NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Everywhere (isolation none, and again under bubblewrap where it matters)
+ * ------------------------------------------------------------------------- */
+
+static void test_exit_code_and_output(void **state)
+{
+    (void)state;
+    sandbox_result_t r;
+    char *out = run_sh(&r, SANDBOX_ISOLATE_NONE, "echo hello; echo oops >&2; pwd; exit 3", 1, 0);
+    assert_int_equal(r.end, SANDBOX_EXITED);
+    assert_int_equal(r.exit_code, 3);
+    assert_non_null(strstr(out, "hello\n"));
+    assert_non_null(strstr(out, "oops\n"));
+    assert_non_null(strstr(out, D.ws));
+    assert_int_equal(r.isolated, 0);
+    assert_int_equal(r.output_truncated, 0);
+    free(out);
+
+    out = run_sh(&r, SANDBOX_ISOLATE_NONE, "kill -USR1 $$", 1, 0);
+    assert_int_equal(r.end, SANDBOX_SIGNALED);
+    assert_int_equal(r.signal, SIGUSR1);
+    free(out);
+}
+
+static void check_env_scrubbed(sandbox_isolation_t iso)
+{
+    static const char *const secrets[] = {"GITHUB_TOKEN", "GH_TOKEN",        "WEBHOOK_SECRET", "PRIVATE_KEY",
+                                          "PRIVATE_KEY_PATH", "APP_ID",      "REDIS_URL",      "DASHBOARD_TOKEN",
+                                          "PATCHBAY_CONFIG",  "GIT_DIR",     NULL};
+    for (size_t i = 0; secrets[i] != NULL; i++)
+        setenv(secrets[i], "hunter2-secret-value", 1);
+    const char *argv[] = {"env", NULL};
+    const char *env[] = {"MY_AGENT_API_KEY=sk-agent", "PATCHBAY_PROMPT_FILE=/x/prompt.md", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, iso);
+    o.env = env;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "hunter2"));
+    for (size_t i = 0; secrets[i] != NULL; i++) {
+        char needle[64];
+        snprintf(needle, sizeof(needle), "\n%s=", secrets[i]);
+        assert_null(strstr(out, needle));
+    }
+    assert_non_null(strstr(out, "MY_AGENT_API_KEY=sk-agent\n"));
+    assert_non_null(strstr(out, "PATCHBAY_PROMPT_FILE=/x/prompt.md\n"));
+    assert_non_null(strstr(out, "TERM=dumb\n"));
+    char home[160];
+    snprintf(home, sizeof(home), "HOME=%s/home\n", D.scratch);
+    assert_non_null(strstr(out, home));
+    free(out);
+
+    /* asking for a secret by name is refused outright */
+    const char *bad[] = {"GITHUB_TOKEN=ghs_x", NULL};
+    o.env = bad;
+    err[0] = '\0';
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ENV);
+    assert_non_null(strstr(err, "GITHUB_TOKEN"));
+    const char *bad2[] = {"PRIVATE_KEY_FILE=/k.pem", NULL};
+    o.env = bad2;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ENV);
+    const char *bad3[] = {"NOEQUALS", NULL};
+    o.env = bad3;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ENV);
+
+    for (size_t i = 0; secrets[i] != NULL; i++)
+        unsetenv(secrets[i]);
+}
+
+static void test_env_scrubbed(void **state)
+{
+    (void)state;
+    check_env_scrubbed(SANDBOX_ISOLATE_NONE);
+    if (have_bwrap())
+        check_env_scrubbed(SANDBOX_ISOLATE_BWRAP);
+}
+
+static void test_output_cap_keeps_head_and_tail(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "echo BEGIN; head -c 1000000 /dev/zero | tr '\\0' a; echo; echo END", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
+    o.output_limit_bytes = 10000;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_int_equal(r.end, SANDBOX_EXITED);
+    assert_int_equal(r.exit_code, 0);
+    assert_true(r.output_truncated);
+    assert_int_equal(r.output_bytes, 6 + 1000000 + 1 + 4);
+    size_t len;
+    char *out = slurp(D.out, &len);
+    assert_true(len <= 10000 + 100);
+    assert_true(len >= 10000);
+    assert_memory_equal(out, "BEGIN\n", 6);
+    assert_non_null(strstr(out, "[patchbay: output truncated: "));
+    assert_string_equal(out + len - 4, "END\n");
+    free(out);
+
+    /* under the cap: untouched */
+    const char *small[] = {"sh", "-c", "printf 'abc'", NULL};
+    o.argv = small;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    out = slurp(D.out, &len);
+    assert_string_equal(out, "abc");
+    assert_false(r.output_truncated);
+    free(out);
+}
+
+static void test_stdin_from_file(void **state)
+{
+    (void)state;
+    char in[160];
+    snprintf(in, sizeof(in), "%s/input.txt", D.root);
+    write_text(in, "the task\nline two\n");
+    const char *argv[] = {"cat", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
+    o.stdin_path = in;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_string_equal(out, "the task\nline two\n");
+    free(out);
+
+    /* without one, stdin is empty rather than the worker's */
+    o.stdin_path = NULL;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    out = slurp(D.out, NULL);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+static void test_not_found_is_an_error(void **state)
+{
+    (void)state;
+    const char *argv[] = {"no-such-agent-cli", "-p", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+    assert_non_null(strstr(err, "no-such-agent-cli"));
+
+    const char *rel[] = {"./missing.sh", NULL};
+    o.argv = rel;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+
+    const char *empty[] = {NULL};
+    o.argv = empty;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+
+    o.argv = rel;
+    o.workdir = "relative/dir";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+}
+
+/* Orphans are re-parented to us (a subreaper), so their death is observable. */
+static void test_timeout_kills_grandchildren(void **state)
+{
+    (void)state;
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char pidfile[160];
+    snprintf(pidfile, sizeof(pidfile), "%s/grandchild.pid", D.ws);
+    char script[512];
+    snprintf(script, sizeof(script), "sleep 300 & echo $! > %s; sleep 300", pidfile);
+    const char *argv[] = {"sh", "-c", script, NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
+    o.timeout_ms = 300;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_int_equal(r.end, SANDBOX_TIMEOUT);
+    char *pidtext = slurp(pidfile, NULL);
+    pid_t gc = (pid_t)atoi(pidtext);
+    free(pidtext);
+    assert_true(gc > 1);
+    /* it was ours to reap: it must be dead (or die within a few seconds), by a signal */
+    int status = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 100 && got == 0; i++) {
+        got = waitpid(gc, &status, WNOHANG);
+        if (got == 0)
+            usleep(50 * 1000);
+    }
+    assert_int_equal(got, gc);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+/* Under bubblewrap the grandchild lives in a pid namespace: watch it stop writing. */
+static void test_timeout_kills_grandchildren_bwrap(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    const char *argv[] = {"sh", "-c", "(while :; do echo tick >> ticks; sleep 0.02; done) & sleep 300", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    o.timeout_ms = 500;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_int_equal(r.end, SANDBOX_TIMEOUT);
+    assert_true(r.isolated);
+    char ticks[160];
+    snprintf(ticks, sizeof(ticks), "%s/ticks", D.ws);
+    struct stat a, b;
+    assert_int_equal(stat(ticks, &a), 0);
+    assert_true(a.st_size > 0);
+    usleep(300 * 1000);
+    assert_int_equal(stat(ticks, &b), 0);
+    assert_int_equal(a.st_size, b.st_size);
+}
+
+typedef struct {
+    int calls;
+    int stop_after;
+    pid_t added, removed;
+} hooks_t;
+
+static int stop_hook(void *arg)
+{
+    hooks_t *h = arg;
+    return ++h->calls > h->stop_after;
+}
+
+static void pgid_hook(void *arg, pid_t pgid, int running)
+{
+    hooks_t *h = arg;
+    if (running)
+        h->added = pgid;
+    else
+        h->removed = pgid;
+}
+
+/* Whether a process that is not a zombie is still in group pgid. Zombies
+ * reparented to a PID 1 that does not reap (a container's) still answer
+ * kill(-pgid, 0), so /proc is the honest witness. */
+static int group_alive(pid_t pgid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int alive = 0;
+    while (d != NULL && (e = readdir(d)) != NULL && !alive) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');
+        char state;
+        int ppid, pgrp;
+        if (rp != NULL && sscanf(rp + 2, "%c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z')
+            alive = 1;
+    }
+    if (d != NULL)
+        closedir(d);
+    return alive;
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "echo started; sleep 300", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    hooks_t h = {0, 3, 0, 0};
+    o.should_stop = stop_hook;
+    o.pgid = pgid_hook;
+    o.hook_arg = &h;
+    sandbox_result_t r;
+    char err[256] = "";
+    int rc = sandbox_run(&r, &o, err, sizeof(err));
+    if (rc != 0)
+        print_error("sandbox_run: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.end, SANDBOX_CANCELLED);
+    assert_true(h.added > 1);
+    assert_int_equal(h.added, h.removed);
+    /* the group is gone (its last members may take a moment to be killed) */
+    int alive = 1;
+    for (int i = 0; i < 100 && alive; i++) {
+        if ((alive = group_alive(h.added)))
+            usleep(20 * 1000);
+    }
+    assert_false(alive);
+}
+
+static void test_descriptors_do_not_leak(void **state)
+{
+    (void)state;
+    /* a descriptor the worker holds without O_CLOEXEC (a Redis socket, say) */
+    int fd = open("/dev/null", O_RDONLY);
+    assert_true(fd >= 0);
+    sandbox_result_t r;
+    char *out = run_sh(&r, SANDBOX_ISOLATE_NONE, "ls /proc/$$/fd", 1, 0);
+    /* 0, 1, 2 and nothing else */
+    assert_string_equal(out, "0\n1\n2\n");
+    free(out);
+    close(fd);
+}
+
+static void test_rlimits(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "ulimit -t; ulimit -n; ulimit -f; ulimit -v", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
+    o.limits.cpu_seconds = 77;
+    o.limits.open_files = 123;
+    o.limits.file_size_bytes = 1024 * 1024;
+    o.limits.address_space_bytes = 2048ULL * 1024 * 1024;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    /* dash prints -f in 512-byte blocks and -v in KiB */
+    assert_string_equal(out, "77\n123\n2048\n2097152\n");
+    free(out);
+
+    /* the file-size limit bites */
+    const char *big[] = {"sh", "-c", "head -c 2000000 /dev/zero > big.bin", NULL};
+    o.argv = big;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_false(r.end == SANDBOX_EXITED && r.exit_code == 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Under bubblewrap
+ * ------------------------------------------------------------------------- */
+
+static void test_bwrap_filesystem(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    char planted[160], outside[160], script[1024];
+    snprintf(planted, sizeof(planted), "%s/secret.txt", D.data);
+    write_text(planted, "TOPSECRET-planted\n");
+    snprintf(outside, sizeof(outside), "%s/escaped.txt", D.data);
+    snprintf(script, sizeof(script),
+             "echo inside > made-here.txt && echo WROTE-WS;"
+             "cat %s && echo READ-PLANTED;"
+             "echo x > %s && echo WROTE-OUTSIDE;"
+             "echo x > /usr/escaped.txt && echo WROTE-USR;"
+             "echo x > %s/../escaped-root.txt && echo WROTE-ROOT;"
+             "cat /etc/shadow && echo READ-SHADOW;"
+             "ls /root && echo LISTED-ROOT;"
+             "echo x > /tmp/private.txt && echo WROTE-TMP;"
+             "id -u",
+             planted, outside, D.ws);
+    sandbox_result_t r;
+    char *out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 0, 0);
+    assert_true(r.isolated);
+    assert_non_null(strstr(out, "WROTE-WS"));
+    assert_null(strstr(out, "TOPSECRET"));
+    assert_null(strstr(out, "READ-PLANTED"));
+    assert_null(strstr(out, "WROTE-OUTSIDE"));
+    assert_null(strstr(out, "WROTE-USR"));
+    /* the workspace's parent inside the sandbox is bubblewrap's own tmpfs:
+     * writing there may succeed, but nothing reaches the host's directory */
+    char escaped[200];
+    snprintf(escaped, sizeof(escaped), "%s/../escaped-root.txt", D.ws);
+    assert_int_equal(access(escaped, F_OK), -1);
+    assert_null(strstr(out, "READ-SHADOW"));
+    assert_null(strstr(out, "LISTED-ROOT"));
+    /* /tmp is private and writable, and gone afterwards */
+    assert_non_null(strstr(out, "WROTE-TMP"));
+    if (geteuid() == 0) {
+        char uid[16];
+        snprintf(uid, sizeof(uid), "\n%d\n", SANDBOX_UID);
+        assert_non_null(strstr(out, uid));
+    }
+    free(out);
+
+    char p[192];
+    snprintf(p, sizeof(p), "%s/made-here.txt", D.ws);
+    assert_int_equal(access(p, F_OK), 0);
+    assert_int_equal(access(outside, F_OK), -1);
+    assert_int_equal(access("/usr/escaped.txt", F_OK), -1);
+    snprintf(p, sizeof(p), "%s/escaped-root.txt", D.root);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(access("/tmp/private.txt", F_OK), -1);
+}
+
+static int listen_loopback(int *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s, 8), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+static void test_bwrap_network(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    int port = 0;
+    int s = listen_loopback(&port);
+    char script[512];
+    snprintf(script, sizeof(script),
+             "/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", %d), timeout=5); "
+             "print(\"CONNECTED\")'",
+             port);
+    sandbox_result_t r;
+    char *out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 0, 0);
+    assert_true(r.isolated);
+    assert_null(strstr(out, "CONNECTED"));
+    assert_true(r.end == SANDBOX_EXITED && r.exit_code != 0);
+    free(out);
+
+    /* the same with the network on reaches this process's listener */
+    out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 1, 0);
+    assert_true(r.isolated);
+    assert_non_null(strstr(out, "CONNECTED"));
+    assert_int_equal(r.exit_code, 0);
+    free(out);
+    close(s);
+}
+
+static void test_bwrap_missing_or_broken(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "echo ran", NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    o.bwrap_path = "/nonexistent/bwrap";
+    sandbox_result_t r;
+    char err[256] = "";
+    /* required and missing: refused, nothing ran */
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
+    assert_non_null(strstr(err, "not installed"));
+
+    /* AUTO and missing: it runs, without isolation, and says why */
+    o.isolation = SANDBOX_ISOLATE_AUTO;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_false(r.isolated);
+    assert_non_null(strstr(r.fallback, "not installed"));
+    char *out = slurp(D.out, NULL);
+    assert_string_equal(out, "ran\n");
+    free(out);
+
+    /* a bwrap that fails to start (as in a container without user namespaces) */
+    char fake[160];
+    snprintf(fake, sizeof(fake), "%s/fake-bwrap", D.root);
+    write_text(fake, "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n");
+    assert_int_equal(chmod(fake, 0755), 0);
+    o.bwrap_path = fake;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_false(r.isolated);
+    assert_non_null(strstr(r.fallback, "failed to start"));
+    assert_non_null(strstr(r.fallback, "No permissions"));
+    out = slurp(D.out, NULL);
+    assert_string_equal(out, "ran\n"); /* bwrap's complaint is not the command's output */
+    free(out);
+
+    o.isolation = SANDBOX_ISOLATE_BWRAP;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
+    assert_non_null(strstr(err, "failed to start"));
+
+    /* the command's own exit 1 under a working bwrap is not a failure to start */
+    if (have_bwrap()) {
+        const char *one[] = {"sh", "-c", "echo x; exit 1", NULL};
+        o.argv = one;
+        o.bwrap_path = NULL;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+        assert_true(r.isolated);
+        assert_int_equal(r.exit_code, 1);
+    }
+}
+
+int main(void)
+{
+    /* the fallback's warn lines are expected here */
+    log_configure("error", "text");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_exit_code_and_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_scrubbed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_cap_keeps_head_and_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stdin_from_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_kills_grandchildren, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_kills_grandchildren_bwrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_descriptors_do_not_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rlimits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_filesystem, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
