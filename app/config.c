@@ -223,6 +223,10 @@ static const char *const backend_values[] = {"command", "openai", NULL};
 static const char *const default_labels[] = {"patchbay", NULL};
 static const char *const default_associations[] = {"OWNER", "MEMBER", "COLLABORATOR", NULL};
 static const char *const default_command[] = {"claude", "-p", NULL};
+/* the keys agent CLIs read; only these pass into the sandbox, and only when set */
+static const char *const default_agent_env[] = {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", NULL};
+static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
+static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
 
 #define OFF(field) offsetof(config_t, field)
 #define MIB (1024LL * 1024LL)
@@ -263,6 +267,7 @@ static const key_spec_t schema[] = {
     {"bot.handle", KEY_STRING, OFF(bot.handle), .def = "patchbay", .env = "PATCHBAY_HANDLE", .check = check_handle},
 
     {"triggers.labels", KEY_LIST, OFF(triggers.labels), .def_list = default_labels},
+    {"triggers.permission", KEY_ENUM, OFF(triggers.permission), .def = "write", .allowed = permission_values},
     {"triggers.associations", KEY_LIST, OFF(triggers.associations), .def_list = default_associations,
      .check = check_association},
 
@@ -287,6 +292,9 @@ static const key_spec_t schema[] = {
     /* a name, but the usual mistake is to paste the key itself here: never echo it */
     {"agent.openai.api_key_env", KEY_STRING, OFF(agent.openai.api_key_env), .def = "OPENAI_API_KEY", .secret = 1,
      .check = check_env_name},
+    {"agent.env", KEY_LIST, OFF(agent.env), .def_list = default_agent_env},
+    {"agent.network", KEY_BOOL, OFF(agent.network), .def = "true"},
+    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "auto", .allowed = isolation_values},
 };
 
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))

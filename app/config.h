@@ -72,6 +72,7 @@ typedef struct {
     struct {
         config_list_t labels;        /* default [patchbay] */
         config_list_t associations;  /* default [OWNER, MEMBER, COLLABORATOR] */
+        char *permission;            /* the least repository permission a requester needs, checked live; default write */
     } triggers;
 
     struct {
@@ -98,6 +99,9 @@ typedef struct {
             char *model;
             char *api_key_env;
         } openai;
+        config_list_t env;  /* names of variables passed to the agent (its own API keys), when set */
+        int network;        /* the agent, setup and test commands may reach the network */
+        char *isolation;    /* auto | bwrap | none */
     } agent;
 } config_t;
 

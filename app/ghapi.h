@@ -286,6 +286,9 @@ int ghapi_pull_get(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t num
 int ghapi_pull_find_by_head(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, const char *head, const char *state);
 int ghapi_pull_files(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number);
 int ghapi_pull_diff(char **out, size_t *len, ghapi_t *gh, const ghapi_repo_t *r, int64_t number);
+/* A reply in a review comment's thread (POST /pulls/{n}/comments/{id}/replies). */
+int ghapi_review_comment_reply(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, int64_t comment_id,
+                               const char *body);
 /* review: {"commit_id", "body", "event": COMMENT|APPROVE|REQUEST_CHANGES, "comments": [...]} (borrowed). */
 int ghapi_review_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, json_t *review);
 

@@ -407,6 +407,20 @@ int ghapi_pull_diff(char **out, size_t *len, ghapi_t *gh, const ghapi_repo_t *r,
     return rc;
 }
 
+int ghapi_review_comment_reply(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, int64_t comment_id,
+                               const char *body)
+{
+    strbuf_t p = STRBUF_INIT;
+    repo_path(&p, r);
+    strbuf_appendf(&p, "/pulls/%" PRId64 "/comments/%" PRId64 "/replies", number, comment_id);
+    PATH_OR_FAIL(p);
+    json_t *b = json_pack("{s:s}", "body", body);
+    int rc = b ? send_json(out, gh, r, "POST", p.data, b, 0) : GHAPI_ERR_PERMANENT;
+    json_decref(b);
+    strbuf_free(&p);
+    return rc;
+}
+
 int ghapi_review_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, json_t *review)
 {
     strbuf_t p = STRBUF_INIT;

@@ -28,7 +28,18 @@ struct job_ctx_s {
     size_t payload_len;
     json_t *payload_json;
     char numbuf[32]; /* job_ctx_field of a number */
+    const char *redis_url;
 };
+
+void job_ctx_set_redis_url(job_ctx_t *ctx, const char *url)
+{
+    ctx->redis_url = url;
+}
+
+const char *job_ctx_redis_url(const job_ctx_t *ctx)
+{
+    return ctx->redis_url;
+}
 
 const char *job_stop_name(job_stop_t why)
 {

@@ -104,6 +104,10 @@ void job_ctx_child_setup(void);
 /* The worker's Redis connection on this thread (for handlers that keep state
  * in Redis, like a token cache); NULL when Redis is unreachable. */
 redisContext *job_ctx_redis(job_ctx_t *ctx);
+/* The Redis URL the worker uses (for clients that share state through Redis,
+ * such as GitHub tokens), or NULL. Borrowed from the worker. */
+const char *job_ctx_redis_url(const job_ctx_t *ctx);
+void job_ctx_set_redis_url(job_ctx_t *ctx, const char *url);
 
 /* ---- for the worker ---- */
 

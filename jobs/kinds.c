@@ -1,5 +1,6 @@
 /* kinds — see kinds.h. */
 #include "kinds.h"
+#include "fixjob.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -132,12 +133,12 @@ static void noop_on_dead(job_ctx_t *ctx, const char *why)
 }
 
 static const kinds_spec_t kinds[JOB_KIND__COUNT] = {
-    [JOB_KIND_FIX] = {JOB_KIND_FIX, kinds_not_implemented, NULL, 0, 1, 0},
-    [JOB_KIND_FOLLOWUP] = {JOB_KIND_FOLLOWUP, kinds_not_implemented, NULL, 0, 1, 0},
+    [JOB_KIND_FIX] = {JOB_KIND_FIX, fixjob_run, fixjob_on_dead, 0, 1, 0},
+    [JOB_KIND_FOLLOWUP] = {JOB_KIND_FOLLOWUP, fixjob_run, fixjob_on_dead, 0, 1, 0},
     [JOB_KIND_REVIEW] = {JOB_KIND_REVIEW, kinds_not_implemented, NULL, 0, 1, 0},
     /* help and stop only answer: they never wait behind a long job on the same issue */
-    [JOB_KIND_HELP] = {JOB_KIND_HELP, kinds_not_implemented, NULL, 0, 0, 120},
-    [JOB_KIND_STOP] = {JOB_KIND_STOP, kinds_not_implemented, NULL, 0, 0, 120},
+    [JOB_KIND_HELP] = {JOB_KIND_HELP, fixjob_help, NULL, 0, 0, 120},
+    [JOB_KIND_STOP] = {JOB_KIND_STOP, fixjob_stop, NULL, 0, 0, 120},
     [JOB_KIND_NOOP] = {JOB_KIND_NOOP, noop_run, noop_on_dead, 0, 1, 60},
 };
 

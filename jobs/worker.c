@@ -40,6 +40,7 @@ enum { FINAL_NONE = 0, FINAL_MAIN, FINAL_WATCHDOG }; /* who records the running 
 typedef struct {
     const config_t *cfg;
     redisconn_url_t url;
+    const char *redis_url; /* as given: handlers share GitHub tokens through it */
     char consumer[160];
     queue_policy_t policy;
     int64_t heartbeat_ms, reap_interval_ms;
@@ -209,6 +210,7 @@ static void call_on_dead(worker_t *w, json_t *record, redisContext *(*conn)(void
     }
     job_ctx_t *ctx = job_ctx_new(w->cfg, record, NULL, NULL, conn, w, clock_mono_ms());
     if (ctx != NULL) {
+        job_ctx_set_redis_url(ctx, w->redis_url);
         kinds_get((job_kind_t)kind)->on_dead(ctx, why);
         job_ctx_free(ctx);
     }
@@ -365,6 +367,8 @@ static void run_job(worker_t *w, queue_start_t *st)
     if (atomic_load(&w->aborting)) /* a second signal landed just before this job started */
         job_watch_stop(&w->watch, JOB_STOP_SHUTDOWN);
     job_ctx_t *ctx = job_ctx_new(w->cfg, record, st->run, &w->watch, ctx_main_conn, w, began + timeout);
+    if (ctx != NULL)
+        job_ctx_set_redis_url(ctx, w->redis_url);
     char err[1024] = "";
     job_result_t res = JOB_ERR_RETRY;
     if (ctx != NULL)
@@ -653,6 +657,7 @@ int worker_run(const config_t *cfg, const char *redis_url, const char *consumer)
     if (w == NULL)
         return WORKER_EXIT_FAIL;
     w->cfg = cfg;
+    w->redis_url = redis_url;
     if (redisconn_url_parse(&w->url, redis_url, err, sizeof(err)) != 0) {
         log_error(NULL, NULL, "%s", err);
         free(w);

@@ -247,7 +247,7 @@ def _group_alive(pgid):
 
 
 class Webhook(QueueCase):
-    def test_webhook_jobs_reach_workers_and_stubs_fail_clearly(self):
+    def test_webhook_jobs_reach_workers_and_fail_clearly_without_credentials(self):
         self.use_redis()
         pb = self.patchbay(redis_url=self.r.url)
         c = pb.conn()
@@ -258,9 +258,10 @@ class Webhook(QueueCase):
         self.work(2)
         rec = self.wait_status(body["job"], FINAL)
         self.assertEqual((rec["kind"], rec["status"], rec["attempts"], rec["delivery"]), ("fix", "failed", "1", delivery))
-        self.assertIn("the fix handler is not implemented yet", rec["error"])
+        # no APP_ID: nothing can be said to GitHub, and retrying will not change that
+        self.assertIn("APP_ID is not set", rec["error"])
         self.assertEqual(self.wait_status(help_job, FINAL)["status"], "failed")
-        self.assertTrue(any("not implemented yet" in line for line in self.db.job_log(body["job"])))
+        self.assertTrue(any("APP_ID is not set" in line for line in self.db.job_log(body["job"])))
 
     def test_supersede_and_stop(self):
         self.use_redis()

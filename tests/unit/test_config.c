@@ -228,6 +228,10 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->github.timeout_ms, 30000);
     assert_int_equal(c->github.max_wait_s, 900);
     assert_int_equal(c->github.reconcile_interval_s, 600);
+    assert_int_equal(c->agent.network, 1);
+    assert_string_equal(c->triggers.permission, "write");
+    assert_string_equal(c->agent.isolation, "auto");
+    assert_string_equal(c->agent.env.items[0], "ANTHROPIC_API_KEY");
 
     assert_string_equal(c->agent.backend, "command");
     assert_list(&c->agent.command, command);
@@ -310,6 +314,10 @@ static void test_example_mentions_every_key(void **state)
         "timeout_ms:",
         "max_wait_s:",
         "reconcile_interval_s:",
+        "env:",
+        "network:",
+        "isolation:",
+        "permission:",
         "backend:",
         "command:",
         "timeout:",

@@ -90,13 +90,29 @@ static void test_stubs_fail_permanently_and_say_why(void **state)
 {
     (void)state;
     config_t *cfg = load_defaults();
-    const job_kind_t stubs[] = {JOB_KIND_FIX, JOB_KIND_FOLLOWUP, JOB_KIND_REVIEW, JOB_KIND_HELP, JOB_KIND_STOP};
+    const job_kind_t stubs[] = {JOB_KIND_REVIEW};
     for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
         job_ctx_t *ctx = ctx_for(cfg, NULL, job_kind_name(stubs[i]), NULL);
         char err[512] = "", want[64];
         assert_int_equal(kinds_get(stubs[i])->run(ctx, err, sizeof(err)), JOB_ERR_PERMANENT);
         snprintf(want, sizeof(want), "the %s handler is not implemented yet", job_kind_name(stubs[i]));
         assert_non_null(strstr(err, want));
+        job_ctx_free(ctx);
+    }
+    config_free(cfg);
+}
+
+/* A record that cannot name its issue is not worth retrying: fail at once, say so. */
+static void test_records_without_an_issue_fail_permanently(void **state)
+{
+    (void)state;
+    config_t *cfg = load_defaults();
+    const job_kind_t kinds_[] = {JOB_KIND_FIX, JOB_KIND_FOLLOWUP, JOB_KIND_HELP, JOB_KIND_STOP};
+    for (size_t i = 0; i < sizeof(kinds_) / sizeof(kinds_[0]); i++) {
+        job_ctx_t *ctx = ctx_for(cfg, NULL, job_kind_name(kinds_[i]), NULL);
+        char err[512] = "";
+        assert_int_equal(kinds_get(kinds_[i])->run(ctx, err, sizeof(err)), JOB_ERR_PERMANENT);
+        assert_true(err[0] != '\0');
         job_ctx_free(ctx);
     }
     config_free(cfg);
@@ -141,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_every_kind_has_a_row),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_stubs_fail_permanently_and_say_why),
+        cmocka_unit_test(test_records_without_an_issue_fail_permanently),
         cmocka_unit_test(test_noop_knobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,474 @@
+"""Fix jobs end to end: a mention on an issue becomes a pull request.
+
+The real binary (`patchbay run`: webhook server, workers, private queue),
+the local fake GitHub with git over smart HTTP, and a scripted agent that
+edits files the way a real agent would (committed in the test repository and
+chosen by its .github/patchbay.yml, as a team would choose its agent).
+Assertions are what a user sees on GitHub: the branch and its commit, the
+pull request, the comments and reactions, and that no token leaks anywhere.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fakes"))
+import harness  # noqa: E402
+from harness import post_delivery, wait_for  # noqa: E402
+import ghfake_keys  # noqa: E402
+from github import FakeGitHub  # noqa: E402
+
+AGENT = r'''
+import os, sys, time, subprocess
+mode = open(".agent-mode").read().strip()
+prompt = open(os.environ["PATCHBAY_PROMPT_FILE"]).read()
+stdin = sys.stdin.read()
+assert stdin == prompt, "the task comes on stdin too"
+def summary(text):
+    open(os.environ["PATCHBAY_SUMMARY_FILE"], "w").write(text)
+def calc(body):
+    src = open("calc.py").read().replace("return a - b", body)
+    open("calc.py", "w").write(src)
+if mode == "fix":
+    calc("return a + b")
+    summary("Make add() add\n\nadd() subtracted its arguments.")
+elif mode == "two-rounds":
+    if "The tests failed" in prompt:
+        src = open("calc.py").read()
+        open("calc.py", "w").write(src.replace("return a * b", "return a + b"))
+        summary("Make add() add, second try\n\nThe first try multiplied.")
+    else:
+        calc("return a * b")
+        summary("Make add() multiply\n\nA guess.")
+elif mode == "always-wrong":
+    calc("return a * b")
+    summary("Make add() multiply")
+elif mode == "nochange":
+    print("looked around, nothing to change")
+    summary("The code is already right; nothing to change.")
+elif mode == "forbidden":
+    os.makedirs(".github/workflows", exist_ok=True)
+    open(".github/workflows/deploy.yml", "w").write("on: push\n")
+    calc("return a + b")
+    summary("Fix add() and add a workflow")
+elif mode == "snoop":
+    seen = "\n".join("%s=%s" % kv for kv in sorted(os.environ.items()))
+    seen += "\n" + open(".git/config").read()
+    seen += subprocess.run(["git", "config", "--list"], capture_output=True, text=True).stdout
+    calc("return a + b")
+    summary("Fix add()\n\n```\n" + seen + "\n```")
+elif mode == "sleep":
+    print("thinking", flush=True)
+    time.sleep(float(open(".agent-sleep").read()) if os.path.exists(".agent-sleep") else 60)
+    calc("return a + b")
+    summary("Make add() add, slowly")
+elif mode == "followup":
+    open("calc.py", "a").write("\n\ndef add_floats(a, b):\n    return float(a) + float(b)\n")
+    summary("Add add_floats()")
+elif mode == "hang":
+    time.sleep(3600)
+'''
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST = "from calc import add\nassert add(2, 3) == 5, 'add(2, 3) is %r' % add(2, 3)\nprint('ok')\n"
+
+
+class FixJobCase(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.keys = ghfake_keys.generate_rsa_keypair(os.path.join(self.workdir, "keys"))
+        self.gh = FakeGitHub(app_id=1234, slug="patchbay", public_key_pem=self.keys["public_pem"],
+                             git_root=os.path.join(self.workdir, "git"))
+        self.gh.start()
+        self.redis_server = self.redis()
+        self.db = self.redis_server.client()
+        self.pb = None
+
+    def tearDown(self):
+        self.db.close()
+        if self.pb is not None:
+            self.pb.stop()
+        self.gh.stop()
+        super().tearDown()
+
+    # -- set-up helpers
+
+    def repo(self, mode, name="octo/hello", config=None, extra=None):
+        files = {"calc.py": CALC, "test_calc.py": TEST, ".agent-mode": mode + "\n", ".patchbay-agent.py": AGENT,
+                 ".gitignore": "__pycache__/\n",
+                 ".github/patchbay.yml": config if config is not None else
+                 "test: python3 -B test_calc.py\nagent:\n  command: [python3, .patchbay-agent.py]\n  timeout: 60\n"}
+        files.update(extra or {})
+        self.gh.create_repo(name, private=True, files=files)
+        self.gh.add_installation(7, name.split("/")[0], repositories=[name])
+        self.gh.set_collaborator(name, "alice", "write")
+        return name
+
+    def start(self, agent_section=None, **env):
+        cfg = os.path.join(self.workdir, "patchbay.yml")
+        if agent_section is None:
+            agent_section = "agent:\n  isolation: %s\n  test_rounds: 1\n" % env.pop("isolation", "none")
+        with open(cfg, "w") as f:
+            f.write("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 2\n" + agent_section)
+        e = {"APP_ID": "1234", "PRIVATE_KEY_PATH": self.keys["pkcs1"], "GITHUB_API_URL": self.gh.api,
+             "GITHUB_URL": self.gh.web, "PATCHBAY_CONFIG": cfg}
+        e.update(env)
+        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, env=e)
+        self.pb.start()
+        return self.pb
+
+    def mention(self, repo, text, user="alice", title="add() is wrong"):
+        issue = self.gh.add_issue(repo, title, body="add(2, 3) gives -1.", user="carol")
+        comment = self.gh.add_comment(repo, issue["number"], text, user=user)
+        payload = harness.issue_comment(body=text, association="COLLABORATOR", sender=user, number=issue["number"],
+                                        repo=repo, installation=7, comment_id=comment["id"], title=title)
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issue_comment", payload)
+        c.close()
+        self.assertEqual(status, 202, body)
+        return issue["number"], comment["id"], body["job"]
+
+    def wait_job(self, job, timeout=90, statuses=("succeeded", "failed", "dead", "cancelled")):
+        return wait_for(lambda: self.db.job(job) if self.db.job(job).get("status") in statuses else None,
+                        timeout, interval=0.2, what="job %s to finish" % job)
+
+    def comments(self, repo, number):
+        st = self.gh.state()
+        return [c for c in st["comments"] if c["repo"] == repo and c["number"] == number]
+
+    def git(self, repo, *args):
+        return subprocess.run(["git", "--git-dir", self.gh.git.path(repo)] + list(args), capture_output=True,
+                              text=True).stdout.strip()
+
+    def pulls(self, repo):
+        return [p for p in self.gh.state()["pulls"] if p["repo"] == repo]
+
+    def assert_no_secret_anywhere(self, repo):
+        tokens = [t["token"] for t in self.gh.state()["tokens"]]
+        self.assertTrue(tokens)
+        texts = [self.pb.log_text(), json.dumps(self.gh.state()["comments"]), json.dumps(self.pulls(repo)),
+                 self.git(repo, "log", "--all", "-p")]
+        for job in self.db.job_ids():
+            texts.append(json.dumps({k: v for k, v in self.db.job(job).items() if k != "payload"}))
+        for text in texts:
+            for t in tokens:
+                self.assertNotIn(t, text)
+            self.assertNotIn(harness.SECRET, text)
+            self.assertNotIn("BEGIN RSA PRIVATE KEY", text)
+
+
+class FixJobs(FixJobCase):
+    # -- the path a user takes
+
+    def test_mention_becomes_a_pull_request(self):
+        repo = self.repo("fix")
+        self.start()
+        number, comment_id, job = self.mention(repo, "@patchbay fix add() please")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        # the branch, with one commit by the App's bot, crediting the requester
+        branch = "patchbay/%d-add-is-wrong" % number
+        self.assertEqual(rec["branch"], branch)
+        log = self.git(repo, "log", "-1", "--format=%an <%ae>|%cn|%B", branch)
+        bot_id = self.gh.state()["bot_users"]["patchbay"]["id"]
+        self.assertIn("patchbay[bot] <%d+patchbay[bot]@users.noreply.github.com>|patchbay[bot]" % bot_id, log)
+        self.assertIn("Co-authored-by: alice <583231+alice@users.noreply.github.com>", log)
+        self.assertIn("Fixes #%d." % number, log)
+        self.assertIn("return a + b", self.git(repo, "show", branch + ":calc.py"))
+        # the pull request
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Make add() add")
+        self.assertEqual(pr["head"], branch)
+        self.assertFalse(pr["draft"])
+        self.assertIn("Fixes #%d" % number, pr["body"])
+        self.assertIn("`python3 -B test_calc.py` passed", pr["body"])
+        self.assertIn("<!-- patchbay:job=%s -->" % job, pr["body"])
+        self.assertEqual(rec["pr_url"], "%s/%s/pull/%d" % (self.gh.web, repo, pr["number"]))
+        # one progress comment, edited to its final words
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("patchbay finished", progress["body"])
+        self.assertIn("Opened %s" % rec["pr_url"], progress["body"])
+        self.assertIn("- [x] Run the tests", progress["body"])
+        self.assertGreater(len(progress["history"]), 2)
+        # eyes first, rocket at the end, on the comment that asked
+        [asked] = [c for c in self.comments(repo, number) if c["id"] == comment_id]
+        self.assertEqual([r["content"] for r in asked["reactions"]], ["eyes", "rocket"])
+        # the workspace is gone, the mirror stays for the next job
+        self.assertFalse(os.path.exists(os.path.join(self.pb.data_dir, "workspaces", job)))
+        self.assertTrue(os.path.isdir(os.path.join(self.pb.data_dir, "mirrors", "octo", "hello.git")))
+        self.assert_no_secret_anywhere(repo)
+
+    def test_failing_tests_go_back_to_the_agent(self):
+        repo = self.repo("two-rounds")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertIn("round 1: `python3 -B test_calc.py` exited 1", pr["body"])
+        self.assertIn("round 2: `python3 -B test_calc.py` passed", pr["body"])
+        self.assertEqual(pr["title"], "Make add() add, second try")
+        self.assertFalse(pr["draft"])
+
+    def test_tests_still_failing_make_a_draft_that_says_so(self):
+        repo = self.repo("always-wrong")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertTrue(pr["draft"])
+        self.assertIn("**The tests fail**", pr["body"])
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("The tests still fail", progress["body"])
+
+    def test_no_change_means_no_pull_request(self):
+        repo = self.repo("nochange")
+        self.start()
+        number, comment_id, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        self.assertEqual(rec["error"], "the agent made no change")
+        self.assertEqual(self.pulls(repo), [])
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("made no change", progress["body"])
+        self.assertIn("The code is already right", progress["body"])
+        [asked] = [c for c in self.comments(repo, number) if c["id"] == comment_id]
+        self.assertEqual([r["content"] for r in asked["reactions"]], ["eyes", "confused"])
+        self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")
+
+    def test_forbidden_paths_are_never_pushed(self):
+        repo = self.repo("forbidden")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        self.assertIn("forbidden path", rec["error"])
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("`.github/workflows/deploy.yml`", progress["body"])
+        self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")
+
+    def test_requester_without_write_access_is_refused_politely(self):
+        repo = self.repo("fix")
+        self.gh.set_collaborator(repo, "bob", "read")
+        self.start()
+        number, comment_id, job = self.mention(repo, "@patchbay fix add()", user="bob")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        self.assertIn("refused: bob has read permission", rec["error"])
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("only take work from people with write access", progress["body"])
+        self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")
+
+    def test_invalid_repository_config_says_which_key(self):
+        repo = self.repo("fix", config="test: python3 test_calc.py\ndraft: perhaps\n")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("line 2: key 'draft': must be true or false", progress["body"])
+
+    def test_the_agent_sees_no_token_and_no_secret(self):
+        repo = self.repo("snoop")
+        self.start(isolation="auto", GITHUB_TOKEN="ghp_should_never_reach_the_agent",
+                   ANTHROPIC_API_KEY="sk-ant-the-agents-own-key")
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        seen = pr["body"]
+        self.assertIn("PATCHBAY_SUMMARY_FILE=", seen)        # the agent did report its environment
+        self.assertIn("sk-ant-the-agents-own-key", seen)     # its own key, passed on purpose
+        for name in ("GITHUB_TOKEN", "WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_API_URL"):
+            self.assertNotIn(name + "=", seen)
+        self.assertIn("url = %s/%s.git" % (self.gh.web, repo), seen)  # origin, without credentials
+        self.assertNotIn("x-access-token", seen)
+        self.assert_no_secret_anywhere(repo)
+
+    def test_label_trigger_marks_the_issue_while_working(self):
+        repo = self.repo("sleep", extra={".agent-sleep": "2\n"})
+        self.start()
+        issue = self.gh.add_issue(repo, "add() is wrong", body="add(2, 3) gives -1.", user="carol")
+        payload = harness.issues_labeled(label="patchbay", sender="alice", number=issue["number"], repo=repo,
+                                         installation=7)
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issues", payload)
+        c.close()
+        self.assertEqual(status, 202)
+        wait_for(lambda: "patchbay:working" in self.issue_labels(repo, issue["number"]), 30,
+                 what="the working label")
+        rec = self.wait_job(body["job"])
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertNotIn("patchbay:working", self.issue_labels(repo, issue["number"]))
+        self.assertEqual(len(self.pulls(repo)), 1)
+        reactions = [r["content"] for r in self.issue_state(repo, issue["number"])["reactions"]]
+        self.assertEqual(reactions, ["eyes", "rocket"])
+
+    def issue_state(self, repo, number):
+        return [i for i in self.gh.state()["issues"] if i["repo"] == repo and i["number"] == number][0]
+
+    def issue_labels(self, repo, number):
+        return [l if isinstance(l, str) else l.get("name") for l in self.issue_state(repo, number)["labels"]]
+
+    def test_followup_pushes_to_patchbay_s_pull_request(self):
+        repo = self.repo("fix")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        self.assertEqual(self.wait_job(job)["status"], "succeeded")
+        [pr] = self.pulls(repo)
+        first = self.git(repo, "rev-parse", pr["head"])
+        # the reviewer asks for more on the pull request (the agent adds a line this time)
+        comment = self.gh.add_comment(repo, pr["number"], "@patchbay also handle floats", user="alice")
+        payload = harness.issue_comment(body="@patchbay also handle floats", association="COLLABORATOR",
+                                        sender="alice", number=pr["number"], repo=repo, installation=7,
+                                        comment_id=comment["id"], on_pr=True, issue_author="patchbay[bot]")
+        self.gh.commit(repo, pr["head"], {".agent-mode": "followup\n"}, message="switch the scripted agent")
+        before = self.git(repo, "rev-parse", pr["head"])
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issue_comment", payload)
+        c.close()
+        self.assertEqual(status, 202, body)
+        rec = self.wait_job(body["job"])
+        self.assertEqual(rec["kind"], "followup")
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        after = self.git(repo, "rev-parse", pr["head"])
+        self.assertNotEqual(after, before)
+        self.assertEqual(self.git(repo, "rev-parse", after + "^"), before)  # on top of the branch, not a new one
+        self.assertNotEqual(first, after)
+        self.assertIn("def add_floats", self.git(repo, "show", after + ":calc.py"))
+        self.assertEqual(len(self.pulls(repo)), 1)
+        # the answer is on the pull request
+        [progress] = [c for c in self.comments(repo, pr["number"]) if c["user"] == "patchbay[bot]"]
+        self.assertIn("Pushed to %s" % pr["head"], progress["body"])
+
+    def test_agent_timeout_is_a_clear_error(self):
+        repo = self.repo("hang", config="agent:\n  command: [python3, .patchbay-agent.py]\n  timeout: 2\n")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        self.assertIn("timed out", rec["error"])
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("timed out", progress["body"])
+
+    def test_stop_while_the_agent_runs(self):
+        repo = self.repo("hang")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        wait_for(lambda: "Run the agent" in "".join(c["body"] for c in self.comments(repo, number)
+                                                    if c["user"] == "patchbay[bot]") and
+                 "⏳ Run the agent" in self.comments(repo, number)[-1]["body"], 30, interval=0.2,
+                 what="the agent to start")
+        comment = self.gh.add_comment(repo, number, "@patchbay stop", user="alice")
+        payload = harness.issue_comment(body="@patchbay stop", association="COLLABORATOR", sender="alice",
+                                        number=number, repo=repo, installation=7, comment_id=comment["id"])
+        c = self.pb.conn()
+        post_delivery(c, "issue_comment", payload)
+        c.close()
+        t0 = time.monotonic()
+        rec = self.wait_job(job, timeout=30)
+        self.assertEqual(rec["status"], "cancelled")
+        self.assertLess(time.monotonic() - t0, 10 * harness.SLOW)
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]" and
+                      "patchbay:job=%s " % job in c["body"]]
+        self.assertIn("Stopped on request", progress["body"])
+
+    def test_a_worker_killed_mid_job_leaves_one_pull_request_and_one_comment(self):
+        repo = self.repo("sleep", extra={".agent-sleep": "3\n"})
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        wait_for(lambda: self.db.job(job).get("status") == "running" and
+                 self.db.job(job).get("progress_comment_id"), 30, interval=0.1, what="the job to start")
+        time.sleep(1)
+        worker = self.db.job(job)["worker"].rsplit(":", 1)[1]
+        os.kill(int(worker), signal.SIGKILL)
+        rec = self.wait_job(job, timeout=120)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertGreaterEqual(int(rec["attempts"]), 2)
+        self.assertEqual(len(self.pulls(repo)), 1)
+        mine = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertEqual(len(mine), 1, [c["body"][:80] for c in mine])
+        self.assertIn("patchbay finished", mine[0]["body"])
+
+
+# Stands in for claude, codex and aider: takes the task the way the real CLI
+# takes it with the example's flags, makes the fix, and reports its argv.
+FAKE_CLI = r'''#!/usr/bin/python3
+import json, os, sys
+name = os.path.basename(sys.argv[0])
+args = sys.argv[1:]
+if name == "aider":
+    task = open(args[args.index("--message-file") + 1]).read()
+    assert task == open(os.environ["PATCHBAY_PROMPT_FILE"]).read()
+elif name == "codex":
+    assert args[-1] == "-", args
+    task = sys.stdin.read()
+else:
+    task = sys.stdin.read()
+assert "add() is wrong" in task, task[:200]
+src = open("calc.py").read().replace("return a - b", "return a + b")
+open("calc.py", "w").write(src)
+print("Make add() add\n\n%s ran with %s" % (name, json.dumps(args)))
+'''
+
+
+class AgentExamples(FixJobCase):
+    """config/agents/*.yml, as shipped, drive a fix job to a pull request.
+
+    The CLIs themselves need accounts and the network, so a stand-in with the
+    CLI's name takes their place: argv[0] becomes its absolute path, every
+    other word of the example stays as written.
+    """
+
+    def run_example(self, name, cli):
+        with open(os.path.join(harness.SOURCE_DIR, "config", "agents", name)) as f:
+            example = f.read()
+        bindir = os.path.join(self.workdir, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        fake = os.path.join(bindir, cli)
+        with open(fake, "w") as f:
+            f.write(FAKE_CLI)
+        os.chmod(fake, 0o755)
+        if cli == "aider":
+            self.assertIn("exec aider ", example)
+            section = example.replace("exec aider ", "exec %s " % fake)
+            # started by sh, the stand-in is not mounted into bubblewrap the
+            # way an argv[0] is; the real aider lives under /usr
+            self.assertNotIn("isolation:", section)
+            section += "  isolation: none\n"
+        else:
+            self.assertIn("    - %s\n" % cli, example)
+            section = example.replace("    - %s\n" % cli, "    - %s\n" % fake, 1)
+        if "isolation: bwrap" in section and not harness.bwrap_works():
+            section = section.replace("isolation: bwrap", "isolation: none")
+        repo = self.repo("unused", config="test: python3 -B test_calc.py\n")
+        self.start(agent_section=section[section.index("\nagent:\n") + 1:])
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertIn("return a + b", self.git(repo, "show", rec["branch"] + ":calc.py"))
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Make add() add")
+        self.assertIn("`python3 -B test_calc.py` passed", pr["body"])
+        self.assertIn("%s ran with" % cli, pr["body"])
+        return pr["body"]
+
+    def test_claude_code(self):
+        body = self.run_example("claude-code.yml", "claude")
+        self.assertIn('&quot;--permission-mode&quot;, &quot;acceptEdits&quot;', body.replace('"', "&quot;"))
+
+    def test_codex(self):
+        self.run_example("codex.yml", "codex")
+
+    def test_aider(self):
+        body = self.run_example("aider.yml", "aider")
+        self.assertIn("--no-auto-commits", body)
+
+
+if __name__ == "__main__":
+    harness.main()
