@@ -63,7 +63,11 @@ class RedisClient:
         if path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
-            self.sock.connect(path)
+            try:
+                self.sock.connect(path)
+            except OSError:
+                self.sock.close()
+                raise
         else:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
@@ -196,6 +200,14 @@ class Redis:
 
     def stop(self):
         self.kill(signal.SIGTERM)
+
+
+def bwrap_works():
+    """Whether bubblewrap can make a sandbox here (it needs user namespaces)."""
+    if shutil.which("bwrap") is None:
+        return False
+    r = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "true"], capture_output=True, timeout=30)
+    return r.returncode == 0
 
 
 def free_port():
