@@ -291,6 +291,8 @@ int ghapi_review_comment_reply(json_t **out, ghapi_t *gh, const ghapi_repo_t *r,
                                const char *body);
 /* review: {"commit_id", "body", "event": COMMENT|APPROVE|REQUEST_CHANGES, "comments": [...]} (borrowed). */
 int ghapi_review_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, json_t *review);
+/* The pull request's reviews, oldest first (paginated). */
+int ghapi_reviews_list(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number);
 
 /* fields: name, head_sha, status, conclusion, output... (borrowed). */
 int ghapi_check_run_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, json_t *fields);

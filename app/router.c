@@ -347,7 +347,9 @@ static int route_review_comment(route_ctx_t *c)
 
 static int route_pull_request(route_ctx_t *c)
 {
-    if (strcmp(c->action, "opened") != 0 && strcmp(c->action, "ready_for_review") != 0)
+    /* synchronize (a push) reviews again only where the repository asks for it */
+    if (strcmp(c->action, "opened") != 0 && strcmp(c->action, "ready_for_review") != 0 &&
+        strcmp(c->action, "synchronize") != 0)
         return ignore(c, "pull_request.%.40s is not a trigger", c->action);
     if (sender_refused(c))
         return ROUTER_OK;

@@ -1,6 +1,7 @@
 /* kinds — see kinds.h. */
 #include "kinds.h"
 #include "fixjob.h"
+#include "reviewjob.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -15,17 +16,6 @@
 /* Time around the agent that a code job needs: clone, setup, push, comments. */
 #define KINDS_CODE_OVERHEAD_S 900
 #define KINDS_NOOP_CHILD_DEFAULT_MS 3600000
-
-job_result_t kinds_not_implemented(job_ctx_t *ctx, char *err, size_t err_len)
-{
-    const char *kind = job_ctx_field(ctx, JOB_F_KIND);
-    job_ctx_log(ctx, LOG_WARN, "the %s handler is not implemented yet; nothing was done", kind ? kind : "?");
-    snprintf(err, err_len,
-             "the %s handler is not implemented yet in this build of patchbay; the job was received and queued, "
-             "and nothing was done",
-             kind ? kind : "?");
-    return JOB_ERR_PERMANENT;
-}
 
 static long long field_ll(job_ctx_t *ctx, const char *name, long long dflt)
 {
@@ -135,7 +125,7 @@ static void noop_on_dead(job_ctx_t *ctx, const char *why)
 static const kinds_spec_t kinds[JOB_KIND__COUNT] = {
     [JOB_KIND_FIX] = {JOB_KIND_FIX, fixjob_run, fixjob_on_dead, 0, 1, 0},
     [JOB_KIND_FOLLOWUP] = {JOB_KIND_FOLLOWUP, fixjob_run, fixjob_on_dead, 0, 1, 0},
-    [JOB_KIND_REVIEW] = {JOB_KIND_REVIEW, kinds_not_implemented, NULL, 0, 1, 0},
+    [JOB_KIND_REVIEW] = {JOB_KIND_REVIEW, reviewjob_run, reviewjob_on_dead, 0, 1, 0},
     /* help and stop only answer: they never wait behind a long job on the same issue */
     [JOB_KIND_HELP] = {JOB_KIND_HELP, fixjob_help, NULL, 0, 0, 120},
     [JOB_KIND_STOP] = {JOB_KIND_STOP, fixjob_stop, NULL, 0, 0, 120},

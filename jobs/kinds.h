@@ -5,11 +5,8 @@
  * know kinds only through this table, so the fix and review work plugs in by
  * replacing a row's handler, without touching the queue.
  *
- * Until their own modules arrive, fix, followup, review, help and stop run
- * kinds_not_implemented: it writes "not implemented yet" in the job's log and
- * fails the job permanently (status failed, never retried, error "the <kind>
- * handler is not implemented yet in this build..."), so a deployment shows
- * plainly that the queue works and the handler is what is missing.
+ * fix and followup run fixjob_run, review reviewjob_run, help and stop the
+ * two small answering handlers of fixjob.
  *
  * noop is for tests and benchmarks. It does nothing unless its record says so
  * (fields written by whoever enqueues it, never by a webhook):
@@ -55,8 +52,5 @@ const kinds_spec_t *kinds_get(job_kind_t kind);
 int kinds_max_attempts(const kinds_spec_t *k, const config_t *cfg);
 /* The kind's limit, or the record's timeout_ms when that is lower. */
 int64_t kinds_timeout_ms(const kinds_spec_t *k, const config_t *cfg, const json_t *record);
-
-/* The stub handler of kinds whose module has not arrived yet. */
-job_result_t kinds_not_implemented(job_ctx_t *ctx, char *err, size_t err_len);
 
 #endif

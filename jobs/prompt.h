@@ -51,6 +51,24 @@ typedef struct {
 /* The whole task text. */
 void prompt_build(strbuf_t *out, const prompt_input_t *in);
 
+/* A review's task: the pull request, the part of its diff the coverage plan
+ * gives the agent (already rendered, one file after another), the files left
+ * out or clipped, and the findings file's schema. */
+typedef struct {
+    const char *repo;
+    int64_t number;
+    const char *title;
+    const char *body;
+    const char *instruction; /* the words after "@patchbay review"; may be NULL */
+    const char *requester;   /* NULL for an automatic review */
+    const char *head_sha;
+    const char *base_branch;
+    const char *diff;        /* the patches given to the agent */
+    const char *left_out;    /* one "- path: reason" line per clipped or skipped file; may be NULL */
+} prompt_review_t;
+
+void prompt_review(strbuf_t *out, const prompt_review_t *in);
+
 /* The follow-up after a failed test run: the command, the round, and the
  * tail of its output (bounded), fenced like everything untrusted. */
 void prompt_test_followup(strbuf_t *out, const char *test_command, const char *output, size_t output_len, int round,

@@ -105,7 +105,9 @@
  * "stop" cancels the issue's queued jobs at once and asks running ones to stop
  * (cancel_requested + PUBLISH), so a stop is not stuck behind the jobs it
  * stops. A new job of a kind supersedes a still-queued job of the same kind on
- * the same issue: the newer instruction wins and no worker time is wasted.
+ * the same issue: the newer instruction wins and no worker time is wasted. A
+ * review of a newer head commit also stops a running review of an older one:
+ * its comments would land on lines the push may have moved.
  * Both cancel through transition(), like every other change of state.
  */
 const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
@@ -154,6 +156,17 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "          redis.call('ZREM', 'patchbay:delayed', other.id)\n"
     "          transition(other, 'cancelled', now, ARGV[2], why, {'error', why})\n"
     "          redis.call('HSET', jk, 'supersedes', prev)\n"
+    "        elseif other and other.status == 'running' and kind == 'review' then\n"
+    "          local sha = ''\n"
+    "          for i = first, last - 1, 2 do if ARGV[i] == 'head_sha' then sha = ARGV[i + 1] end end\n"
+    "          local was = redis.call('HGET', 'patchbay:job:' .. other.id, 'head_sha')\n"
+    "          if sha ~= '' and was and was ~= sha then\n"
+    "            local why = 'superseded by job ' .. id .. ' (a newer head commit)'\n"
+    "            redis.call('HSET', 'patchbay:job:' .. other.id, 'cancel_requested', '1', 'updated_at_ms', now)\n"
+    "            redis.call('PUBLISH', 'patchbay:cancel', other.id)\n"
+    "            job_log(other.id, now, 'cancel requested: ' .. why)\n"
+    "            redis.call('HSET', jk, 'supersedes', prev)\n"
+    "          end\n"
     "        end\n"
     "        redis.call('HSET', ak, kind, id)\n"
     "      end\n"

@@ -210,6 +210,10 @@ static int k_request_changes(walk_t *w, const yaml_node_t *v, const char *key, r
 {
     return get_bool(w, v, key, &c->review.request_changes);
 }
+static int k_synchronize(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_bool(w, v, key, &c->review.synchronize);
+}
 static int k_backend(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
 {
     if (get_string(w, v, key, &c->agent.backend) != 0)
@@ -265,7 +269,7 @@ static int k_base_url(walk_t *w, const yaml_node_t *v, const char *key, repoconf
 }
 
 static const repo_key_t review_keys[] = {{"auto", k_auto}, {"drafts", k_drafts}, {"request_changes", k_request_changes},
-                                     {NULL, NULL}};
+                                         {"synchronize", k_synchronize}, {NULL, NULL}};
 static const repo_key_t openai_keys[] = {{"model", k_model}, {"base_url", k_base_url}, {NULL, NULL}};
 
 static int k_review(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)

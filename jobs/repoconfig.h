@@ -8,7 +8,7 @@
  *   forbidden_paths: [secrets, "*.pem"]  # globs the agent must not change
  *   branch_prefix: patchbay/        # branches are <prefix><number>-<slug>
  *   draft: false                    # open pull requests as drafts
- *   review: { auto: false, drafts: false, request_changes: false }
+ *   review: { auto: false, drafts: false, request_changes: false, synchronize: false }
  *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true,
  *            openai: { model: ..., base_url: ... } }
  *
@@ -40,6 +40,7 @@ typedef struct {
         int auto_review;
         int drafts;
         int request_changes;
+        int synchronize; /* review again on every push (auto reviews only) */
     } review;
     struct {
         char *backend;  /* NULL: the server's */

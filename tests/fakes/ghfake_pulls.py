@@ -8,7 +8,7 @@ import re
 from ghfake_common import DOC, MAX_BODY
 from ghfake_http import (ApiError, Response, invalid_request, missing_field, not_found,
                          paginate, to_sentence, validation_failed)
-from ghfake_shapes import iso
+from ghfake_shapes import iso, parse_iso
 
 
 class PullsMixin:
@@ -584,14 +584,23 @@ class PullsMixin:
         for k in ("name", "details_url", "external_id", "actions"):
             if k in body:
                 cr[k] = body[k]
+        stamps = {}
+        for k in ("started_at", "completed_at"):
+            if body.get(k) is not None:
+                stamps[k] = parse_iso(body[k]) if isinstance(body[k], str) else None
+                if stamps[k] is None:
+                    raise invalid_request("For 'properties/%s', %s is not a date-time." % (k, json.dumps(body[k])),
+                                          doc)
         t = self.now()
         cr["status"] = status
         cr["conclusion"] = conclusion if status == "completed" else None
-        if body.get("started_at"):
-            cr["started_at"] = body["started_at"]
+        if "started_at" in stamps:
+            cr["started_at"] = stamps["started_at"]
         elif creating or (status == "in_progress" and not cr.get("started_at")):
             cr.setdefault("started_at", t)
-        if status == "completed" and not cr.get("completed_at"):
+        if "completed_at" in stamps and status == "completed":
+            cr["completed_at"] = stamps["completed_at"]
+        elif status == "completed" and not cr.get("completed_at"):
             cr["completed_at"] = t
         cr["history"].append({k: v for k, v in body.items() if k != "output"}
                              | ({"output": {k: out.get(k) for k in ("title", "summary")}}

@@ -19,6 +19,21 @@ def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def parse_iso(text):
+    """An ISO 8601 timestamp as GitHub takes it (YYYY-MM-DDTHH:MM:SS, an
+    optional fraction, Z or an offset) to epoch seconds; None if it is not one."""
+    import calendar
+    import re
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text or "")
+    if not m:
+        return None
+    t = calendar.timegm(tuple(int(m.group(i)) for i in range(1, 7)) + (0, 0, 0))
+    if m.group(8) != "Z":
+        sign = 1 if m.group(8)[0] == "+" else -1
+        t -= sign * (int(m.group(8)[1:3]) * 3600 + int(m.group(8)[4:6]) * 60)
+    return t
+
+
 def node_id(kind, ident):
     return base64.b64encode(("0%d:%s%d" % (len(kind), kind, ident)).encode()).decode().rstrip("=")
 

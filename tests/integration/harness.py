@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -480,6 +481,45 @@ class TestCase(unittest.TestCase):
         pb = Patchbay(self.workdir, **kw)
         self._procs.append(pb)
         return pb.start() if start else pb
+
+
+class AppCase(TestCase):
+    """A test against the local fake GitHub (tests/fakes) as App 1234
+    "patchbay", with a Redis: self.gh, self.keys, self.redis_server, self.db;
+    self.start_app(config_text) runs `patchbay run` against them as self.pb."""
+
+    def setUp(self):
+        super().setUp()
+        fakes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes")
+        if fakes not in sys.path:
+            sys.path.insert(0, fakes)
+        import ghfake_keys
+        from github import FakeGitHub
+        self.keys = ghfake_keys.generate_rsa_keypair(os.path.join(self.workdir, "keys"))
+        self.gh = FakeGitHub(app_id=1234, slug="patchbay", public_key_pem=self.keys["public_pem"],
+                             git_root=os.path.join(self.workdir, "git"))
+        self.gh.start()
+        self.redis_server = self.redis()
+        self.db = self.redis_server.client()
+        self.pb = None
+
+    def tearDown(self):
+        self.db.close()
+        if self.pb is not None:
+            self.pb.stop()
+        self.gh.stop()
+        super().tearDown()
+
+    def start_app(self, config_text, **env):
+        cfg = os.path.join(self.workdir, "patchbay.yml")
+        with open(cfg, "w") as f:
+            f.write(config_text)
+        e = {"APP_ID": "1234", "PRIVATE_KEY_PATH": self.keys["pkcs1"], "GITHUB_API_URL": self.gh.api,
+             "GITHUB_URL": self.gh.web, "PATCHBAY_CONFIG": cfg}
+        e.update(env)
+        self.pb = Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, env=e)
+        self.pb.start()
+        return self.pb
 
 
 def main():

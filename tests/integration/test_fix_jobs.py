@@ -19,8 +19,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fakes"))
 import harness  # noqa: E402
 from harness import post_delivery, wait_for  # noqa: E402
-import ghfake_keys  # noqa: E402
-from github import FakeGitHub  # noqa: E402
 
 AGENT = r'''
 import os, sys, time, subprocess
@@ -77,24 +75,7 @@ CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\nassert add(2, 3) == 5, 'add(2, 3) is %r' % add(2, 3)\nprint('ok')\n"
 
 
-class FixJobCase(harness.TestCase):
-    def setUp(self):
-        super().setUp()
-        self.keys = ghfake_keys.generate_rsa_keypair(os.path.join(self.workdir, "keys"))
-        self.gh = FakeGitHub(app_id=1234, slug="patchbay", public_key_pem=self.keys["public_pem"],
-                             git_root=os.path.join(self.workdir, "git"))
-        self.gh.start()
-        self.redis_server = self.redis()
-        self.db = self.redis_server.client()
-        self.pb = None
-
-    def tearDown(self):
-        self.db.close()
-        if self.pb is not None:
-            self.pb.stop()
-        self.gh.stop()
-        super().tearDown()
-
+class FixJobCase(harness.AppCase):
     # -- set-up helpers
 
     def repo(self, mode, name="octo/hello", config=None, extra=None):
@@ -109,17 +90,10 @@ class FixJobCase(harness.TestCase):
         return name
 
     def start(self, agent_section=None, **env):
-        cfg = os.path.join(self.workdir, "patchbay.yml")
         if agent_section is None:
             agent_section = "agent:\n  isolation: %s\n  test_rounds: 1\n" % env.pop("isolation", "none")
-        with open(cfg, "w") as f:
-            f.write("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 2\n" + agent_section)
-        e = {"APP_ID": "1234", "PRIVATE_KEY_PATH": self.keys["pkcs1"], "GITHUB_API_URL": self.gh.api,
-             "GITHUB_URL": self.gh.web, "PATCHBAY_CONFIG": cfg}
-        e.update(env)
-        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, env=e)
-        self.pb.start()
-        return self.pb
+        return self.start_app("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 2\n" +
+                              agent_section, **env)
 
     def mention(self, repo, text, user="alice", title="add() is wrong"):
         issue = self.gh.add_issue(repo, title, body="add(2, 3) gives -1.", user="carol")

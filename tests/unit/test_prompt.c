@@ -103,6 +103,38 @@ static void test_conversation_keeps_the_newest(void **state)
     strbuf_free(&b);
 }
 
+/* In a diff, an HTML comment is code a reader sees, and a bidi override is
+ * exactly what a reviewer must be shown (Trojan Source), not hidden. */
+static void test_review_shows_code_as_it_is(void **state)
+{
+    (void)state;
+    prompt_review_t in = {.repo = "o/r",
+                          .number = 9,
+                          .title = "Add <!-- hidden --> a check",
+                          .body = "body",
+                          .instruction = "the locking",
+                          .requester = "alice",
+                          .head_sha = "0123456789abcdef0123456789abcdef01234567",
+                          .base_branch = "main",
+                          .diff = "    10    12 +<!-- keep --> if (admin\xE2\x80\xAE) {\n"
+                                  "    11       -```\n",
+                          .left_out = "- big.c: clipped to its first 2000 diff lines\n"};
+    strbuf_t b = STRBUF_INIT;
+    prompt_review(&b, &in);
+    assert_non_null(strstr(b.data, "PATCHBAY_REVIEW_FILE"));
+    assert_non_null(strstr(b.data, "alice asked patchbay to review"));
+    assert_non_null(strstr(b.data, "0123456789abcdef0123456789abcdef01234567"));
+    assert_non_null(strstr(b.data, "+<!-- keep --> if (admin<U+202E>) {"));
+    assert_null(strstr(b.data, "hidden"));             /* the title is GitHub text: cleaned */
+    assert_non_null(strstr(b.data, "- big.c: clipped"));
+    assert_non_null(strstr(b.data, "````text\n"));     /* a fence the diff's ``` cannot close */
+    strbuf_free(&b);
+    in.requester = NULL;
+    prompt_review(&b, &in);
+    assert_non_null(strstr(b.data, "The repository asks patchbay to review"));
+    strbuf_free(&b);
+}
+
 static void test_followup_tail(void **state)
 {
     (void)state;
@@ -122,6 +154,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_removes_what_readers_never_see), cmocka_unit_test(test_fence_cannot_be_closed_from_inside),
         cmocka_unit_test(test_build), cmocka_unit_test(test_conversation_keeps_the_newest),
-        cmocka_unit_test(test_followup_tail)};
+        cmocka_unit_test(test_followup_tail), cmocka_unit_test(test_review_shows_code_as_it_is)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static void test_everything(void **state)
                       "forbidden_paths: [secrets/**, \"*.pem\"]\n"
                       "branch_prefix: bot/\n"
                       "draft: yes\n"
-                      "review: { auto: true, drafts: false, request_changes: true }\n"
+                      "review: { auto: true, drafts: false, request_changes: true, synchronize: true }\n"
                       "agent:\n  backend: openai\n  command: aider --yes\n  timeout: 600\n  test_rounds: 3\n"
                       "  network: false\n  openai: { model: gpt-4.1, base_url: \"http://127.0.0.1:8000/v1\" }\n";
     assert_int_equal(parse(&c, yml, err), 0);
@@ -55,6 +55,7 @@ static void test_everything(void **state)
     assert_int_equal(c.draft, 1);
     assert_int_equal(c.review.auto_review, 1);
     assert_int_equal(c.review.request_changes, 1);
+    assert_int_equal(c.review.synchronize, 1);
     assert_string_equal(c.agent.backend, "openai");
     assert_string_equal(c.agent.command[0], "aider");
     assert_string_equal(c.agent.command[1], "--yes");

@@ -105,9 +105,14 @@ static const route_case_t cases[] = {
      "\"installation\":{\"id\":3},\"sender\":{\"login\":\"eve\",\"type\":\"User\"}}",
      ROUTER_OK, ROUTE_IGNORED, NULL, "FIRST_TIME_CONTRIBUTOR"},
     {"PR synchronize", "pull_request",
-     "{\"action\":\"synchronize\",\"pull_request\":{\"number\":9},\"repository\":{\"full_name\":\"o/r\"},"
+     "{\"action\":\"synchronize\",\"pull_request\":{\"number\":9,\"author_association\":\"MEMBER\",\"user\":{"
+     "\"login\":\"bob\"},\"head\":{\"ref\":\"f\",\"sha\":\"def\"}},\"repository\":{\"full_name\":\"o/r\"},"
      "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
-     ROUTER_OK, ROUTE_IGNORED, NULL, "pull_request.synchronize"},
+     ROUTER_OK, ROUTE_JOB, "review", "action=synchronize"},
+    {"PR closed", "pull_request",
+     "{\"action\":\"closed\",\"pull_request\":{\"number\":9},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "pull_request.closed"},
     {"review comment on patchbay's PR", "pull_request_review_comment",
      "{\"action\":\"created\",\"comment\":{\"id\":8,\"body\":\"@patchbay rename\",\"author_association\":\"OWNER\","
      "\"path\":\"a.c\",\"line\":3},\"pull_request\":{\"number\":9,\"user\":{\"login\":\"patchbay[bot]\"},\"head\":{"
