@@ -370,6 +370,54 @@ class FixJobs(FixJobCase):
         self.assertIn("patchbay finished", mine[0]["body"])
 
 
+class KilledAtEachStep(FixJobCase):
+    """A worker killed at any step leaves, once the job is retried, exactly
+    one branch commit, one pull request and one progress comment. The fake
+    GitHub stalls one request of the step (and then carries it out, as
+    GitHub does with a request whose client went away); the worker is
+    killed while it waits."""
+
+    def kill_during(self, *stalls):
+        """stalls: (method, path regex, target), reached in this order; the
+        worker is killed while it waits on the last one."""
+        repo = self.repo("fix")
+        self.start()
+        job = None
+        for i, (method, path, target) in enumerate(stalls):
+            self.gh.add_fault("stall", seconds=3 if i == len(stalls) - 1 else 1, method=method, path=path,
+                              target=target)
+            if job is None:
+                number, _, job = self.mention(repo, "@patchbay fix add() please")
+            wait_for(lambda: not self.gh.state()["faults"], 60, interval=0.02,
+                     what="the worker to reach %s %s" % (method, path))
+        worker = self.db.job(job)["worker"].rsplit(":", 1)[1]
+        os.kill(int(worker), signal.SIGKILL)
+        rec = self.wait_job(job, timeout=120)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertGreaterEqual(int(rec["attempts"]), 2)
+        branch = "patchbay/%d-add-is-wrong" % number
+        self.assertEqual(self.git(repo, "rev-list", "--count", "main.." + branch), "1")
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["head"], branch)
+        mine = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertEqual(len(mine), 1, [c["body"][:80] for c in mine])
+        self.assertIn("patchbay finished", mine[0]["body"])
+        self.assertIn("/pull/%d" % pr["number"], mine[0]["body"])
+
+    def test_while_making_the_progress_comment(self):
+        self.kill_during(("POST", r"/issues/\d+/comments$", "api"))
+
+    def test_while_pushing(self):
+        self.kill_during(("POST", r"git-receive-pack$", "git"))
+
+    def test_while_opening_the_pull_request(self):
+        self.kill_during(("POST", r"/pulls$", "api"))
+
+    def test_while_writing_the_summary(self):
+        # the first edit after the pull request exists is the last one
+        self.kill_during(("POST", r"/pulls$", "api"), ("PATCH", r"/issues/comments/\d+$", "api"))
+
+
 # Stands in for claude, codex and aider: takes the task the way the real CLI
 # takes it with the example's flags, makes the fix, and reports its argv.
 FAKE_CLI = r'''#!/usr/bin/python3

@@ -52,7 +52,7 @@ def expected_kind(event, p):
             return "mention"
     if event == "issues" and action == "labeled" and p.get("label", {}).get("name", "").lower() == "patchbay":
         return "fix"
-    if event == "pull_request" and action in ("opened", "ready_for_review"):
+    if event == "pull_request" and action in ("opened", "ready_for_review", "synchronize"):
         pr = p["pull_request"]
         if pr["user"]["login"].lower() != "patchbay[bot]" and pr["author_association"] in TRUSTED:
             return "review"
