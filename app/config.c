@@ -177,6 +177,18 @@ static const char *check_http_url(const char *v)
     return "must be an http:// or https:// URL";
 }
 
+/* A price or a cost in US dollars: digits with an optional fraction. */
+static const char *check_dollars(const char *v)
+{
+    const char *why = "must be a non-negative number of US dollars, like 2.5";
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (v[0] == '\0' || !(v[0] >= '0' && v[0] <= '9') || *end != '\0' || errno != 0 || d < 0 || d > 1e9)
+        return why;
+    return NULL;
+}
+
 static const char *check_app_id(const char *v)
 {
     size_t n = strlen(v);
@@ -292,6 +304,14 @@ static const key_spec_t schema[] = {
     /* a name, but the usual mistake is to paste the key itself here: never echo it */
     {"agent.openai.api_key_env", KEY_STRING, OFF(agent.openai.api_key_env), .def = "OPENAI_API_KEY", .secret = 1,
      .check = check_env_name},
+    {"agent.openai.max_steps", KEY_INT, OFF(agent.openai.max_steps), 1, 10000, .def = "60"},
+    {"agent.openai.max_tokens", KEY_INT, OFF(agent.openai.max_tokens), 1000, 2000000000, .def = "2000000"},
+    {"agent.openai.context_tokens", KEY_INT, OFF(agent.openai.context_tokens), 2048, 100000000, .def = "32768"},
+    {"agent.openai.max_output_tokens", KEY_INT, OFF(agent.openai.max_output_tokens), 0, 10000000, .def = "4096"},
+    {"agent.openai.request_timeout", KEY_INT, OFF(agent.openai.request_timeout), 1, 3600, .def = "300"},
+    {"agent.openai.input_price", KEY_STRING, OFF(agent.openai.input_price), .def = "0", .check = check_dollars},
+    {"agent.openai.output_price", KEY_STRING, OFF(agent.openai.output_price), .def = "0", .check = check_dollars},
+    {"agent.openai.max_cost", KEY_STRING, OFF(agent.openai.max_cost), .def = "0", .check = check_dollars},
     {"agent.env", KEY_LIST, OFF(agent.env), .def_list = default_agent_env},
     {"agent.network", KEY_BOOL, OFF(agent.network), .def = "true"},
     {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "auto", .allowed = isolation_values},

@@ -98,6 +98,14 @@ typedef struct {
             char *base_url;
             char *model;
             char *api_key_env;
+            int max_steps;          /* model calls per run */
+            int max_tokens;         /* tokens per job, as the endpoint reports them */
+            int context_tokens;     /* the model's context window */
+            int max_output_tokens;  /* per answer; 0: not sent */
+            int request_timeout;    /* seconds per call */
+            char *input_price;      /* USD per million prompt tokens, "0": unknown */
+            char *output_price;     /* USD per million completion tokens */
+            char *max_cost;         /* USD per job, "0": no limit */
         } openai;
         config_list_t env;  /* names of variables passed to the agent (its own API keys), when set */
         int network;        /* the agent, setup and test commands may reach the network */

@@ -1,5 +1,5 @@
 /* agent_cmd — the `command` agent backend; see agent.h. */
-#include "agent.h"
+#include "agent_int.h"
 #include "log.h"
 
 #include <errno.h>
@@ -9,31 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define AGENT_ENV_MAX 16
-
-void agent_settings_init(agent_settings_t *s, const config_t *cfg, char *const *repo_command, int repo_timeout_s,
-                         int repo_network, char *const *environ_, const char *job)
-{
-    memset(s, 0, sizeof(*s));
-    s->backend = cfg->agent.backend;
-    s->command = repo_command != NULL ? repo_command : cfg->agent.command.items;
-    s->timeout_ms = (int64_t)(repo_timeout_s > 0 ? repo_timeout_s : cfg->agent.timeout) * 1000;
-    s->network = repo_network >= 0 ? repo_network : cfg->agent.network;
-    s->isolation = strcmp(cfg->agent.isolation, "bwrap") == 0  ? SANDBOX_ISOLATE_BWRAP
-                   : strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE
-                                                               : SANDBOX_ISOLATE_AUTO;
-    s->pass_env = (const char *const *)cfg->agent.env.items;
-    s->environ_ = environ_;
-    s->job = job;
-}
-
-void agent_result_free(agent_result_t *r)
-{
-    free(r->summary);
-    free(r->output_tail);
-    r->summary = r->output_tail = NULL;
-}
 
 static char *read_file(const char *path, size_t max)
 {
@@ -111,19 +86,14 @@ static void base_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
     }
 }
 
-int agent_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
-              const char *task, size_t task_len, const agent_hooks_t *hooks, char *err, size_t err_len)
+int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+                  const char *task, size_t task_len, const agent_hooks_t *hooks, char *err, size_t err_len)
 {
-    memset(out, 0, sizeof(*out));
     char prompt[4096], summary[4096], output[4096], review[4096];
-    snprintf(prompt, sizeof(prompt), "%s/prompt.md", scratch);
-    snprintf(summary, sizeof(summary), "%s/summary.md", scratch);
-    snprintf(output, sizeof(output), "%s/agent-output.log", scratch);
-    snprintf(review, sizeof(review), "%s/findings.json", scratch);
-    if (s->backend != NULL && strcmp(s->backend, "command") != 0) {
-        snprintf(err, err_len, "agent backend %s is not available in this build", s->backend);
-        return SANDBOX_ERR_ARGS;
-    }
+    snprintf(prompt, sizeof(prompt), "%s/" AGENT_PROMPT_FILE, scratch);
+    snprintf(summary, sizeof(summary), "%s/" AGENT_SUMMARY_FILE, scratch);
+    snprintf(output, sizeof(output), "%s/" AGENT_OUTPUT_FILE, scratch);
+    snprintf(review, sizeof(review), "%s/" AGENT_FINDINGS_FILE, scratch);
     FILE *f = fopen(prompt, "w");
     if (f == NULL || fwrite(task, 1, task_len, f) != task_len) {
         snprintf(err, err_len, "cannot write %s: %s", prompt, strerror(errno));

@@ -48,6 +48,7 @@ typedef struct {
     strbuf_t tests_md;  /* one line per test round, for the pull request */
     int tests_ran, tests_passed;
     agent_settings_t agent;
+    agent_session_t session; /* the openai backend's conversation, across test rounds */
     agent_result_t result;
     int64_t started_ms;
     char pr_url[512];
@@ -387,7 +388,8 @@ static job_result_t run_agent(fix_t *f, const char *task, size_t len)
     agent_hooks_t hooks = {should_stop, pgid_hook, f};
     char err[512];
     agent_result_free(&f->result);
-    int rc = agent_run(&f->result, &f->agent, f->ws->path, f->scratch, task, len, &hooks, err, sizeof(err));
+    int rc = agent_run(&f->result, &f->agent, f->ws->path, f->scratch, task, len, &hooks, &f->session, err,
+                       sizeof(err));
     if (rc != 0)
         return fail(f, JOB_ERR_PERMANENT, "the agent could not start: %s", err);
     if (f->result.end == AGENT_CANCELLED)
@@ -603,10 +605,18 @@ static void pr_body(fix_t *f, strbuf_t *b)
                        f->tests_passed ? "The tests pass." : "**The tests fail**: this pull request is a draft.");
     char took[32];
     progress_format_duration(took, sizeof(took), clock_wall_ms() - f->started_ms);
-    strbuf_appendf(b, "### How this was made\n\npatchbay job %s, requested by @%s. Agent: `", f->id, f->sender);
-    for (size_t i = 0; f->agent.command && f->agent.command[i]; i++)
-        strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
-    strbuf_appendf(b, "`%s, %s.\n\n<!-- patchbay:job=%s -->\n", f->result.isolated ? " in bubblewrap" : "", took, f->id);
+    strbuf_appendf(b, "### How this was made\n\npatchbay job %s, requested by @%s. Agent: ", f->id, f->sender);
+    if (f->agent.backend && strcmp(f->agent.backend, "openai") == 0) {
+        strbuf_append(b, "patchbay's own, with the model ");
+        review_append_code_span(b, f->agent.openai.model, 0);
+        strbuf_appendf(b, " (%s), %s.\n\n", f->result.usage, took);
+    } else {
+        strbuf_append(b, "`");
+        for (size_t i = 0; f->agent.command && f->agent.command[i]; i++)
+            strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
+        strbuf_appendf(b, "`%s, %s.\n\n", f->result.isolated ? " in bubblewrap" : "", took);
+    }
+    strbuf_appendf(b, "<!-- patchbay:job=%s -->\n", f->id);
 }
 
 static job_result_t open_pull_request(fix_t *f)
@@ -689,7 +699,7 @@ static job_result_t run(fix_t *f)
     } else {
         step_done(f, f->s_setup, PROGRESS_SKIPPED, NULL);
     }
-    agent_settings_init(&f->agent, f->cfg, f->rc.agent.command, f->rc.agent.timeout, f->rc.agent.network, environ, f->id);
+    agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
     if (should_stop(f))
@@ -775,6 +785,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
         free(f.token);
     }
     agent_result_free(&f.result);
+    agent_session_free(&f.session);
     strbuf_free(&f.tests_md);
     json_decref(f.issue);
     json_decref(f.comments);

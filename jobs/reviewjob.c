@@ -361,12 +361,13 @@ static job_result_t run_agent(review_t *v)
     strbuf_free(&diff);
     strbuf_free(&left_out);
 
-    agent_settings_init(&v->agent, v->cfg, v->rc.agent.command, v->rc.agent.timeout, v->rc.agent.network, environ,
-                        v->id);
+    agent_settings_init(&v->agent, v->cfg, &v->rc, environ, v->id);
+    v->agent.review = 1;
     agent_hooks_t hooks = {should_stop, pgid_hook, v};
     char err[512];
     job_ctx_log(v->ctx, LOG_INFO, "running the agent on %zu bytes of task", task.len);
-    int rc = agent_run(&v->result, &v->agent, v->ws->path, v->scratch, task.data, task.len, &hooks, err, sizeof(err));
+    int rc = agent_run(&v->result, &v->agent, v->ws->path, v->scratch, task.data, task.len, &hooks, NULL, err,
+                       sizeof(err));
     strbuf_free(&task);
     if (rc != 0)
         return fail(v, JOB_ERR_PERMANENT, "the agent could not start: %s", err);

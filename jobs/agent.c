@@ -1,0 +1,68 @@
+/* agent — settings, sessions and the choice of backend; see agent.h. */
+#include "agent_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *env_value(char *const *environ_, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    for (char *const *e = environ_; n > 0 && e != NULL && *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=' && (*e)[n + 1] != '\0')
+            return *e + n + 1;
+    return NULL;
+}
+
+void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc, char *const *environ_,
+                         const char *job)
+{
+    memset(s, 0, sizeof(*s));
+    s->backend = rc && rc->agent.backend ? rc->agent.backend : cfg->agent.backend;
+    s->command = rc && rc->agent.command ? rc->agent.command : cfg->agent.command.items;
+    s->timeout_ms = (int64_t)(rc && rc->agent.timeout > 0 ? rc->agent.timeout : cfg->agent.timeout) * 1000;
+    s->network = rc && rc->agent.network >= 0 ? rc->agent.network : cfg->agent.network;
+    s->isolation = strcmp(cfg->agent.isolation, "bwrap") == 0  ? SANDBOX_ISOLATE_BWRAP
+                   : strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE
+                                                               : SANDBOX_ISOLATE_AUTO;
+    s->pass_env = (const char *const *)cfg->agent.env.items;
+    s->environ_ = environ_;
+    s->job = job;
+
+    const char *url = rc && rc->agent.base_url ? rc->agent.base_url : cfg->agent.openai.base_url;
+    s->openai.base_url = url;
+    s->openai.model = rc && rc->agent.model ? rc->agent.model : cfg->agent.openai.model;
+    /* a repository may choose its endpoint, but not send the server's key elsewhere */
+    if (strcmp(url, cfg->agent.openai.base_url) == 0)
+        s->openai.api_key = env_value(environ_, cfg->agent.openai.api_key_env);
+    s->openai.max_steps = cfg->agent.openai.max_steps;
+    s->openai.max_tokens = cfg->agent.openai.max_tokens;
+    s->openai.context_tokens = cfg->agent.openai.context_tokens;
+    s->openai.max_output_tokens = cfg->agent.openai.max_output_tokens;
+    s->openai.request_timeout_s = cfg->agent.openai.request_timeout;
+    s->openai.input_price = strtod(cfg->agent.openai.input_price, NULL);
+    s->openai.output_price = strtod(cfg->agent.openai.output_price, NULL);
+    s->openai.max_cost = strtod(cfg->agent.openai.max_cost, NULL);
+}
+
+void agent_session_free(agent_session_t *session)
+{
+    json_decref(session->messages);
+    memset(session, 0, sizeof(*session));
+}
+
+void agent_result_free(agent_result_t *r)
+{
+    free(r->summary);
+    free(r->output_tail);
+    r->summary = r->output_tail = NULL;
+}
+
+int agent_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+              const char *task, size_t task_len, const agent_hooks_t *hooks, agent_session_t *session, char *err,
+              size_t err_len)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->backend != NULL && strcmp(s->backend, "openai") == 0)
+        return agent_openai_run(out, s, workdir, scratch, task, task_len, hooks, session, err, err_len);
+    return agent_cmd_run(out, s, workdir, scratch, task, task_len, hooks, err, err_len);
+}
