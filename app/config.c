@@ -298,6 +298,7 @@ static const key_spec_t schema[] = {
     {"agent.command", KEY_LIST, OFF(agent.command), .def_list = default_command},
     {"agent.timeout", KEY_INT, OFF(agent.timeout), 1, 7 * 86400, .def = "1800"},
     {"agent.test_rounds", KEY_INT, OFF(agent.test_rounds), 0, 100, .def = "2"},
+    {"agent.attempts", KEY_INT, OFF(agent.attempts), 1, 8, .def = "1"},
     {"agent.openai.base_url", KEY_STRING, OFF(agent.openai.base_url), .def = "http://127.0.0.1:11434/v1",
      .check = check_http_url},
     {"agent.openai.model", KEY_STRING, OFF(agent.openai.model), .def = "qwen2.5-coder"},

@@ -94,6 +94,7 @@ typedef struct {
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */
         int test_rounds;
+        int attempts;                /* best of N: parallel attempts per fix */
         struct {
             char *base_url;
             char *model;

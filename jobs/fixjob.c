@@ -5,6 +5,7 @@
  */
 #include "fixjob.h"
 #include "agent.h"
+#include "attempt.h"
 #include "clock.h"
 #include "ghapi.h"
 #include "jobgh.h"
@@ -16,7 +17,9 @@
 #include "strbuf.h"
 #include "workspace.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +51,14 @@ typedef struct {
     strbuf_t tests_md;  /* one line per test round, for the pull request */
     int tests_ran, tests_passed;
     agent_settings_t agent;
-    agent_session_t session; /* the openai backend's conversation, across test rounds */
-    agent_result_t result;
+    agent_result_t result;   /* the chosen attempt's */
+    int attempts;            /* best of N: parallel attempts on parallel work trees */
+    workspace_t *spare[FIXJOB_ATTEMPTS_MAX]; /* the other attempts' work trees, removed at the end */
+    char spare_ids[FIXJOB_ATTEMPTS_MAX][96];
+    size_t nspare;
+    strbuf_t attempts_md;    /* best of N: how each attempt did, for the pull request */
+    char *instruction_buf;   /* the instruction without "--attempts N" */
+    char ws_id[96];          /* the name of ws's directory under workspaces/: the job id, or a chosen attempt's */
     int64_t started_ms;
     char pr_url[512];
     int64_t pr_number;
@@ -279,9 +288,29 @@ static job_result_t get_token_and_identity(fix_t *f)
     return JOB_OK;
 }
 
-static job_result_t checkout(fix_t *f)
+/* A work tree for the job's branch, and its scratch directory. */
+static job_result_t prepare_tree(fix_t *f, const char *tree_id, workspace_t **ws, char *scratch, size_t scratch_len)
 {
     char err[WORKSPACE_ERR_BYTES];
+    workspace_spec_t spec = {.repo = f->repo,
+                             .token = f->token,
+                             .job_id = tree_id,
+                             .branch = f->branch,
+                             .resume = f->followup || job_ctx_attempt(f->ctx) > 1,
+                             .user_name = f->bot_name,
+                             .user_email = f->bot_email};
+    int rc = workspace_prepare(ws, &f->wcfg, &spec, err, sizeof(err));
+    if (rc != WORKSPACE_OK)
+        return fail(f, rc == WORKSPACE_ERETRY || rc == WORKSPACE_ECONFLICT ? JOB_ERR_RETRY : JOB_ERR_PERMANENT,
+                    "could not check out %s: %s", f->repo, err);
+    snprintf(scratch, scratch_len, "%s/scratch", (*ws)->dir);
+    if (mkdir(scratch, 0700) != 0 && errno != EEXIST)
+        return fail(f, JOB_ERR_RETRY, "cannot create %s: %s", scratch, strerror(errno));
+    return JOB_OK;
+}
+
+static job_result_t checkout(fix_t *f)
+{
     if (f->followup) {
         /* patchbay's own branch, as the pull request has it now */
         if (f->head_ref == NULL) {
@@ -306,107 +335,280 @@ static job_result_t checkout(fix_t *f)
         workspace_branch_name(name, sizeof(name), (long long)f->number, title ? title : "");
         snprintf(f->branch, sizeof(f->branch), "%s%s", f->rc.branch_prefix, name + strlen(WORKSPACE_BRANCH_PREFIX));
     }
-    workspace_spec_t spec = {.repo = f->repo,
-                             .token = f->token,
-                             .job_id = f->id,
-                             .branch = f->branch,
-                             .resume = f->followup || job_ctx_attempt(f->ctx) > 1,
-                             .user_name = f->bot_name,
-                             .user_email = f->bot_email};
-    int rc = workspace_prepare(&f->ws, &f->wcfg, &spec, err, sizeof(err));
-    if (rc != WORKSPACE_OK)
-        return fail(f, rc == WORKSPACE_ERETRY || rc == WORKSPACE_ECONFLICT ? JOB_ERR_RETRY : JOB_ERR_PERMANENT,
-                    "could not check out %s: %s", f->repo, err);
-    snprintf(f->scratch, sizeof(f->scratch), "%s/scratch", f->ws->dir);
-    if (mkdir(f->scratch, 0700) != 0 && errno != EEXIST)
-        return fail(f, JOB_ERR_RETRY, "cannot create %s: %s", f->scratch, strerror(errno));
+    snprintf(f->ws_id, sizeof(f->ws_id), "%s", f->id);
+    job_result_t r = prepare_tree(f, f->id, &f->ws, f->scratch, sizeof(f->scratch));
+    if (r != JOB_OK)
+        return r;
     char detail[256];
     snprintf(detail, sizeof(detail), "%s from %s", f->branch, f->ws->base_ref);
     step_done(f, f->s_checkout, PROGRESS_DONE, detail);
     return JOB_OK;
 }
 
-static job_result_t run_setup(fix_t *f)
+/* How many attempts: the server's, the repository's, or "--attempts N" in
+ * the request (taken out of the instruction the agent reads). */
+static void choose_attempts(fix_t *f)
 {
-    agent_hooks_t hooks = {should_stop, pgid_hook, f};
-    for (size_t i = 0; i < f->rc.nsetup; i++) {
-        char out[4200], err[512];
-        snprintf(out, sizeof(out), "%s/setup-%zu.log", f->scratch, i + 1);
-        sandbox_result_t r;
-        if (agent_shell(&r, &f->agent, f->ws->path, f->scratch, f->rc.setup[i], out, f->agent.timeout_ms, &hooks, err,
-                        sizeof(err)) != 0)
-            return fail(f, JOB_ERR_PERMANENT, "setup command `%s` could not run: %s", f->rc.setup[i], err);
-        if (r.end == SANDBOX_CANCELLED)
-            return stopped(f);
-        if (!(r.end == SANDBOX_EXITED && r.exit_code == 0)) {
-            char how[96];
-            sandbox_describe(&r, how, sizeof(how));
-            size_t tl = 0;
-            char *tail = agent_file_tail(out, 1500, &tl);
-            snprintf(f->err, f->err_len, "setup command `%s` %s", f->rc.setup[i], how);
-            strbuf_t md = STRBUF_INIT;
-            strbuf_appendf(&md, "The setup command `%s` %s, so I did not run the agent. Its output ends with:\n\n",
-                           f->rc.setup[i], how);
-            strbuf_append(&md, "```text\n");
-            review_sanitize(&md, tail ? tail : "", tl);
-            strbuf_append(&md, "\n```");
-            free(tail);
-            job_result_t res = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
-            strbuf_free(&md);
-            return res;
+    long n = f->rc.agent.attempts > 0 ? f->rc.agent.attempts : f->cfg->agent.attempts;
+    const char *in = f->instruction;
+    const char *at = in ? strstr(in, "--attempts") : NULL;
+    if (at != NULL && (at == in || isspace((unsigned char)at[-1]))) {
+        const char *p = at + strlen("--attempts");
+        if (*p == '=' || *p == ' ')
+            p++;
+        char *end = NULL;
+        long asked = strtol(p, &end, 10);
+        if (end != p && (*end == '\0' || isspace((unsigned char)*end))) {
+            n = asked;
+            strbuf_t b = STRBUF_INIT;
+            size_t keep = (size_t)(at - in);
+            if (keep > 0 && isspace((unsigned char)in[keep - 1]) && isspace((unsigned char)*end))
+                keep--; /* one space where the flag was */
+            strbuf_appendn(&b, in, keep);
+            strbuf_append(&b, end);
+            f->instruction_buf = strbuf_detach(&b, NULL);
+            f->instruction = f->instruction_buf;
         }
     }
-    return JOB_OK;
+    if (n < 1 || f->followup)
+        n = 1;
+    if (n > FIXJOB_ATTEMPTS_MAX)
+        n = FIXJOB_ATTEMPTS_MAX;
+    f->attempts = (int)n;
 }
 
-/* Runs the test command once; 1 passed, 0 failed, -1 stopped. */
-static int run_tests_once(fix_t *f, int round, char **tail, size_t *tail_len)
+/* ---- attempts: one inline, or best of N on threads ---- */
+
+/* Progress of the one inline attempt (the handler's thread). */
+static void on_event(void *arg, attempt_event_t ev, const char *detail)
 {
-    agent_hooks_t hooks = {should_stop, pgid_hook, f};
-    char out[4200], err[512];
-    snprintf(out, sizeof(out), "%s/tests-%d.log", f->scratch, round);
-    sandbox_result_t r;
-    if (agent_shell(&r, &f->agent, f->ws->path, f->scratch, f->rc.test, out, f->agent.timeout_ms, &hooks, err,
-                    sizeof(err)) != 0) {
-        strbuf_appendf(&f->tests_md, "- round %d: `%s` could not run: %s\n", round, f->rc.test, err);
-        return 0;
+    fix_t *f = arg;
+    switch (ev) {
+    case ATTEMPT_EV_SETUP: step_start(f, f->s_setup); break;
+    case ATTEMPT_EV_AGENT:
+        step_done(f, f->s_setup, f->progress.steps[f->s_setup].state == PROGRESS_RUNNING ? PROGRESS_DONE : PROGRESS_SKIPPED,
+                  NULL);
+        step_start(f, f->s_agent);
+        break;
+    case ATTEMPT_EV_AGENT_DONE: step_done(f, f->s_agent, PROGRESS_DONE, detail); break;
+    case ATTEMPT_EV_TESTS: step_start(f, f->s_tests); break;
+    case ATTEMPT_EV_ROUND:
+        progress_detail(&f->progress, f->s_tests, detail);
+        progress_push(f, 0);
+        break;
     }
-    if (r.end == SANDBOX_CANCELLED)
-        return -1;
-    char how[96];
-    sandbox_describe(&r, how, sizeof(how));
-    int passed = r.end == SANDBOX_EXITED && r.exit_code == 0;
-    strbuf_appendf(&f->tests_md, "- round %d: `%s` %s (%.1f s)\n", round, f->rc.test, passed ? "passed" : how,
-                   (double)r.elapsed_ms / 1000.0);
-    job_ctx_log(f->ctx, LOG_INFO, "tests, round %d: %s", round, passed ? "passed" : how);
-    *tail = agent_file_tail(out, PROMPT_TEST_OUTPUT_MAX_BYTES, tail_len);
-    return passed;
 }
 
-static job_result_t run_agent(fix_t *f, const char *task, size_t len)
+static void attempt_init(fix_t *f, attempt_t *a, const char *workdir, const char *scratch, const char *task, size_t len)
 {
-    agent_hooks_t hooks = {should_stop, pgid_hook, f};
-    char err[512];
+    memset(a, 0, sizeof(*a));
+    a->agent = &f->agent;
+    a->workdir = workdir;
+    a->scratch = scratch;
+    a->setup = f->rc.setup;
+    a->test = f->rc.test;
+    a->rounds = f->rc.agent.test_rounds >= 0 ? f->rc.agent.test_rounds : f->cfg->agent.test_rounds;
+    a->task = task;
+    a->task_len = len;
+    a->hooks = (agent_hooks_t){should_stop, pgid_hook, f};
+}
+
+/* The attempt's log lines into the job's log (the handler's thread). */
+static void write_log(fix_t *f, const attempt_t *a, const char *prefix)
+{
+    const char *s = a->log.data;
+    while (s != NULL && *s != '\0') {
+        const char *nl = strchr(s, '\n');
+        int n = nl ? (int)(nl - s) : (int)strlen(s);
+        job_ctx_log(f->ctx, LOG_INFO, "%s%.*s", prefix, n, s);
+        s = nl ? nl + 1 : NULL;
+    }
+}
+
+/* The chosen attempt's results become the job's. */
+static void take(fix_t *f, attempt_t *a)
+{
     agent_result_free(&f->result);
-    int rc = agent_run(&f->result, &f->agent, f->ws->path, f->scratch, task, len, &hooks, &f->session, err,
-                       sizeof(err));
-    if (rc != 0)
-        return fail(f, JOB_ERR_PERMANENT, "the agent could not start: %s", err);
-    if (f->result.end == AGENT_CANCELLED)
-        return stopped(f);
-    if (f->result.end != AGENT_DONE) {
-        snprintf(f->err, f->err_len, "the agent %s", f->result.describe);
-        strbuf_t md = STRBUF_INIT;
-        strbuf_appendf(&md, "The agent %s%s. Its output ends with:\n\n```text\n", f->result.describe,
-                       f->result.end == AGENT_TIMEOUT ? " (agent.timeout)" : "");
-        const char *t = f->result.output_tail ? f->result.output_tail : "";
-        review_sanitize(&md, t, strlen(t));
-        strbuf_append(&md, "\n```");
-        job_result_t r = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
-        strbuf_free(&md);
-        return r;
+    f->result = a->result;
+    memset(&a->result, 0, sizeof(a->result));
+    strbuf_free(&f->tests_md);
+    f->tests_md = a->tests_md;
+    strbuf_t empty = STRBUF_INIT;
+    a->tests_md = empty;
+    f->tests_ran = a->tests_ran;
+    f->tests_passed = a->tests_passed;
+    if (f->rc.test == NULL) {
+        step_done(f, f->s_tests, PROGRESS_SKIPPED, "no test command in .github/patchbay.yml");
+    } else {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "%s after %d round%s", f->tests_passed ? "passed" : "failed", f->tests_ran,
+                 f->tests_ran == 1 ? "" : "s");
+        step_done(f, f->s_tests, f->tests_passed ? PROGRESS_DONE : PROGRESS_FAILED, detail);
     }
-    return JOB_OK;
+}
+
+/* An attempt that did not get to a change: the job's end. */
+static job_result_t attempt_failed(fix_t *f, const attempt_t *a)
+{
+    if (a->end == ATTEMPT_STOPPED)
+        return stopped(f);
+    snprintf(f->err, f->err_len, "%s", a->why);
+    job_ctx_log(f->ctx, LOG_WARN, "%s", a->why);
+    return finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, a->failure_md.data ? a->failure_md.data : a->why);
+}
+
+static job_result_t one_attempt(fix_t *f, const char *task, size_t len)
+{
+    attempt_t a;
+    attempt_init(f, &a, f->ws->path, f->scratch, task, len);
+    a.event = on_event;
+    a.event_arg = f;
+    attempt_run(&a);
+    write_log(f, &a, "");
+    job_result_t r = a.end == ATTEMPT_DONE ? JOB_OK : attempt_failed(f, &a);
+    if (r == JOB_OK)
+        take(f, &a);
+    attempt_free(&a);
+    return r;
+}
+
+static void *attempt_thread(void *arg)
+{
+    attempt_run(arg);
+    return NULL;
+}
+
+typedef struct {
+    size_t files, lines, forbidden;
+    int ok;   /* finished with a change and nothing forbidden */
+} change_t;
+
+static void describe_attempts(fix_t *f, const attempt_t *as, const change_t *ch, int n, int chosen)
+{
+    strbuf_appendf(&f->attempts_md, "### Best of %d\n\n| Attempt | Agent | Tests | Change |\n| --- | --- | --- | --- |\n",
+                   n);
+    for (int k = 0; k < n; k++) {
+        const attempt_t *a = &as[k];
+        strbuf_appendf(&f->attempts_md, "| %d%s | ", k + 1, k == chosen ? " (chosen)" : "");
+        if (a->end == ATTEMPT_DONE)
+            strbuf_append(&f->attempts_md, "finished");
+        else
+            review_append_code_span(&f->attempts_md, a->why, 1);
+        if (a->end != ATTEMPT_DONE || f->rc.test == NULL)
+            strbuf_append(&f->attempts_md, " | — | ");
+        else
+            strbuf_appendf(&f->attempts_md, " | %s after %d round%s | ", a->tests_passed ? "passed" : "failed",
+                           a->tests_ran, a->tests_ran == 1 ? "" : "s");
+        if (a->end != ATTEMPT_DONE)
+            strbuf_append(&f->attempts_md, "— |\n");
+        else if (ch[k].files == 0)
+            strbuf_append(&f->attempts_md, "none |\n");
+        else
+            strbuf_appendf(&f->attempts_md, "%zu file%s, %zu line%s%s |\n", ch[k].files, ch[k].files == 1 ? "" : "s",
+                           ch[k].lines, ch[k].lines == 1 ? "" : "s", ch[k].forbidden ? ", touches a forbidden path" : "");
+    }
+    strbuf_append(&f->attempts_md, "\n");
+}
+
+/* Whether attempt x beats y: a usable change, then passing tests, then the smaller change. */
+static int better(const fix_t *f, const attempt_t *as, const change_t *ch, int x, int y)
+{
+    if (ch[x].ok != ch[y].ok)
+        return ch[x].ok;
+    int px = f->rc.test == NULL || as[x].tests_passed, py = f->rc.test == NULL || as[y].tests_passed;
+    if (px != py)
+        return px;
+    return ch[x].lines < ch[y].lines;
+}
+
+static job_result_t best_of(fix_t *f, const char *task, size_t len)
+{
+    int n = f->attempts;
+    attempt_t as[FIXJOB_ATTEMPTS_MAX];
+    change_t ch[FIXJOB_ATTEMPTS_MAX];
+    workspace_t *ws[FIXJOB_ATTEMPTS_MAX] = {f->ws};
+    char scratch[FIXJOB_ATTEMPTS_MAX][4096];
+    snprintf(scratch[0], sizeof(scratch[0]), "%s", f->scratch);
+    for (int k = 1; k < n; k++) {
+        char *id = f->spare_ids[f->nspare];
+        snprintf(id, sizeof(f->spare_ids[0]), "%s-a%d", f->id, k + 1);
+        job_result_t r = prepare_tree(f, id, &ws[k], scratch[k], sizeof(scratch[k]));
+        if (r != JOB_OK)
+            return r; /* the trees made so far are in spare: removed at the end */
+        f->spare[f->nspare++] = ws[k];
+    }
+    step_done(f, f->s_setup, f->rc.nsetup > 0 ? PROGRESS_DONE : PROGRESS_SKIPPED,
+              f->rc.nsetup > 0 ? "in each attempt" : NULL);
+    step_start(f, f->s_agent);
+    char detail[64];
+    snprintf(detail, sizeof(detail), "%d attempts at once", n);
+    progress_detail(&f->progress, f->s_agent, detail);
+    progress_push(f, 0);
+    job_ctx_log(f->ctx, LOG_INFO, "best of %d: %d attempts at once", n, n);
+
+    pthread_t threads[FIXJOB_ATTEMPTS_MAX];
+    int started[FIXJOB_ATTEMPTS_MAX] = {0};
+    for (int k = 0; k < n; k++) {
+        attempt_init(f, &as[k], ws[k]->path, scratch[k], task, len);
+        started[k] = pthread_create(&threads[k], NULL, attempt_thread, &as[k]) == 0;
+        if (!started[k])
+            attempt_run(&as[k]); /* no thread to be had: this one runs here */
+    }
+    for (int k = 0; k < n; k++)
+        if (started[k])
+            pthread_join(threads[k], NULL);
+
+    int winner = -1, any_done = 0, any_stopped = 0;
+    for (int k = 0; k < n; k++) {
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "attempt %d: ", k + 1);
+        write_log(f, &as[k], prefix);
+        memset(&ch[k], 0, sizeof(ch[k]));
+        any_stopped |= as[k].end == ATTEMPT_STOPPED;
+        if (as[k].end != ATTEMPT_DONE)
+            continue;
+        any_done = 1;
+        workspace_changes_t c;
+        char err[WORKSPACE_ERR_BYTES];
+        if (workspace_changes(&c, ws[k], err, sizeof(err)) == WORKSPACE_OK) {
+            ch[k].files = c.count;
+            ch[k].lines = c.additions + c.deletions;
+            ch[k].forbidden = workspace_forbidden(&c, (const char *const *)f->rc.forbidden, f->rc.nforbidden);
+            ch[k].ok = c.count > 0 && ch[k].forbidden == 0;
+            workspace_changes_free(&c);
+        }
+        if (winner < 0 || better(f, as, ch, k, winner))
+            winner = k;
+    }
+    job_result_t r;
+    if (any_stopped && (winner < 0 || should_stop(f))) {
+        r = stopped(f);
+    } else if (!any_done) {
+        r = attempt_failed(f, &as[0]);
+    } else {
+        describe_attempts(f, as, ch, n, winner);
+        job_ctx_log(f->ctx, LOG_INFO, "best of %d: attempt %d chosen", n, winner + 1);
+        if (winner != 0) {
+            /* the chosen tree becomes the job's; the main one joins the spares */
+            for (size_t i = 0; i < f->nspare; i++)
+                if (f->spare[i] == ws[winner]) {
+                    char chosen[sizeof(f->ws_id)];
+                    snprintf(chosen, sizeof(chosen), "%s", f->spare_ids[i]);
+                    f->spare[i] = f->ws;
+                    snprintf(f->spare_ids[i], sizeof(f->spare_ids[i]), "%s", f->ws_id);
+                    snprintf(f->ws_id, sizeof(f->ws_id), "%s", chosen);
+                }
+            f->ws = ws[winner];
+            snprintf(f->scratch, sizeof(f->scratch), "%s", scratch[winner]);
+        }
+        snprintf(detail, sizeof(detail), "attempt %d of %d chosen", winner + 1, n);
+        step_done(f, f->s_agent, PROGRESS_DONE, detail);
+        take(f, &as[winner]);
+        r = JOB_OK;
+    }
+    for (int k = 0; k < n; k++)
+        attempt_free(&as[k]);
+    return r;
 }
 
 static job_result_t agent_and_tests(fix_t *f)
@@ -445,53 +647,11 @@ static job_result_t agent_and_tests(fix_t *f)
     prompt_build(&task, &in);
     free(pc);
 
-    step_start(f, f->s_agent);
-    job_result_t r = run_agent(f, task.data, task.len);
+    job_result_t r = f->attempts > 1 ? best_of(f, task.data, task.len) : one_attempt(f, task.data, task.len);
     strbuf_free(&task);
-    if (r != JOB_OK)
-        return r;
-    step_done(f, f->s_agent, PROGRESS_DONE, f->result.isolated ? "in bubblewrap" : "without bubblewrap");
-
-    if (f->rc.test == NULL) {
-        step_done(f, f->s_tests, PROGRESS_SKIPPED, "no test command in .github/patchbay.yml");
-        return JOB_OK;
-    }
-    int rounds = f->rc.agent.test_rounds >= 0 ? f->rc.agent.test_rounds : f->cfg->agent.test_rounds;
-    step_start(f, f->s_tests);
-    for (int round = 1;; round++) {
-        char *tail = NULL;
-        size_t tail_len = 0;
-        int passed = run_tests_once(f, round, &tail, &tail_len);
-        f->tests_ran = round;
-        if (passed < 0) {
-            free(tail);
-            return stopped(f);
-        }
-        if (passed || round > rounds) {
-            f->tests_passed = passed;
-            free(tail);
-            char detail[96];
-            snprintf(detail, sizeof(detail), "%s after %d round%s", passed ? "passed" : "failed", round,
-                     round == 1 ? "" : "s");
-            step_done(f, f->s_tests, passed ? PROGRESS_DONE : PROGRESS_FAILED, detail);
-            return JOB_OK;
-        }
-        /* the failure goes back to the agent, with its earlier work in place */
-        strbuf_t follow = STRBUF_INIT;
-        prompt_test_followup(&follow, f->rc.test, tail ? tail : "", tail_len, round, rounds);
-        free(tail);
-        char detail[64];
-        snprintf(detail, sizeof(detail), "round %d failed; the agent is on it", round);
-        progress_detail(&f->progress, f->s_tests, detail);
-        progress_push(f, 0);
-        r = run_agent(f, follow.data, follow.len);
-        strbuf_free(&follow);
-        if (r != JOB_OK)
-            return r;
-    }
+    return r;
 }
 
-/* The first line of the summary, made a title. */
 static void title_from_summary(fix_t *f, char *out, size_t len)
 {
     const char *s = f->result.summary ? f->result.summary : "";
@@ -603,6 +763,8 @@ static void pr_body(fix_t *f, strbuf_t *b)
     else if (f->tests_md.data)
         strbuf_appendf(b, "%s\n%s\n\n", f->tests_md.data,
                        f->tests_passed ? "The tests pass." : "**The tests fail**: this pull request is a draft.");
+    if (f->attempts_md.data)
+        strbuf_append(b, f->attempts_md.data);
     char took[32];
     progress_format_duration(took, sizeof(took), clock_wall_ms() - f->started_ms);
     strbuf_appendf(b, "### How this was made\n\npatchbay job %s, requested by @%s. Agent: ", f->id, f->sender);
@@ -691,15 +853,8 @@ static job_result_t run(fix_t *f)
         return r;
     if (should_stop(f))
         return stopped(f);
-    if (f->rc.nsetup > 0) {
-        step_start(f, f->s_setup);
-        if ((r = run_setup(f)) != JOB_OK)
-            return r;
-        step_done(f, f->s_setup, PROGRESS_DONE, NULL);
-    } else {
-        step_done(f, f->s_setup, PROGRESS_SKIPPED, NULL);
-    }
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
+    choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
     if (should_stop(f))
@@ -776,16 +931,23 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 
     if (f.ws != NULL) {
         char werr[WORKSPACE_ERR_BYTES];
-        if (workspace_remove(&f.wcfg, f.id, werr, sizeof(werr)) != WORKSPACE_OK)
+        if (workspace_remove(&f.wcfg, f.ws_id, werr, sizeof(werr)) != WORKSPACE_OK)
             job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", werr);
         workspace_free(f.ws);
+    }
+    for (size_t i = 0; i < f.nspare; i++) {
+        char werr[WORKSPACE_ERR_BYTES];
+        if (workspace_remove(&f.wcfg, f.spare_ids[i], werr, sizeof(werr)) != WORKSPACE_OK)
+            job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", werr);
+        workspace_free(f.spare[i]);
     }
     if (f.token != NULL) {
         memset(f.token, 0, strlen(f.token));
         free(f.token);
     }
+    strbuf_free(&f.attempts_md);
+    free(f.instruction_buf);
     agent_result_free(&f.result);
-    agent_session_free(&f.session);
     strbuf_free(&f.tests_md);
     json_decref(f.issue);
     json_decref(f.comments);

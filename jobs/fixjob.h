@@ -17,6 +17,11 @@
  *   request (reused when one exists for the branch; a draft when configured
  *   or when tests fail); the final summary; rocket, or confused and the error.
  *
+ * Best of N (agent.attempts, the repository's, or "--attempts N" in the
+ * request): N attempts (setup, agent, test rounds) at once on N work trees of
+ * the same branch, each on its own thread; the pull request is made from the
+ * one whose tests pass with the smallest change, and lists every attempt.
+ *
  * Idempotent: what a run achieved is written to the job's record
  * (progress_comment_id, pushed_sha, pr_number, pr_url), so a retry after a
  * crash continues instead of doing anything twice, and the comment and the
@@ -37,6 +42,7 @@
 
 #define FIXJOB_WORKING_LABEL "patchbay:working"
 #define FIXJOB_COMMENTS_MAX 200
+#define FIXJOB_ATTEMPTS_MAX 8 /* best of N: attempts at once, whatever is asked */
 
 job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len);
 void fixjob_on_dead(job_ctx_t *ctx, const char *why);

@@ -254,6 +254,10 @@ static int k_network(walk_t *w, const yaml_node_t *v, const char *key, repoconfi
 {
     return get_bool(w, v, key, &c->agent.network);
 }
+static int k_attempts(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 1, REPOCONFIG_ATTEMPTS_MAX, &c->agent.attempts);
+}
 static int k_model(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
 {
     return get_string(w, v, key, &c->agent.model);
@@ -283,7 +287,7 @@ static int k_openai(walk_t *w, const yaml_node_t *v, const char *key, repoconfig
 
 static const repo_key_t agent_keys[] = {{"backend", k_backend}, {"command", k_command},     {"timeout", k_timeout},
                                     {"test_rounds", k_rounds}, {"network", k_network}, {"openai", k_openai},
-                                    {NULL, NULL}};
+                                    {"attempts", k_attempts}, {NULL, NULL}};
 
 static int k_agent(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
 {

@@ -9,7 +9,7 @@
  *   branch_prefix: patchbay/        # branches are <prefix><number>-<slug>
  *   draft: false                    # open pull requests as drafts
  *   review: { auto: false, drafts: false, request_changes: false, synchronize: false }
- *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true,
+ *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true, attempts: 1,
  *            openai: { model: ..., base_url: ... } }
  *
  * Every key is optional; unknown keys and wrong types are errors that name the
@@ -27,6 +27,7 @@
 #define REPOCONFIG_MAX_BYTES (64 * 1024)
 #define REPOCONFIG_MAX_ITEMS 64
 #define REPOCONFIG_ERR_BYTES 256
+#define REPOCONFIG_ATTEMPTS_MAX 8
 
 typedef struct {
     char **setup; /* NULL-terminated; never NULL */
@@ -48,6 +49,7 @@ typedef struct {
         int timeout;    /* 0: the server's */
         int test_rounds; /* -1: the server's */
         int network;    /* -1: the server's */
+        int attempts;   /* best of N; 0: the server's */
         char *model;    /* openai.model, or NULL */
         char *base_url; /* openai.base_url, or NULL */
     } agent;

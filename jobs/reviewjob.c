@@ -384,8 +384,12 @@ static job_result_t run_agent(review_t *v)
         return fail(v, JOB_ERR_PERMANENT, "the agent %s before it reported anything", v->result.describe);
     if (frc == FINDINGS_E_IO && v->result.end == AGENT_DONE)
         job_ctx_log(v->ctx, LOG_INFO, "no findings file: the agent found nothing to say");
-    /* the agent's words when it wrote no summary into the findings */
-    if (v->fs.summary == NULL && frc == FINDINGS_E_IO && v->result.summary != NULL && v->result.summary[0] != '\0')
+    /* the agent's words when it wrote no summary into the findings: the
+     * built-in agent's finish, or a command agent's output when it wrote no
+     * findings file at all */
+    int own = v->agent.backend != NULL && strcmp(v->agent.backend, "openai") == 0;
+    if (v->fs.summary == NULL && (own || frc == FINDINGS_E_IO) && v->result.summary != NULL &&
+        v->result.summary[0] != '\0')
         v->fs.summary = strdup(v->result.summary);
     if (v->result.end != AGENT_DONE) {
         /* what it found before it stopped is worth posting, said as such */

@@ -370,6 +370,78 @@ class FixJobs(FixJobCase):
         self.assertIn("patchbay finished", mine[0]["body"])
 
 
+BEST_OF_AGENT = r'''
+import os, sys, time
+prompt = sys.stdin.read()
+tree = os.path.basename(os.path.dirname(os.getcwd()))
+attempt = int(tree.rsplit("-a", 1)[1]) if "-a" in tree else 1
+time.sleep(2)
+src = open("calc.py").read()
+if attempt == 1:
+    src = src.replace("return a - b", "return a * b")          # wrong: the tests fail
+elif attempt == 2:
+    src = src.replace("return a - b", "return a + b") + "".join("\n# note %d" % i for i in range(20))
+else:
+    src = src.replace("return a - b", "return a + b")          # right, and the smallest
+open("calc.py", "w").write(src)
+open(os.environ["PATCHBAY_SUMMARY_FILE"], "w").write(
+    "Fix add() (attempt %d)\n\ninstruction clean: %s; setup ran: %s" % (
+        attempt, "```text\nfix add() please\n```" in prompt, os.path.exists("setup-ran")))
+'''
+
+
+class BestOfN(FixJobCase):
+    def repo_for(self, attempts_line=""):
+        return self.repo("unused", config="setup: [touch setup-ran]\ntest: python3 -B test_calc.py\n"
+                                          "agent:\n  command: [python3, .best-of.py]\n  test_rounds: 0\n%s"
+                                          % attempts_line,
+                         extra={".best-of.py": BEST_OF_AGENT, ".gitignore": "__pycache__/\nsetup-ran\n"})
+
+    def test_the_passing_smallest_change_wins(self):
+        repo = self.repo_for("  attempts: 3\n")
+        self.start()
+        t0 = time.monotonic()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        took = time.monotonic() - t0
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertLess(took, 5.5)  # three 2-second agents, at once
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Fix add() (attempt 3)")
+        self.assertIn("setup ran: True", pr["body"])
+        self.assertIn("### Best of 3", pr["body"])
+        self.assertRegex(pr["body"], r"\| 1 \| finished \| failed after 1 round \| 1 file, 2 lines \|")
+        self.assertRegex(pr["body"], r"\| 2 \| finished \| passed after 1 round \| 1 file, 2\d lines \|")
+        self.assertRegex(pr["body"], r"\| 3 \(chosen\) \| finished \| passed after 1 round \| 1 file, 2 lines \|")
+        self.assertEqual(self.git(repo, "show", rec["branch"] + ":calc.py"), CALC.replace("a - b", "a + b").strip())
+        self.assertEqual(self.git(repo, "rev-list", "--count", "main.." + rec["branch"]), "1")
+        # every attempt's work tree is gone
+        self.assertEqual([d for d in os.listdir(os.path.join(self.pb.data_dir, "workspaces")) if d.startswith(job)], [])
+        self.assertTrue(any("attempt 3 chosen" in line for line in self.db.job_log(job)))
+
+    def test_a_request_asks_for_attempts(self):
+        repo = self.repo_for()
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add() --attempts 2 please")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertIn("### Best of 2", pr["body"])
+        self.assertEqual(pr["title"], "Fix add() (attempt 2)")  # attempt 1 fails its tests
+        self.assertIn("instruction clean: True", pr["body"])
+
+    def test_one_attempt_by_default(self):
+        repo = self.repo_for()
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertNotIn("Best of", pr["body"])
+        self.assertTrue(pr["draft"])  # the one attempt multiplies: tests fail, said plainly
+        self.assertIn("**The tests fail**", pr["body"])
+
+
 class KilledAtEachStep(FixJobCase):
     """A worker killed at any step leaves, once the job is retried, exactly
     one branch commit, one pull request and one progress comment. The fake

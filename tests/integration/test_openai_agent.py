@@ -249,6 +249,41 @@ class OpenAIAgent(OpenAICase):
         finally:
             other.stop()
 
+    def test_a_review_by_tool_calls(self):
+        repo = self.repo(config="review: { auto: false }\n")
+        self.gh.commit(repo, "feature", {"calc.py": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n"
+                                                    "    return a * b\n"})
+        pr = self.gh.add_pull(repo, "feature", title="Fix add, add mul", user="alice")
+        self.model.script([
+            {"tool_calls": [call("read_file", path="calc.py"), call("write_file", path="x.txt", content="y")]},
+            {"tool_calls": [call("report_finding", path="calc.py", line=6, severity="warning",
+                                 body="mul() has no test."),
+                            call("report_finding", path="calc.py", line="six", body="malformed")]},
+            {"tool_calls": [call("finish", summary="A small, correct change.")]},
+        ])
+        self.start()
+        comment = self.gh.add_comment(repo, pr["number"], "@patchbay review", user="alice")
+        payload = harness.issue_comment(body="@patchbay review", association="COLLABORATOR", sender="alice",
+                                        number=pr["number"], repo=repo, installation=7, comment_id=comment["id"],
+                                        on_pr=True, issue_author="alice", title="Fix add, add mul")
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issue_comment", payload)
+        c.close()
+        self.assertEqual(status, 202, body)
+        rec = self.wait_job(body["job"])
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertEqual(self.model.errors, [])
+        self.assertIn("report_finding", self.model.tool_names[0])
+        self.assertNotIn("edit_file", self.model.tool_names[0])
+        self.assertIn("a review changes nothing", self.tool_result(1, 1))
+        self.assertEqual(self.tool_result(2, 0), "recorded")
+        self.assertIn("not recorded", self.tool_result(2, 1))
+        [review] = [v for v in self.gh.state()["reviews"] if v["repo"] == repo]
+        self.assertIn("A small, correct change.", review["body"])
+        [inline] = [c for c in self.gh.state()["review_comments"] if c["review_id"] == review["id"]]
+        self.assertEqual((inline["path"], inline["line"]), ("calc.py", 6))
+        self.assertIn("mul() has no test.", inline["body"])
+
 
 class ShippedExamples(OpenAICase):
     """config/agents/{openai,ollama,vllm}.yml, as shipped but for the endpoint's
