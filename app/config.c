@@ -39,9 +39,11 @@
  * inputs.
  */
 #include "config.h"
+#include "appsetup.h"
 #include "log.h"
 #include "strbuf.h"
 
+#include <openssl/crypto.h>
 #include <yaml.h>
 
 #include <assert.h>
@@ -1150,6 +1152,24 @@ static void cross_check(load_t *L)
  * The API
  * ------------------------------------------------------------------------- */
 
+/* The App the set-up page registered (appsetup.h), when neither the file
+ * nor the environment names one: its id, key file and webhook secret, each
+ * unless set explicitly. */
+static void apply_saved_credentials(config_t *cfg)
+{
+    appcreds_t c;
+    if (cfg->github.app_id != NULL || appcreds_load(cfg->data_dir, &c) != 0)
+        return;
+    cfg->github.app_id = strdup(c.app_id);
+    if (cfg->github.private_key == NULL && cfg->github.private_key_path == NULL)
+        cfg->github.private_key_path = strdup(c.key_path);
+    if (cfg->github.webhook_secret == NULL)
+        cfg->github.webhook_secret = strdup(c.webhook_secret);
+    OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+    if (cfg->github.app_id == NULL)
+        oom();
+}
+
 int config_load(config_t **out, config_errors_t *errors, const char *path, char *const *environ_)
 {
     assert(out != NULL && errors != NULL);
@@ -1184,6 +1204,7 @@ int config_load(config_t **out, config_errors_t *errors, const char *path, char 
 
     apply_env(L, environ_);
     unescape_private_key(L->cfg);
+    apply_saved_credentials(L->cfg);
     cross_check(L);
 
     if (errors->count > first) {

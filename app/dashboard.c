@@ -5,6 +5,7 @@
  * request came from.
  */
 #include "dashboard.h"
+#include "httpq.h"
 #include "log.h"
 #include "queue.h"
 #include "strbuf.h"
@@ -141,23 +142,6 @@ static h2o_iovec_t cookie_value(h2o_req_t *req, const char *name)
     return h2o_iovec_init(NULL, 0);
 }
 
-/* The ?name= value of the query string (raw, not decoded), or zero-length. */
-static h2o_iovec_t query_value(h2o_req_t *req, const char *name)
-{
-    if (req->query_at == SIZE_MAX)
-        return h2o_iovec_init(NULL, 0);
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t nl = strlen(name);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= nl + 1 && memcmp(p, name, nl) == 0 && p[nl] == '=')
-            return h2o_iovec_init(p + nl + 1, (size_t)(stop - p - nl - 1));
-        p = amp ? amp + 1 : end;
-    }
-    return h2o_iovec_init(NULL, 0);
-}
-
 typedef enum { ACCESS_OK, ACCESS_DENIED, ACCESS_DISABLED, ACCESS_SET_COOKIE } access_t;
 
 static access_t check_access(dashboard_t *d, h2o_req_t *req, int is_page)
@@ -175,7 +159,7 @@ static access_t check_access(dashboard_t *d, h2o_req_t *req, int is_page)
     h2o_iovec_t c = cookie_value(req, DASHBOARD_COOKIE);
     if (c.base != NULL && token_equals(token, c.base, c.len))
         return ACCESS_OK;
-    h2o_iovec_t q = query_value(req, "token");
+    h2o_iovec_t q = httpq_value(req, "token");
     if (is_page && q.base != NULL && token_equals(token, q.base, q.len))
         return ACCESS_SET_COOKIE;
     return ACCESS_DENIED;
@@ -408,7 +392,7 @@ static void submit(dashboard_loop_t *l, h2o_req_t *req, dash_op_t op, const char
     r->limit = DASHBOARD_LIST_MAX;
     if (id != NULL)
         snprintf(r->id, sizeof(r->id), "%s", id);
-    h2o_iovec_t v = query_value(req, "status");
+    h2o_iovec_t v = httpq_value(req, "status");
     if (v.base != NULL && v.len < sizeof(r->status)) {
         memcpy(r->status, v.base, v.len);
         if (job_status_parse(r->status) < 0) {
@@ -417,11 +401,11 @@ static void submit(dashboard_loop_t *l, h2o_req_t *req, dash_op_t op, const char
             return;
         }
     }
-    v = query_value(req, "after");
+    v = httpq_value(req, "after");
     /* stream ids: digits and one dash */
     if (v.base != NULL && v.len < sizeof(r->after) && v.len == strspn(v.base, "0123456789-") && v.len > 0)
         memcpy(r->after, v.base, v.len);
-    v = query_value(req, "limit");
+    v = httpq_value(req, "limit");
     if (v.base != NULL && v.len > 0 && v.len < 6 && v.len == strspn(v.base, "0123456789")) {
         char n[8];
         memcpy(n, v.base, v.len);

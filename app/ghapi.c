@@ -4,6 +4,7 @@
  * ghapi_calls.c.
  */
 #include "ghapi.h"
+#include "appsetup.h"
 #include "clock.h"
 #include "ghhttp.h"
 #include "ghjwt.h"
@@ -313,6 +314,16 @@ void ghapi_options_from_config(ghapi_options_t *o, const config_t *cfg, const ch
     o->app_id = cfg->github.app_id;
     o->private_key = cfg->github.private_key;
     o->private_key_path = cfg->github.private_key_path;
+    /* registered by the set-up page while this process ran: take it now */
+    appcreds_t c;
+    if (o->app_id == NULL && appcreds_load(cfg->data_dir, &c) == 0) {
+        snprintf(o->saved_app_id, sizeof(o->saved_app_id), "%s", c.app_id);
+        snprintf(o->saved_key_path, sizeof(o->saved_key_path), "%s", c.key_path);
+        OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+        o->app_id = o->saved_app_id;
+        o->private_key = NULL;
+        o->private_key_path = o->saved_key_path;
+    }
     o->redis_url = redis_url;
     o->timeout_ms = cfg->github.timeout_ms;
     o->max_wait_ms = (int64_t)cfg->github.max_wait_s * 1000;

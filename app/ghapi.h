@@ -102,9 +102,11 @@ typedef struct {
     int max_attempts;
     int64_t max_wait_ms;          /* the longest single wait before giving up with RATE_LIMITED */
     ghapi_clock_t clock;
+    char saved_app_id[32];        /* ghapi_options_from_config: an App the set-up page registered */
+    char saved_key_path[4096];
 } ghapi_options_t;
 
-#define GHAPI_OPTIONS_INIT {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000, {NULL, NULL, NULL}}
+#define GHAPI_OPTIONS_INIT {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000, {NULL, NULL, NULL}, "", ""}
 
 /* The options for cfg (github.* keys), sharing through redis_url (which may
  * differ from cfg's: the private Redis of `patchbay run`). Points into cfg. */

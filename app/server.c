@@ -22,7 +22,9 @@
  */
 #include "server.h"
 #include "clock.h"
+#include "appsetup.h"
 #include "dashboard.h"
+#include "httpq.h"
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,6 +40,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -95,6 +98,7 @@ struct server_thread_s {
     struct batch_s *batch; /* deliveries of this loop turn, not sent yet */
     h2o_timeout_entry_t batch_flush;
     dashboard_loop_t dashboard;
+    char *saved_secret;      /* the webhook secret set-up saved, once seen (appsetup.h) */
 };
 
 /* Deliveries sent to Redis in one script call; each holds a reference. */
@@ -452,10 +456,29 @@ static void warn_rate_limited(server_thread_t *t, const char *what, const char *
     t->suppressed_warns = 0;
 }
 
+/* The secret deliveries are signed with: the config's, else the one the
+ * set-up page saved, looked for until it appears (a running patchbay takes a
+ * newly registered App without a restart; until then a look is one failed
+ * open(2), and an unconfigured server has no other work). */
+static const char *webhook_secret(server_thread_t *t)
+{
+    const config_t *cfg = t->server->cfg;
+    if (cfg->github.webhook_secret != NULL)
+        return cfg->github.webhook_secret;
+    if (t->saved_secret == NULL) {
+        appcreds_t c;
+        if (appcreds_load(cfg->data_dir, &c) == 0) {
+            t->saved_secret = strdup(c.webhook_secret);
+            OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+            log_info(NULL, NULL, "using the GitHub App %s registered by the set-up page", c.slug);
+        }
+    }
+    return t->saved_secret;
+}
+
 static void on_webhook(server_thread_t *t, h2o_req_t *req)
 {
     server_t *s = t->server;
-    const config_t *cfg = s->cfg;
     char event[SERVER_EVENT_MAX_BYTES + 1] = "", delivery[QUEUE_DELIVERY_MAX_BYTES + 1] = "";
     h2o_iovec_t v;
 
@@ -467,15 +490,15 @@ static void on_webhook(server_thread_t *t, h2o_req_t *req)
     if (header_value(req, H2O_STRLIT("x-github-event"), &v) == 0)
         copy_token(event, sizeof(event), v, "_");
 
-    if (cfg->github.webhook_secret == NULL) {
+    const char *secret = webhook_secret(t);
+    if (secret == NULL) {
         metrics_delivery(&s->metrics, event, METRICS_OUT_UNAVAILABLE);
         respond_json(req, 503, "Service Unavailable", "error",
                      "patchbay has no WEBHOOK_SECRET yet, so it cannot verify deliveries; open / for set-up");
         return;
     }
     int vr = header_value(req, H2O_STRLIT("x-hub-signature-256"), &v) == 0
-                 ? verify_signature(cfg->github.webhook_secret, strlen(cfg->github.webhook_secret), req->entity.base,
-                                    req->entity.len, v.base, v.len)
+                 ? verify_signature(secret, strlen(secret), req->entity.base, req->entity.len, v.base, v.len)
                  : VERIFY_MISSING;
     if (vr != VERIFY_OK) {
         metrics_signature_failure(&s->metrics, vr);
@@ -547,54 +570,174 @@ static void on_metrics(server_t *s, h2o_req_t *req)
     strbuf_free(&b);
 }
 
-static void html_escape(strbuf_t *b, const char *s)
+static void page_start(strbuf_t *b)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': strbuf_append(b, "&lt;"); break;
-        case '>': strbuf_append(b, "&gt;"); break;
-        case '&': strbuf_append(b, "&amp;"); break;
-        case '"': strbuf_append(b, "&quot;"); break;
-        case '\'': strbuf_append(b, "&#39;"); break;
-        default: strbuf_appendn(b, s, 1);
-        }
+    strbuf_append(b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>patchbay</title>"
+                     "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}"
+                     "code,pre{background:#f3f3f3;padding:.1em .3em}.bad{color:#b00}.ok{color:#070}"
+                     "button{font:inherit;padding:.3em 1em}</style></head><body><h1>patchbay</h1>");
+}
+
+static void page_send(server_t *s, h2o_req_t *req, int status, const char *reason, strbuf_t *b)
+{
+    strbuf_append(b, "</body></html>\n");
+    /* the set-up forms post to GitHub; nothing else leaves this origin */
+    strbuf_t csp = STRBUF_INIT;
+    strbuf_append(&csp, "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+                        "form-action 'self' ");
+    strbuf_append(&csp, s->cfg->github.url);
+    char *policy = h2o_mem_alloc_pool(&req->pool, csp.len + 1);
+    memcpy(policy, csp.data, csp.len + 1);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL, policy,
+                          csp.len);
+    strbuf_free(&csp);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    respond(req, status, reason, "text/html; charset=utf-8", b->data ? b->data : "", b->len);
+}
+
+/* Where GitHub and browsers reach this server: server.public_url, else the
+ * address this browser used. */
+static void base_url(server_t *s, h2o_req_t *req, char *out, size_t len)
+{
+    const char *pub = s->cfg->server.public_url;
+    if (pub != NULL && pub[0] != '\0') {
+        size_t n = strlen(pub);
+        while (n > 0 && pub[n - 1] == '/')
+            n--;
+        snprintf(out, len, "%.*s", (int)n, pub);
+    } else {
+        snprintf(out, len, "http://%.*s", (int)req->authority.len, req->authority.base);
     }
+}
+
+static void setup_forms(server_thread_t *t, h2o_req_t *req, strbuf_t *b, const char *org)
+{
+    server_t *s = t->server;
+    char state[65], base[1024];
+    if (appsetup_state(s->cfg->data_dir, state) != 0) {
+        strbuf_append(b, "<p class=\"bad\">The data directory cannot be written, so the App cannot be registered "
+                         "from here: ");
+        strbuf_append_html(b, strerror(errno));
+        strbuf_append(b, "</p>");
+        return;
+    }
+    base_url(s, req, base, sizeof(base));
+    appsetup_render(b, s->cfg->github.url, base, s->cfg->server.webhook_path, state, org);
 }
 
 static void on_status_page(server_thread_t *t, h2o_req_t *req)
 {
     server_t *s = t->server;
     strbuf_t b = STRBUF_INIT;
-    strbuf_append(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>patchbay</title>"
-                      "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}"
-                      "code,pre{background:#f3f3f3;padding:.1em .3em}.bad{color:#b00}.ok{color:#070}</style>"
-                      "</head><body><h1>patchbay</h1>");
-    if (s->missing[0] != '\0') {
+    page_start(&b);
+    appcreds_t saved;
+    if (s->missing[0] != '\0' && appcreds_load(s->cfg->data_dir, &saved) == 0) {
+        strbuf_append(&b, "<p class=\"ok\">GitHub App <strong>");
+        strbuf_append_html(&b, saved.name[0] ? saved.name : saved.slug);
+        strbuf_append(&b, "</strong> registered by this page. Install it on your repositories: <a href=\"");
+        strbuf_append_html(&b, saved.html_url);
+        strbuf_append(&b, "/installations/new\">");
+        strbuf_append_html(&b, saved.html_url);
+        strbuf_append(&b, "/installations/new</a></p>");
+        OPENSSL_cleanse(saved.webhook_secret, sizeof(saved.webhook_secret));
+    } else if (s->missing[0] != '\0') {
         strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing: ");
-        html_escape(&b, s->missing);
-        strbuf_append(&b, "</p><p>Register a GitHub App with the manifest in <code>config/app-manifest.yml</code> "
-                          "(see the README, “GitHub App setup”), then set <code>APP_ID</code>, "
-                          "<code>PRIVATE_KEY_PATH</code> and <code>WEBHOOK_SECRET</code> and restart patchbay. "
-                          "Point the App’s webhook URL at <code>https://&lt;your host&gt;");
-        html_escape(&b, s->cfg->server.webhook_path);
-        strbuf_append(&b, "</code>.</p>");
+        strbuf_append_html(&b, s->missing);
+        strbuf_append(&b, "</p>");
+        setup_forms(t, req, &b, NULL);
+        strbuf_append(&b, "<p>Or register it by hand with <code>config/app-manifest.yml</code> (README, “GitHub App "
+                          "setup”) and set <code>APP_ID</code>, <code>PRIVATE_KEY_PATH</code> and "
+                          "<code>WEBHOOK_SECRET</code>.</p>");
     } else {
         strbuf_append(&b, "<p class=\"ok\">GitHub App configured. Webhook path: <code>");
-        html_escape(&b, s->cfg->server.webhook_path);
+        strbuf_append_html(&b, s->cfg->server.webhook_path);
         strbuf_append(&b, "</code></p>");
     }
-    strbuf_appendf(&b, "<p>Redis (%s): <span class=\"%s\">%s</span></p>", rasync_connected(t->redis) ? "ok" : "bad",
-                   rasync_connected(t->redis) ? "ok" : "bad", rasync_connected(t->redis) ? "connected" : "unreachable");
+    strbuf_appendf(&b, "<p>Redis: <span class=\"%s\">%s</span></p>", rasync_connected(t->redis) ? "ok" : "bad",
+                   rasync_connected(t->redis) ? "connected" : "unreachable");
     strbuf_appendf(&b, "<p>Deliveries waiting in the spool: %lld</p>",
                    (long long)atomic_load(&s->metrics.spool_depth));
-    strbuf_append(&b, "<p><a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">healthz</a> · "
-                      "<a href=\"/readyz\">readyz</a></p></body></html>\n");
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
-                          H2O_STRLIT("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                                     "frame-ancestors 'none'"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
-                          H2O_STRLIT("nosniff"));
-    respond(req, 200, "OK", "text/html; charset=utf-8", b.data ? b.data : "", b.len);
+    strbuf_append(&b, "<p><a href=\"/jobs\">jobs</a> · <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">"
+                      "healthz</a> · <a href=\"/readyz\">readyz</a></p>");
+    page_send(s, req, 200, "OK", &b);
+    strbuf_free(&b);
+}
+
+/* Whether patchbay has an App already: set-up must not replace it. */
+static int registered(server_t *s)
+{
+    appcreds_t c;
+    if (s->missing[0] == '\0')
+        return 1;
+    int saved = appcreds_load(s->cfg->data_dir, &c) == 0;
+    OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+    return saved;
+}
+
+static void on_setup(server_thread_t *t, h2o_req_t *req, int callback)
+{
+    server_t *s = t->server;
+    strbuf_t b = STRBUF_INIT;
+    page_start(&b);
+    int status = 200;
+    const char *reason = "OK";
+    char org[64], code[256], state[80];
+    if (registered(s)) {
+        status = 409, reason = "Conflict";
+        strbuf_append(&b, "<p class=\"bad\">patchbay already has a GitHub App; set-up does not replace it. To start "
+                          "over, stop patchbay, remove its credentials and start it again.</p>");
+    } else if (!callback) {
+        if (httpq_decoded(req, "org", org, sizeof(org)) != 0 || org[0] == '\0') {
+            status = 400, reason = "Bad Request";
+            strbuf_append(&b, "<p class=\"bad\">Which organization? Go back to <a href=\"/\">the start</a>.</p>");
+        } else {
+            setup_forms(t, req, &b, org);
+        }
+    } else if (httpq_decoded(req, "state", state, sizeof(state)) != 0 ||
+               appsetup_state_take(s->cfg->data_dir, state) != 0) {
+        status = 400, reason = "Bad Request";
+        log_warn(NULL, NULL, "set-up callback with an unknown or expired state: refused");
+        strbuf_append(&b, "<p class=\"bad\">This set-up link is expired or was not made here. Start again from "
+                          "<a href=\"/\">the start</a>.</p>");
+    } else if (httpq_decoded(req, "code", code, sizeof(code)) != 0) {
+        status = 400, reason = "Bad Request";
+        strbuf_append(&b, "<p class=\"bad\">GitHub sent no code. Start again from <a href=\"/\">the start</a>.</p>");
+    } else {
+        /* Blocking, on purpose: this happens once, before any delivery can be
+         * verified, and the answer is what the person is waiting for. */
+        json_t *conv = NULL;
+        appcreds_t c;
+        char err[512];
+        if (appsetup_exchange(&conv, s->cfg->github.api_url, code, s->cfg->github.timeout_ms, err, sizeof(err)) != 0 ||
+            appcreds_save(s->cfg->data_dir, conv, &c, err, sizeof(err)) != 0) {
+            status = 502, reason = "Bad Gateway";
+            log_error(NULL, NULL, "GitHub App registration failed: %s", err);
+            strbuf_append(&b, "<p class=\"bad\">The App could not be registered: ");
+            strbuf_append_html(&b, err);
+            strbuf_append(&b, "</p><p><a href=\"/\">Start again</a></p>");
+        } else {
+            log_info(NULL, NULL, "GitHub App %s (id %s) registered; credentials saved under %s/" APPSETUP_DIR, c.slug,
+                     c.app_id, s->cfg->data_dir);
+            strbuf_append(&b, "<p class=\"ok\">Registered the GitHub App <strong>");
+            strbuf_append_html(&b, c.name[0] ? c.name : c.slug);
+            strbuf_append(&b, "</strong>. patchbay uses it from now on.</p><p>Now install it on the repositories it "
+                              "should work on: <a href=\"");
+            strbuf_append_html(&b, c.html_url);
+            strbuf_append(&b, "/installations/new\">");
+            strbuf_append_html(&b, c.html_url);
+            strbuf_append(&b, "/installations/new</a></p>");
+            OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+        }
+        if (conv != NULL) {
+            json_t *pem = json_object_get(conv, "pem");
+            if (json_is_string(pem))
+                OPENSSL_cleanse((void *)json_string_value(pem), json_string_length(pem));
+        }
+        json_decref(conv);
+    }
+    page_send(s, req, status, reason, &b);
     strbuf_free(&b);
 }
 
@@ -619,6 +762,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         on_metrics(s, req);
     else if (path_is(req, "/"))
         on_status_page(t, req);
+    else if (path_is(req, "/setup/org"))
+        on_setup(t, req, 0);
+    else if (path_is(req, "/setup/callback"))
+        on_setup(t, req, 1);
     else if (!dashboard_handle(&t->dashboard, req))
         respond_json(req, 404, "Not Found", "error", "no such path");
     return 0;
@@ -711,6 +858,10 @@ static void thread_dispose(server_thread_t *t)
     h2o_timeout_dispose(t->loop, &t->redis_deadline);
     h2o_multithread_unregister_receiver(t->mtqueue, &t->spool_receiver);
     dashboard_loop_dispose(&t->dashboard);
+    if (t->saved_secret != NULL) {
+        OPENSSL_cleanse(t->saved_secret, strlen(t->saved_secret));
+        free(t->saved_secret);
+    }
     h2o_multithread_destroy_queue(t->mtqueue);
     /* h2o 2.2.5's evloop build closes the queue's pipe but never frees the
      * queue itself; it came from malloc (h2o_mem_alloc) */

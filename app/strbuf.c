@@ -150,3 +150,17 @@ void strbuf_append_printable(strbuf_t *b, const char *s, size_t n)
     }
     strbuf_appendn(b, s + run, n - run);
 }
+
+void strbuf_append_html(strbuf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': strbuf_append(b, "&lt;"); break;
+        case '>': strbuf_append(b, "&gt;"); break;
+        case '&': strbuf_append(b, "&amp;"); break;
+        case '"': strbuf_append(b, "&quot;"); break;
+        case '\'': strbuf_append(b, "&#39;"); break;
+        default: strbuf_appendn(b, s, 1);
+        }
+    }
+}

@@ -36,6 +36,8 @@ void strbuf_append(strbuf_t *b, const char *s);
 void strbuf_appendf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal, quotes included; control characters escaped. */
 void strbuf_append_json_string(strbuf_t *b, const char *s, size_t n);
+/* Text for HTML, in an element or a quoted attribute: < > & " ' escaped. */
+void strbuf_append_html(strbuf_t *b, const char *s);
 /* Text with control characters (and DEL) shown as \xNN, so a hostile value
  * cannot start a new log line or move the terminal's cursor. */
 void strbuf_append_printable(strbuf_t *b, const char *s, size_t n);

@@ -1,0 +1,383 @@
+/* appsetup — see appsetup.h. */
+#include "appsetup.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+
+extern const unsigned char app_manifest_yml[];
+extern const size_t app_manifest_yml_len;
+
+#define STATE_FILE "setup-state"
+#define APP_FILE "app.json"
+#define KEY_FILE "private-key.pem"
+
+/* ---- files ---- */
+
+static int dir_path(char *out, size_t len, const char *data_dir, const char *name)
+{
+    int n = name ? snprintf(out, len, "%s/" APPSETUP_DIR "/%s", data_dir, name)
+                 : snprintf(out, len, "%s/" APPSETUP_DIR, data_dir);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* Writes a whole file, 0600, atomically (a temporary file renamed over it). */
+static int write_private(const char *data_dir, const char *name, const char *text, size_t len)
+{
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    if (dir_path(dir, sizeof(dir), data_dir, NULL) != 0 || dir_path(path, sizeof(path), data_dir, name) != 0 ||
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return errno = ENAMETOOLONG, -1;
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    int ok = done == len && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        saved = errno;
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        saved = ok ? errno : saved;
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static char *read_small(const char *path, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    char *buf = malloc(max + 1);
+    ssize_t n = buf ? read(fd, buf, max) : -1;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void copy_field(char *out, size_t len, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        snprintf(out, len, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(out, len, "%s", json_string_value(v) ? json_string_value(v) : "");
+}
+
+int appcreds_load(const char *data_dir, appcreds_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char path[PATH_MAX];
+    if (data_dir == NULL || dir_path(path, sizeof(path), data_dir, APP_FILE) != 0 ||
+        dir_path(out->key_path, sizeof(out->key_path), data_dir, KEY_FILE) != 0)
+        return -1;
+    char *text = read_small(path, 64 * 1024);
+    json_t *app = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (app == NULL)
+        return -1;
+    copy_field(out->app_id, sizeof(out->app_id), app, "id");
+    copy_field(out->slug, sizeof(out->slug), app, "slug");
+    copy_field(out->name, sizeof(out->name), app, "name");
+    copy_field(out->html_url, sizeof(out->html_url), app, "html_url");
+    copy_field(out->webhook_secret, sizeof(out->webhook_secret), app, "webhook_secret");
+    json_decref(app);
+    struct stat st;
+    if (out->app_id[0] == '\0' || out->webhook_secret[0] == '\0' || stat(out->key_path, &st) != 0 ||
+        !S_ISREG(st.st_mode) || st.st_size == 0) {
+        OPENSSL_cleanse(out->webhook_secret, sizeof(out->webhook_secret));
+        return -1;
+    }
+    return 0;
+}
+
+int appcreds_save(const char *data_dir, const json_t *conv, appcreds_t *out, char *err, size_t err_len)
+{
+    const char *pem = json_string_value(json_object_get(conv, "pem"));
+    const char *secret = json_string_value(json_object_get(conv, "webhook_secret"));
+    if (!json_is_integer(json_object_get(conv, "id")) || pem == NULL || secret == NULL || secret[0] == '\0') {
+        snprintf(err, err_len, "GitHub's answer lacks the App's id, private key or webhook secret");
+        return -1;
+    }
+    /* the key first: app.json is what says "registered" */
+    if (write_private(data_dir, KEY_FILE, pem, strlen(pem)) != 0) {
+        snprintf(err, err_len, "cannot write %s/" APPSETUP_DIR "/" KEY_FILE ": %s", data_dir, strerror(errno));
+        return -1;
+    }
+    json_t *app = json_pack("{s:O, s:O?, s:O?, s:O?, s:O?, s:O?, s:s}", "id", json_object_get(conv, "id"), "slug",
+                            json_object_get(conv, "slug"), "name", json_object_get(conv, "name"), "html_url",
+                            json_object_get(conv, "html_url"), "client_id", json_object_get(conv, "client_id"),
+                            "client_secret", json_object_get(conv, "client_secret"), "webhook_secret", secret);
+    char *text = app ? json_dumps(app, JSON_INDENT(2)) : NULL;
+    json_decref(app);
+    int rc = text ? write_private(data_dir, APP_FILE, text, strlen(text)) : -1;
+    if (text) {
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot write %s/" APPSETUP_DIR "/" APP_FILE ": %s", data_dir, strerror(errno));
+        return -1;
+    }
+    if (appcreds_load(data_dir, out) != 0) {
+        snprintf(err, err_len, "the saved credentials do not read back");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the manifest ---- */
+
+static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+    if (n == NULL || depth > 16)
+        return NULL;
+    if (n->type == YAML_SCALAR_NODE) {
+        const char *v = (const char *)n->data.scalar.value;
+        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strcmp(v, "true") == 0)
+            return json_true();
+        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strcmp(v, "false") == 0)
+            return json_false();
+        return json_stringn(v, n->data.scalar.length);
+    }
+    if (n->type == YAML_SEQUENCE_NODE) {
+        json_t *a = json_array();
+        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++)
+            json_array_append_new(a, node_json(doc, yaml_document_get_node(doc, *i), depth + 1));
+        return a;
+    }
+    json_t *o = json_object();
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k != NULL && k->type == YAML_SCALAR_NODE)
+            json_object_set_new(o, (const char *)k->data.scalar.value,
+                                node_json(doc, yaml_document_get_node(doc, p->value), depth + 1));
+    }
+    return o;
+}
+
+json_t *appsetup_manifest(const char *base_url, const char *webhook_path)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return NULL;
+    yaml_parser_set_input_string(&parser, app_manifest_yml, app_manifest_yml_len);
+    json_t *m = NULL;
+    if (yaml_parser_load(&parser, &doc)) {
+        m = node_json(&doc, yaml_document_get_root_node(&doc), 0);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    if (!json_is_object(m)) {
+        json_decref(m);
+        return NULL;
+    }
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", base_url, webhook_path);
+    json_t *hook = json_object_get(m, "hook_attributes");
+    if (json_is_object(hook))
+        json_object_set_new(hook, "url", json_string(url));
+    snprintf(url, sizeof(url), "%s/setup/callback", base_url);
+    json_object_set_new(m, "redirect_url", json_string(url));
+    json_object_set_new(m, "url", json_string(base_url));
+    return m;
+}
+
+/* ---- the state token ---- */
+
+int appsetup_state(const char *data_dir, char out[65])
+{
+    char path[PATH_MAX];
+    if (dir_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
+        return errno = ENAMETOOLONG, -1;
+    char *text = read_small(path, 128);
+    long long made = 0;
+    if (text != NULL && sscanf(text, "%64s %lld", out, &made) == 2 && strlen(out) == 64 &&
+        made + APPSETUP_STATE_TTL_S > (long long)time(NULL)) {
+        free(text);
+        return 0;
+    }
+    free(text);
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return errno = EIO, -1;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    char line[128];
+    int n = snprintf(line, sizeof(line), "%s %lld\n", out, (long long)time(NULL));
+    return write_private(data_dir, STATE_FILE, line, (size_t)n);
+}
+
+int appsetup_state_take(const char *data_dir, const char *state)
+{
+    char path[PATH_MAX], live[65] = "";
+    if (state == NULL || strlen(state) != 64 || dir_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
+        return -1;
+    char *text = read_small(path, 128);
+    long long made = 0;
+    int ok = text != NULL && sscanf(text, "%64s %lld", live, &made) == 2 && strlen(live) == 64 &&
+             made + APPSETUP_STATE_TTL_S > (long long)time(NULL) && CRYPTO_memcmp(live, state, 64) == 0;
+    free(text);
+    if (ok)
+        unlink(path); /* single use */
+    return ok ? 0 : -1;
+}
+
+/* ---- the exchange ---- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    strbuf_t *b = arg;
+    if (b->len + size * n > 1024 * 1024)
+        return 0;
+    strbuf_appendn(b, data, size * n);
+    return size * n;
+}
+
+int appsetup_exchange(json_t **out, const char *api_url, const char *code, int timeout_ms, char *err, size_t err_len)
+{
+    *out = NULL;
+    for (const char *p = code; p && *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
+              *p == '_')) {
+            snprintf(err, err_len, "the code GitHub sent is not one");
+            return -1;
+        }
+    if (code == NULL || code[0] == '\0' || strlen(code) > 200) {
+        snprintf(err, err_len, "the code GitHub sent is not one");
+        return -1;
+    }
+    size_t base = strlen(api_url);
+    while (base > 0 && api_url[base - 1] == '/')
+        base--;
+    char url[2048];
+    snprintf(url, sizeof(url), "%.*s/app-manifests/%s/conversions", (int)base, api_url, code);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        snprintf(err, err_len, "no curl handle");
+        return -1;
+    }
+    strbuf_t body = STRBUF_INIT;
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/vnd.github+json");
+    h = curl_slist_append(h, "X-GitHub-Api-Version: 2022-11-28");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "patchbay");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    json_t *answer = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
+    if (body.data)
+        OPENSSL_cleanse(body.data, body.len); /* it holds the private key */
+    strbuf_free(&body);
+    if (cc != CURLE_OK) {
+        snprintf(err, err_len, "GitHub could not be reached: %s", curl_easy_strerror(cc));
+    } else if (status != 201 && status != 200) {
+        const char *msg = json_string_value(json_object_get(answer, "message"));
+        snprintf(err, err_len, "GitHub answered %ld%s%.200s", status, msg ? ": " : "", msg ? msg : "");
+    } else if (!json_is_object(answer)) {
+        snprintf(err, err_len, "GitHub's answer is not JSON");
+    } else {
+        *out = answer;
+        return 0;
+    }
+    json_decref(answer);
+    return -1;
+}
+
+/* ---- the page ---- */
+
+static void form(strbuf_t *html, const char *action, const char *manifest_text, const char *button)
+{
+    strbuf_append(html, "<form method=\"post\" action=\"");
+    strbuf_append_html(html, action);
+    strbuf_append(html, "\"><input type=\"hidden\" name=\"manifest\" value=\"");
+    strbuf_append_html(html, manifest_text);
+    strbuf_append(html, "\"><button type=\"submit\">");
+    strbuf_append_html(html, button);
+    strbuf_append(html, "</button></form>");
+}
+
+void appsetup_render(strbuf_t *html, const char *github_url, const char *base_url, const char *webhook_path,
+                     const char *state, const char *org)
+{
+    json_t *m = appsetup_manifest(base_url, webhook_path);
+    char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    if (text == NULL) {
+        strbuf_append(html, "<p class=\"bad\">The App manifest built into this binary does not parse.</p>");
+        return;
+    }
+    size_t glen = strlen(github_url);
+    while (glen > 0 && github_url[glen - 1] == '/')
+        glen--;
+    strbuf_t action = STRBUF_INIT;
+    strbuf_append(html, "<h2>Register the GitHub App</h2><p>GitHub creates the App from patchbay’s manifest "
+                        "(its permissions and events, the webhook at <code>");
+    strbuf_append_html(html, base_url);
+    strbuf_append_html(html, webhook_path);
+    strbuf_append(html, "</code>) and sends you back here; patchbay keeps its credentials in its data directory "
+                        "and uses them at once. Then install the App on your repositories.</p>");
+    if (org != NULL) {
+        strbuf_appendf(&action, "%.*s/organizations/", (int)glen, github_url);
+        for (const char *p = org; *p; p++)
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-')
+                strbuf_appendn(&action, p, 1);
+        strbuf_appendf(&action, "/settings/apps/new?state=%s", state);
+        char button[160];
+        snprintf(button, sizeof(button), "Register GitHub App for %.100s", org);
+        form(html, action.data, text, button);
+    } else {
+        strbuf_appendf(&action, "%.*s/settings/apps/new?state=%s", (int)glen, github_url, state);
+        form(html, action.data, text, "Register GitHub App on my account");
+        strbuf_append(html, "<form method=\"get\" action=\"/setup/org\"><p>Or for an organization: "
+                            "<input name=\"org\" required pattern=\"[A-Za-z0-9-]+\" placeholder=\"organization\"> "
+                            "<button type=\"submit\">Continue</button></p></form>");
+    }
+    strbuf_free(&action);
+    free(text);
+}

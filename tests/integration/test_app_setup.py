@@ -1,0 +1,197 @@
+"""Registering the GitHub App from the status page (GitHub's manifest flow).
+
+`patchbay run` with no credentials, the local fake GitHub playing github.com
+(the form GitHub shows, its redirect with a code, the conversion API): the
+page's form is posted as a browser would, the callback exchanges the code, the
+credentials land in the data dir with mode 0600, and the running patchbay
+verifies the next delivery with the new secret and answers jobs as the new
+App: no restart.
+"""
+
+import hashlib
+import hmac
+import html.parser
+import json
+import os
+import stat
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import post_delivery, wait_for  # noqa: E402
+
+
+class Forms(html.parser.HTMLParser):
+    """The forms of a page: [{"action", "method", "fields": {name: value}}]."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.forms = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": a.get("action"), "method": a.get("method", "get"), "fields": {}})
+        elif tag == "input" and self.forms:
+            self.forms[-1]["fields"][a.get("name")] = a.get("value", "")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
+def http(url, data=None, method=None):
+    opener = urllib.request.build_opener(NoRedirect)
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def sign(body, secret):
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class AppSetup(harness.AppCase):
+    def start_bare(self):
+        """patchbay with nothing of the App's: no id, key or secret."""
+        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, secret=None,
+                                   env={"GITHUB_API_URL": self.gh.api, "GITHUB_URL": self.gh.web})
+        self.pb.start()
+        return "http://127.0.0.1:%d" % self.pb.port
+
+    def register(self, base):
+        status, headers, page = http(base + "/")
+        self.assertEqual(status, 200)
+        self.assertIn("Not connected to GitHub yet", page)
+        self.assertIn("form-action 'self' %s" % self.gh.web, headers["content-security-policy"])
+        [account, org] = Forms(page).forms
+        self.assertTrue(account["action"].startswith(self.gh.web + "/settings/apps/new?state="))
+        manifest = json.loads(account["fields"]["manifest"])
+        self.assertEqual(manifest["hook_attributes"]["url"], base + "/api/github/webhooks")
+        self.assertEqual(manifest["redirect_url"], base + "/setup/callback")
+        self.assertEqual(manifest["default_permissions"]["contents"], "write")
+        self.assertIn("issue_comment", manifest["default_events"])
+        self.assertIs(manifest["public"], False)
+        self.assertEqual(org["action"], "/setup/org")
+        # the browser posts the form to GitHub, which sends it back with a code
+        status, headers, _ = http(account["action"], urllib.parse.urlencode(account["fields"]).encode())
+        self.assertEqual(status, 302)
+        callback = headers["Location"]
+        self.assertTrue(callback.startswith(base + "/setup/callback?code="))
+        return callback
+
+    def new_app(self):
+        [app] = [a for a in self.gh.state()["apps"] if a["id"] != 1234]
+        return app
+
+    def test_register_then_work_without_a_restart(self):
+        base = self.start_bare()
+        # nothing can be verified yet
+        c = self.pb.conn()
+        status, _, _ = post_delivery(c, "issue_comment", harness.issue_comment(), secret="anything")
+        self.assertEqual(status, 503)
+        callback = self.register(base)
+        status, _, page = http(callback)
+        self.assertEqual(status, 200, page)
+        app = self.new_app()
+        self.assertIn("Registered the GitHub App", page)
+        self.assertIn("/installations/new", page)
+        # the credentials: 0600 files in a 0700 directory
+        d = os.path.join(self.pb.data_dir, "github-app")
+        self.assertEqual(stat.S_IMODE(os.stat(d).st_mode), 0o700)
+        for name in ("app.json", "private-key.pem"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(d, name)).st_mode), 0o600, name)
+        with open(os.path.join(d, "app.json")) as f:
+            saved = json.load(f)
+        self.assertEqual((saved["id"], saved["webhook_secret"]), (app["id"], app["webhook_secret"]))
+        self.assertNotIn(app["webhook_secret"], self.pb.log_text())
+        # the next delivery is verified with the new secret, by the running server
+        repo = "acme/widgets"
+        self.gh.create_repo(repo, files={"README.md": "hi\n"})
+        self.gh.add_installation(55, "acme", repositories=[repo], app_id=app["id"])
+        issue = self.gh.add_issue(repo, "Help?", user="alice")
+        self.gh.set_collaborator(repo, "alice", "write")
+        comment = self.gh.add_comment(repo, issue["number"], "@%s help" % app["slug"], user="alice")
+        payload = harness.issue_comment(body="@%s help" % app["slug"], association="COLLABORATOR", sender="alice",
+                                        number=issue["number"], repo=repo, installation=55,
+                                        comment_id=comment["id"])
+        status, _, _ = post_delivery(c, "issue_comment", payload, secret=harness.SECRET)
+        self.assertEqual(status, 401)
+        status, body, _ = post_delivery(c, "issue_comment", payload, secret=app["webhook_secret"])
+        c.close()
+        # the handle is still the configured one; a "help" for another name is ignored, answered 200
+        self.assertIn(status, (200, 202), body)
+        # and a worker acts as the new App: a help job answered by its bot
+        c = self.pb.conn()
+        payload = harness.issue_comment(body="@patchbay help", association="COLLABORATOR", sender="alice",
+                                        number=issue["number"], repo=repo, installation=55,
+                                        comment_id=comment["id"])
+        status, body, _ = post_delivery(c, "issue_comment", payload, secret=app["webhook_secret"])
+        c.close()
+        self.assertEqual(status, 202, body)
+        said = wait_for(lambda: [x for x in self.gh.state()["comments"]
+                                 if x["repo"] == repo and x["user"] == "%s[bot]" % app["slug"]], 30,
+                        what="the new App's bot to answer")
+        self.assertIn("How to use patchbay", said[0]["body"])
+        # set-up is over: the callback cannot run again, even with a fresh code
+        status, _, page = http(callback)
+        self.assertEqual(status, 409)
+        self.assertIn("already has a GitHub App", page)
+        self.assertEqual(len([a for a in self.gh.state()["apps"] if a["id"] != 1234]), 1)
+
+    def test_after_a_restart_the_saved_app_is_the_config(self):
+        base = self.start_bare()
+        status, _, _ = http(self.register(base))
+        self.assertEqual(status, 200)
+        self.pb.stop()
+        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, secret=None,
+                                   env={"GITHUB_API_URL": self.gh.api, "GITHUB_URL": self.gh.web})
+        self.pb.start()
+        status, _, page = http("http://127.0.0.1:%d/" % self.pb.port)
+        self.assertIn("GitHub App configured", page)
+        r = harness.subprocess.run([harness.BIN, "check-config", "--offline"], env=self.pb.env, capture_output=True,
+                                   text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_forged_or_stale_callbacks_are_refused(self):
+        base = self.start_bare()
+        status, _, page = http(base + "/setup/callback?code=abc&state=" + "0" * 64)
+        self.assertEqual(status, 400)
+        self.assertIn("expired or was not made here", page)
+        callback = self.register(base)
+        parts = urllib.parse.urlsplit(callback)
+        q = urllib.parse.parse_qs(parts.query)
+        # the right state with a code GitHub never issued: GitHub's 404, said plainly, nothing saved
+        status, _, page = http(base + "/setup/callback?code=deadbeef&state=" + q["state"][0])
+        self.assertEqual(status, 502)
+        self.assertIn("GitHub answered 404", page)
+        self.assertFalse(os.path.exists(os.path.join(self.pb.data_dir, "github-app", "app.json")))
+        # the state was used up: the real code with it is refused now
+        status, _, _ = http(callback)
+        self.assertEqual(status, 400)
+
+    def test_organization_form(self):
+        base = self.start_bare()
+        status, _, page = http(base + "/setup/org?org=acme-corp")
+        self.assertEqual(status, 200)
+        [form] = Forms(page).forms
+        self.assertTrue(form["action"].startswith(self.gh.web + "/organizations/acme-corp/settings/apps/new?state="))
+        status, headers, _ = http(form["action"], urllib.parse.urlencode(form["fields"]).encode())
+        self.assertEqual(status, 302)
+        status, _, _ = http(headers["Location"])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.new_app()["owner"], "acme-corp")
+        status, _, page = http(base + "/setup/org?org=%3Cscript%3E")
+        self.assertNotIn("<script>", page)
+
+
+if __name__ == "__main__":
+    harness.main()
