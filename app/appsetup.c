@@ -1,8 +1,8 @@
 /* appsetup — see appsetup.h. */
 #include "appsetup.h"
+#include "ghapi.h"
 #include "log.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -261,72 +261,34 @@ int appsetup_state_take(const char *data_dir, const char *state)
 
 /* ---- the exchange ---- */
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    strbuf_t *b = arg;
-    if (b->len + size * n > 1024 * 1024)
-        return 0;
-    strbuf_appendn(b, data, size * n);
-    return size * n;
-}
-
 int appsetup_exchange(json_t **out, const char *api_url, const char *code, int timeout_ms, char *err, size_t err_len)
 {
     *out = NULL;
-    for (const char *p = code; p && *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
-              *p == '_')) {
-            snprintf(err, err_len, "the code GitHub sent is not one");
-            return -1;
-        }
-    if (code == NULL || code[0] == '\0' || strlen(code) > 200) {
+    size_t n = code ? strlen(code) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((code[i] >= '0' && code[i] <= '9') || (code[i] >= 'a' && code[i] <= 'z') ||
+              (code[i] >= 'A' && code[i] <= 'Z') || code[i] == '-' || code[i] == '_'))
+            n = 0;
+    if (n == 0 || n > 200) {
         snprintf(err, err_len, "the code GitHub sent is not one");
         return -1;
     }
-    size_t base = strlen(api_url);
-    while (base > 0 && api_url[base - 1] == '/')
-        base--;
-    char url[2048];
-    snprintf(url, sizeof(url), "%.*s/app-manifests/%s/conversions", (int)base, api_url, code);
-    CURL *c = curl_easy_init();
-    if (c == NULL) {
-        snprintf(err, err_len, "no curl handle");
+    /* no App yet: an anonymous client, with the usual retries */
+    ghapi_options_t o = GHAPI_OPTIONS_INIT;
+    o.api_url = api_url;
+    o.anonymous = 1;
+    o.timeout_ms = timeout_ms;
+    o.max_wait_ms = 10000;
+    ghapi_app_t *app = NULL;
+    if (ghapi_app_new(&app, &o, err, err_len) != GHAPI_OK)
         return -1;
-    }
-    strbuf_t body = STRBUF_INIT;
-    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/vnd.github+json");
-    h = curl_slist_append(h, "X-GitHub-Api-Version: 2022-11-28");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "patchbay");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    CURLcode cc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    json_t *answer = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
-    if (body.data)
-        OPENSSL_cleanse(body.data, body.len); /* it holds the private key */
-    strbuf_free(&body);
-    if (cc != CURLE_OK) {
-        snprintf(err, err_len, "GitHub could not be reached: %s", curl_easy_strerror(cc));
-    } else if (status != 201 && status != 200) {
-        const char *msg = json_string_value(json_object_get(answer, "message"));
-        snprintf(err, err_len, "GitHub answered %ld%s%.200s", status, msg ? ": " : "", msg ? msg : "");
-    } else if (!json_is_object(answer)) {
-        snprintf(err, err_len, "GitHub's answer is not JSON");
-    } else {
-        *out = answer;
-        return 0;
-    }
-    json_decref(answer);
-    return -1;
+    ghapi_t *gh = ghapi_new(app);
+    int rc = gh ? ghapi_manifest_conversion(out, gh, code) : GHAPI_ERR_PERMANENT;
+    if (rc != GHAPI_OK)
+        snprintf(err, err_len, "GitHub answered %s", gh ? ghapi_error(gh) : "nothing (out of memory)");
+    ghapi_free(gh);
+    ghapi_app_free(app);
+    return rc == GHAPI_OK ? 0 : -1;
 }
 
 /* ---- the page ---- */

@@ -63,8 +63,8 @@ int appsetup_state(const char *data_dir, char out[65]);
 /* Whether `state` is the live token; a match consumes it. 0 on a match. */
 int appsetup_state_take(const char *data_dir, const char *state);
 
-/* Exchanges a code at api_url. 0 with *out the answer (the caller's), or -1
- * with GitHub's words or the transport's in err. */
+/* Exchanges a code at api_url (through ghapi, anonymously). 0 with *out the
+ * answer (the caller's), or -1 with GitHub's words or the transport's in err. */
 int appsetup_exchange(json_t **out, const char *api_url, const char *code, int timeout_ms, char *err, size_t err_len);
 
 /* The set-up part of the status page: what to do, and the registration forms

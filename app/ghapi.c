@@ -339,7 +339,7 @@ int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t
         snprintf(err, err_len, "GITHUB_API_URL must be an http:// or https:// URL");
         return rc;
     }
-    if (o->app_id == NULL) {
+    if (o->app_id == NULL && !o->anonymous) {
         snprintf(err, err_len, "APP_ID is not set");
         return rc;
     }
@@ -347,7 +347,7 @@ int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t
         goto oom;
     pthread_mutex_init(&app->mu, NULL);
     app->api_url = strdup(o->api_url);
-    app->app_id = strdup(o->app_id);
+    app->app_id = strdup(o->app_id ? o->app_id : "");
     app->user_agent = strdup(o->user_agent ? o->user_agent : "patchbay");
     app->local = ghshare_local_new();
     if (app->api_url == NULL || app->app_id == NULL || app->user_agent == NULL || app->local == NULL)
@@ -355,7 +355,7 @@ int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t
     app->api_url_len = strlen(app->api_url);
     while (app->api_url_len > 0 && app->api_url[app->api_url_len - 1] == '/')
         app->api_url[--app->api_url_len] = '\0';
-    if (ghjwt_key_load(&app->key, o->private_key, o->private_key_path, err, err_len) != GHJWT_OK)
+    if (!o->anonymous && ghjwt_key_load(&app->key, o->private_key, o->private_key_path, err, err_len) != GHJWT_OK)
         goto done;
     if (o->redis_url != NULL) {
         char rerr[REDISCONN_ERR_BYTES];
@@ -408,6 +408,8 @@ static int app_jwt(char **out, ghapi_t *gh)
     int64_t now_s = now_ms(app) / 1000;
     int rc = GHAPI_OK;
     *out = NULL;
+    if (app->key == NULL)
+        return fail(gh, GHAPI_ERR_PERMANENT, "no App credentials (an anonymous client)");
     pthread_mutex_lock(&app->mu);
     if (app->jwt == NULL || now_s >= app->jwt_exp_s - JWT_REFRESH_S) {
         char *jwt = NULL;

@@ -102,11 +102,12 @@ typedef struct {
     int max_attempts;
     int64_t max_wait_ms;          /* the longest single wait before giving up with RATE_LIMITED */
     ghapi_clock_t clock;
+    int anonymous;                /* no App yet (the manifest flow): only GHAPI_AUTH_NONE calls work */
     char saved_app_id[32];        /* ghapi_options_from_config: an App the set-up page registered */
     char saved_key_path[4096];
 } ghapi_options_t;
 
-#define GHAPI_OPTIONS_INIT {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000, {NULL, NULL, NULL}, "", ""}
+#define GHAPI_OPTIONS_INIT {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000, {NULL, NULL, NULL}, 0, "", ""}
 
 /* The options for cfg (github.* keys), sharing through redis_url (which may
  * differ from cfg's: the private Redis of `patchbay run`). Points into cfg. */
@@ -299,6 +300,10 @@ int ghapi_reviews_list(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t
 /* fields: name, head_sha, status, conclusion, output... (borrowed). */
 int ghapi_check_run_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, json_t *fields);
 int ghapi_check_run_update(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t id, json_t *fields);
+
+/* The manifest flow's last step (no authentication): the new App with its
+ * id, slug, pem and webhook_secret. A code works once, within an hour. */
+int ghapi_manifest_conversion(json_t **out, ghapi_t *gh, const char *code);
 
 /* The App's webhook deliveries (JWT), newest first, back to since_s (epoch
  * seconds), at most max. */

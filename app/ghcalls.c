@@ -466,6 +466,19 @@ int ghapi_check_run_update(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int
     return rc;
 }
 
+int ghapi_manifest_conversion(json_t **out, ghapi_t *gh, const char *code)
+{
+    strbuf_t p = STRBUF_INIT;
+    strbuf_append(&p, "/app-manifests/");
+    path_segment(&p, code, 0);
+    strbuf_append(&p, "/conversions");
+    PATH_OR_FAIL(p);
+    ghapi_call_t c = {.method = "POST", .path = p.data, .auth = GHAPI_AUTH_NONE, .flags = GHAPI_CALL_NO_ETAG};
+    int rc = json_call(out, gh, &c);
+    strbuf_free(&p);
+    return rc;
+}
+
 /* ---- the App's webhook deliveries ---- */
 
 int ghapi_deliveries_list(json_t **out, ghapi_t *gh, int64_t since_s, size_t max)
