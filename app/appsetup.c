@@ -1,5 +1,6 @@
 /* appsetup — see appsetup.h. */
 #include "appsetup.h"
+#include "fileio.h"
 #include "ghapi.h"
 #include "log.h"
 
@@ -31,63 +32,14 @@ static int dir_path(char *out, size_t len, const char *data_dir, const char *nam
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-/* Writes a whole file, 0600, atomically (a temporary file renamed over it). */
 static int write_private(const char *data_dir, const char *name, const char *text, size_t len)
 {
-    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
-    if (dir_path(dir, sizeof(dir), data_dir, NULL) != 0 || dir_path(path, sizeof(path), data_dir, name) != 0 ||
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+    char dir[PATH_MAX];
+    if (dir_path(dir, sizeof(dir), data_dir, NULL) != 0)
         return errno = ENAMETOOLONG, -1;
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
         return -1;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        done += (size_t)n;
-    }
-    int ok = done == len && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        saved = errno;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        saved = ok ? errno : saved;
-        unlink(tmp);
-        errno = saved;
-        return -1;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}
-
-static char *read_small(const char *path, size_t max)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    char *buf = malloc(max + 1);
-    ssize_t n = buf ? read(fd, buf, max) : -1;
-    close(fd);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
+    return fileio_write_private(dir, name, text, len);
 }
 
 static void copy_field(char *out, size_t len, const json_t *obj, const char *key)
@@ -106,7 +58,7 @@ int appcreds_load(const char *data_dir, appcreds_t *out)
     if (data_dir == NULL || dir_path(path, sizeof(path), data_dir, APP_FILE) != 0 ||
         dir_path(out->key_path, sizeof(out->key_path), data_dir, KEY_FILE) != 0)
         return -1;
-    char *text = read_small(path, 64 * 1024);
+    char *text = fileio_read(path, 64 * 1024, NULL);
     json_t *app = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     if (app == NULL)
@@ -226,7 +178,7 @@ int appsetup_state(const char *data_dir, char out[65])
     char path[PATH_MAX];
     if (dir_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
         return errno = ENAMETOOLONG, -1;
-    char *text = read_small(path, 128);
+    char *text = fileio_read(path, 128, NULL);
     long long made = 0;
     if (text != NULL && sscanf(text, "%64s %lld", out, &made) == 2 && strlen(out) == 64 &&
         made + APPSETUP_STATE_TTL_S > (long long)time(NULL)) {
@@ -249,7 +201,7 @@ int appsetup_state_take(const char *data_dir, const char *state)
     char path[PATH_MAX], live[65] = "";
     if (state == NULL || strlen(state) != 64 || dir_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
         return -1;
-    char *text = read_small(path, 128);
+    char *text = fileio_read(path, 128, NULL);
     long long made = 0;
     int ok = text != NULL && sscanf(text, "%64s %lld", live, &made) == 2 && strlen(live) == 64 &&
              made + APPSETUP_STATE_TTL_S > (long long)time(NULL) && CRYPTO_memcmp(live, state, 64) == 0;

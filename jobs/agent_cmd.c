@@ -1,5 +1,6 @@
 /* agent_cmd — the `command` agent backend; see agent.h. */
 #include "agent_int.h"
+#include "fileio.h"
 #include "log.h"
 
 #include <errno.h>
@@ -9,22 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char *read_file(const char *path, size_t max)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    char *buf = malloc(max + 1);
-    ssize_t n = buf ? read(fd, buf, max) : -1;
-    close(fd);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
 
 char *agent_file_tail(const char *path, size_t max, size_t *len)
 {
@@ -135,7 +120,7 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
                : r.end == SANDBOX_EXITED && r.exit_code == 0 ? AGENT_DONE
                                                               : AGENT_FAILED;
     out->output_tail = agent_file_tail(output, AGENT_TAIL_BYTES, NULL);
-    out->summary = read_file(summary, AGENT_SUMMARY_MAX_BYTES);
+    out->summary = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, NULL);
     if (out->summary == NULL || out->summary[strspn(out->summary, " \t\r\n")] == '\0') {
         free(out->summary);
         out->summary = strdup(out->output_tail ? out->output_tail : "");

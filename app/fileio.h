@@ -1,0 +1,23 @@
+/*
+ * fileio — reading a small file whole, and writing one atomically and
+ * privately: what config-like files (credentials, state, an agent's summary)
+ * need, with the care each would otherwise repeat.
+ *
+ * Memory: fileio_read's result is the caller's (free). Reentrant; blocking.
+ */
+#ifndef PATCHBAY_FILEIO_H
+#define PATCHBAY_FILEIO_H
+
+#include <stddef.h>
+
+/* At most max bytes of path, NUL-terminated, not following a symbolic link
+ * at the end of the path. NULL with errno when it cannot be read. len may be
+ * NULL. */
+char *fileio_read(const char *path, size_t max, size_t *len);
+
+/* Replaces dir/name with text, mode 0600: written to dir/name.tmp, fsync'd,
+ * renamed, the directory fsync'd. Makes dir (0700) when missing. 0, or -1
+ * with errno. */
+int fileio_write_private(const char *dir, const char *name, const char *text, size_t len);
+
+#endif
