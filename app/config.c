@@ -240,6 +240,7 @@ static const char *const default_command[] = {"claude", "-p", NULL};
 /* the keys agent CLIs read; only these pass into the sandbox, and only when set */
 static const char *const default_agent_env[] = {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", NULL};
 static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
+static const char *const no_items[] = {NULL};
 static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
 
 #define OFF(field) offsetof(config_t, field)
@@ -307,6 +308,7 @@ static const key_spec_t schema[] = {
     /* a name, but the usual mistake is to paste the key itself here: never echo it */
     {"agent.openai.api_key_env", KEY_STRING, OFF(agent.openai.api_key_env), .def = "OPENAI_API_KEY", .secret = 1,
      .check = check_env_name},
+    {"agent.openai.models", KEY_LIST, OFF(agent.openai.models), .def_list = no_items},
     {"agent.openai.max_steps", KEY_INT, OFF(agent.openai.max_steps), 1, 10000, .def = "60"},
     {"agent.openai.max_tokens", KEY_INT, OFF(agent.openai.max_tokens), 1000, 2000000000, .def = "2000000"},
     {"agent.openai.context_tokens", KEY_INT, OFF(agent.openai.context_tokens), 2048, 100000000, .def = "32768"},

@@ -99,6 +99,7 @@ typedef struct {
             char *base_url;
             char *model;
             char *api_key_env;
+            config_list_t models;   /* best of N: attempt k uses models[k % count]; empty: `model` for all */
             int max_steps;          /* model calls per run */
             int max_tokens;         /* tokens per job, as the endpoint reports them */
             int context_tokens;     /* the model's context window */

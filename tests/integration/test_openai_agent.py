@@ -284,6 +284,30 @@ class OpenAIAgent(OpenAICase):
         self.assertEqual((inline["path"], inline["line"]), ("calc.py", 6))
         self.assertIn("mul() has no test.", inline["body"])
 
+    def test_best_of_two_models(self):
+        repo = self.repo(config="test: python3 -B test_calc.py\nagent:\n  attempts: 2\n")
+
+        def model_turn(body):
+            turns = sum(1 for m in body["messages"] if m["role"] == "assistant")
+            right = body["model"] == "careful-model"
+            if turns == 0:
+                return {"tool_calls": [edit("return a - b", "return a + b" if right else "return a * b")]}
+            return {"tool_calls": [call("finish", summary="Fix add() (%s)" % body["model"])]}
+
+        self.model.script([model_turn] * 8)
+        self.start(openai_extra="    models: [hasty-model, careful-model]\n", test_rounds=0)
+        number, job = self.mention(repo)
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertEqual(self.model.errors, [])
+        self.assertEqual(sorted({r["model"] for r in self.model.requests}), ["careful-model", "hasty-model"])
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Fix add() (careful-model)")
+        self.assertIn("### Best of 2", pr["body"])
+        self.assertRegex(pr["body"], r"\| 1 \| `hasty-model`: finished \| failed after 1 round \|")
+        self.assertRegex(pr["body"], r"\| 2 \(chosen\) \| `careful-model`: finished \| passed after 1 round \|")
+        self.assertIn("with the model `careful-model`", pr["body"])
+
 
 class ShippedExamples(OpenAICase):
     """config/agents/{openai,ollama,vllm}.yml, as shipped but for the endpoint's
