@@ -319,7 +319,10 @@ static json_t *call_model(loop_t *l, json_t *request)
                 strbuf_free(&a.body);
                 break;
             }
-            int64_t wait = a.retry_after_s >= 0 ? a.retry_after_s * 1000 : backoff + rand() % (backoff / 2 + 1);
+            /* jitter from the clock: rand() is not for threads (best of N runs several loops) */
+            uint64_t noise = (uint64_t)clock_wall_ms() * 0x9E3779B97F4A7C15ull >> 33;
+            int64_t wait = a.retry_after_s >= 0 ? a.retry_after_s * 1000
+                                                : backoff + (int64_t)(noise % (uint64_t)(backoff / 2 + 1));
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             if (wait > l->deadline_ms - clock_mono_ms()) {
                 strbuf_free(&a.body);
