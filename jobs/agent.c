@@ -44,6 +44,14 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     s->openai.max_cost = strtod(cfg->agent.openai.max_cost, NULL);
 }
 
+void agent_secrets(redact_set_t *set, const agent_settings_t *s)
+{
+    memset(set, 0, sizeof(*set));
+    for (size_t i = 0; s->pass_env != NULL && s->pass_env[i] != NULL; i++)
+        redact_set_add(set, s->pass_env[i], env_value(s->environ_, s->pass_env[i]));
+    redact_set_add(set, "the model API key", s->openai.api_key);
+}
+
 void agent_session_free(agent_session_t *session)
 {
     json_decref(session->messages);

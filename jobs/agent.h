@@ -24,6 +24,7 @@
 #define PATCHBAY_AGENT_H
 
 #include "config.h"
+#include "redact.h"
 #include "repoconfig.h"
 #include "sandbox.h"
 
@@ -109,6 +110,11 @@ int agent_run(agent_result_t *out, const agent_settings_t *s, const char *workdi
               const char *task, size_t task_len, const agent_hooks_t *hooks, agent_session_t *session, char *err,
               size_t err_len);
 void agent_result_free(agent_result_t *r);
+
+/* The secrets these settings hand an agent (the values of agent.env that are
+ * set, the model endpoint's key), for redaction (redact.h). Borrowed from
+ * the settings' environment. */
+void agent_secrets(redact_set_t *set, const agent_settings_t *s);
 
 /* A repository's setup or test command (`sh -c cmd`) in the same sandbox.
  * The output file gets its output; *out as from sandbox_run. */

@@ -7,10 +7,12 @@
 #include "agent.h"
 #include "attempt.h"
 #include "clock.h"
+#include "fileio.h"
 #include "ghapi.h"
 #include "jobgh.h"
 #include "log.h"
 #include "progress.h"
+#include "redact.h"
 #include "prompt.h"
 #include "repoconfig.h"
 #include "review_body.h"
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +460,27 @@ static job_result_t attempt_failed(fix_t *f, const attempt_t *a)
     return finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, a->failure_md.data ? a->failure_md.data : a->why);
 }
 
+/* The agent's words lose the values of its own keys before anyone reads them. */
+static void redact_attempt(attempt_t *a)
+{
+    redact_set_t set;
+    agent_secrets(&set, a->agent);
+    if (set.count == 0)
+        return;
+    char *r = redact_values(a->result.summary, &set);
+    free(a->result.summary);
+    a->result.summary = r;
+    r = redact_values(a->result.output_tail, &set);
+    free(a->result.output_tail);
+    a->result.output_tail = r;
+    if (a->failure_md.data != NULL) {
+        r = redact_values(a->failure_md.data, &set);
+        strbuf_free(&a->failure_md);
+        strbuf_append(&a->failure_md, r ? r : "");
+        free(r);
+    }
+}
+
 static job_result_t one_attempt(fix_t *f, const char *task, size_t len)
 {
     attempt_t a;
@@ -464,6 +488,7 @@ static job_result_t one_attempt(fix_t *f, const char *task, size_t len)
     a.event = on_event;
     a.event_arg = f;
     attempt_run(&a);
+    redact_attempt(&a);
     write_log(f, &a, "");
     job_result_t r = a.end == ATTEMPT_DONE ? JOB_OK : attempt_failed(f, &a);
     if (r == JOB_OK)
@@ -574,6 +599,7 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
     for (int k = 0; k < n; k++) {
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "attempt %d: ", k + 1);
+        redact_attempt(&as[k]);
         write_log(f, &as[k], prefix);
         memset(&ch[k], 0, sizeof(ch[k]));
         any_stopped |= as[k].end == ATTEMPT_STOPPED;
@@ -682,6 +708,29 @@ static void title_from_summary(fix_t *f, char *out, size_t len)
     }
 }
 
+/* The name of an agent key whose value a changed file holds (and the file), or NULL. */
+static const char *find_secret(fix_t *f, const workspace_changes_t *ch, const char **path)
+{
+    redact_set_t set;
+    agent_secrets(&set, &f->agent);
+    for (size_t i = 0; set.count > 0 && i < ch->count; i++) {
+        if (ch->items[i].status == 'D')
+            continue;
+        char full[PATH_MAX];
+        if (snprintf(full, sizeof(full), "%s/%s", f->ws->path, ch->items[i].path) >= (int)sizeof(full))
+            continue;
+        size_t len = 0;
+        char *text = fileio_read(full, FIXJOB_SCAN_MAX_BYTES, &len);
+        const char *name = text ? redact_find(text, len, &set) : NULL;
+        free(text);
+        if (name != NULL) {
+            *path = ch->items[i].path;
+            return name;
+        }
+    }
+    return NULL;
+}
+
 static job_result_t commit_and_push(fix_t *f)
 {
     char err[WORKSPACE_ERR_BYTES];
@@ -716,6 +765,18 @@ static job_result_t commit_and_push(fix_t *f)
         job_result_t r = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
         strbuf_free(&md);
         strbuf_free(&list);
+        return r;
+    }
+    const char *leaked_path = NULL, *leaked = find_secret(f, &ch, &leaked_path);
+    if (leaked != NULL) {
+        snprintf(f->err, f->err_len, "the agent's change contains the value of %s", leaked);
+        strbuf_t md = STRBUF_INIT;
+        strbuf_appendf(&md, "The agent's change writes the value of `%s`, the agent's own key, into ", leaked);
+        review_append_code_span(&md, leaked_path, 0);
+        strbuf_append(&md, ", so nothing was pushed. Was the task asking for it? Read it before trying again.");
+        workspace_changes_free(&ch);
+        job_result_t r = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
+        strbuf_free(&md);
         return r;
     }
     char detail[128];

@@ -12,7 +12,8 @@
  *   conversation; an installation token narrowed to the repository; the
  *   workspace from the cached mirror; the setup commands; the agent; the test
  *   command, its failures sent back to the agent for agent.test_rounds rounds;
- *   the change checked (not empty, no forbidden path); one commit as the App's
+ *   the change checked (not empty, no forbidden path, none of the agent's own
+ *   keys written into it); one commit as the App's
  *   bot with a Co-authored-by trailer for the requester; a '+' push; the pull
  *   request (reused when one exists for the branch; a draft when configured
  *   or when tests fail); the final summary; rocket, or confused and the error.
@@ -43,6 +44,7 @@
 #define FIXJOB_WORKING_LABEL "patchbay:working"
 #define FIXJOB_COMMENTS_MAX 200
 #define FIXJOB_ATTEMPTS_MAX 8 /* best of N: attempts at once, whatever is asked */
+#define FIXJOB_SCAN_MAX_BYTES (16u * 1024 * 1024) /* of a changed file, searched for the agent's keys */
 
 job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len);
 void fixjob_on_dead(job_ctx_t *ctx, const char *why);

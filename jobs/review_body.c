@@ -1,5 +1,6 @@
 /* review_body — see review_body.h. */
 #include "review_body.h"
+#include "redact.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -155,7 +156,18 @@ static int only_blanks(const char *s, size_t n)
     return 1;
 }
 
+static void sanitize(strbuf_t *out, const char *s, size_t n);
+
 void review_sanitize(strbuf_t *out, const char *s, size_t n)
+{
+    /* credentials first: whatever else the text is, it does not carry a key */
+    strbuf_t clean = STRBUF_INIT;
+    redact_patterns(&clean, s, n);
+    sanitize(out, clean.data ? clean.data : "", clean.len);
+    strbuf_free(&clean);
+}
+
+static void sanitize(strbuf_t *out, const char *s, size_t n)
 {
     int in_fence = 0, line_start = 1;
     char fch = 0;

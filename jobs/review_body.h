@@ -21,7 +21,8 @@
  * more". A hidden marker `<!-- patchbay-review commit=<sha> -->` opens the
  * body, so a rerun can find the review it already posted for that commit.
  *
- * Agent text is untrusted markdown: review_sanitize neutralises @mentions
+ * Agent text is untrusted markdown: review_sanitize replaces anything shaped
+ * like a credential (redact.h), neutralises @mentions
  * (a zero-width space after the '@', outside code spans and fences, so the
  * bot never pings anyone), removes HTML comments (hidden text, or a fake
  * marker), and turns the agent's own ```suggestion fences into plain code

@@ -13,6 +13,7 @@
 #include "jobgh.h"
 #include "log.h"
 #include "prompt.h"
+#include "redact.h"
 #include "repoconfig.h"
 #include "review_body.h"
 #include "strbuf.h"
@@ -391,6 +392,24 @@ static job_result_t run_agent(review_t *v)
     if (v->fs.summary == NULL && (own || frc == FINDINGS_E_IO) && v->result.summary != NULL &&
         v->result.summary[0] != '\0')
         v->fs.summary = strdup(v->result.summary);
+    /* the agent's own keys never reach the review, whatever it was asked */
+    redact_set_t set;
+    agent_secrets(&set, &v->agent);
+    for (size_t i = 0; set.count > 0 && i < v->fs.count; i++) {
+        char *r = redact_values(v->fs.items[i].body, &set);
+        free(v->fs.items[i].body);
+        v->fs.items[i].body = r;
+        if (v->fs.items[i].suggestion != NULL) {
+            r = redact_values(v->fs.items[i].suggestion, &set);
+            free(v->fs.items[i].suggestion);
+            v->fs.items[i].suggestion = r;
+        }
+    }
+    if (set.count > 0 && v->fs.summary != NULL) {
+        char *r = redact_values(v->fs.summary, &set);
+        free(v->fs.summary);
+        v->fs.summary = r;
+    }
     if (v->result.end != AGENT_DONE) {
         /* what it found before it stopped is worth posting, said as such */
         strbuf_t s = STRBUF_INIT;

@@ -69,6 +69,14 @@ elif mode == "followup":
     summary("Add add_floats()")
 elif mode == "hang":
     time.sleep(3600)
+elif mode == "leak-file":
+    calc("return a + b")
+    open("settings.py", "w").write("API_KEY = %r\n" % os.environ["ANTHROPIC_API_KEY"])
+    summary("Fix add() and configure the client")
+elif mode == "leak-summary":
+    calc("return a + b")
+    summary("Make add() add\n\nMy key is %s and I found ghp_%s in the logs." % (
+        os.environ["ANTHROPIC_API_KEY"], "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"))
 '''
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -257,12 +265,42 @@ class FixJobs(FixJobCase):
         [pr] = self.pulls(repo)
         seen = pr["body"]
         self.assertIn("PATCHBAY_SUMMARY_FILE=", seen)        # the agent did report its environment
-        self.assertIn("sk-ant-the-agents-own-key", seen)     # its own key, passed on purpose
+        # its own key was passed on purpose, and what it printed of it is redacted
+        self.assertIn("ANTHROPIC_API_KEY=[ANTHROPIC_API_KEY redacted]", seen)
+        self.assertNotIn("sk-ant-the-agents-own-key", seen)
         for name in ("GITHUB_TOKEN", "WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_API_URL"):
             self.assertNotIn(name + "=", seen)
         self.assertIn("url = %s/%s.git" % (self.gh.web, repo), seen)  # origin, without credentials
         self.assertNotIn("x-access-token", seen)
         self.assert_no_secret_anywhere(repo)
+
+    def test_the_agent_s_own_key_is_never_pushed_or_posted(self):
+        key = "team-key-0123456789-abcdef"  # no known shape: only its value can give it away
+        repo = self.repo("leak-file")
+        self.start(ANTHROPIC_API_KEY=key)
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "failed")
+        self.assertEqual(rec["error"], "the agent's change contains the value of ANTHROPIC_API_KEY")
+        self.assertEqual(self.pulls(repo), [])
+        self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")
+        [said] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("`settings.py`", said["body"])
+        self.assertNotIn(key, json.dumps(self.gh.state()))
+
+    def test_keys_in_what_the_agent_says_are_redacted(self):
+        key = "team-key-0123456789-abcdef"
+        repo = self.repo("leak-summary")
+        self.start(ANTHROPIC_API_KEY=key)
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertIn("My key is [ANTHROPIC_API_KEY redacted] and I found ghp_[redacted] in the logs.", pr["body"])
+        state = json.dumps(self.gh.state())
+        self.assertNotIn(key, state)
+        self.assertNotIn("A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", state)
+        self.assertNotIn(key, self.pb.log_text())
 
     def test_label_trigger_marks_the_issue_while_working(self):
         repo = self.repo("sleep", extra={".agent-sleep": "2\n"})
