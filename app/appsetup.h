@@ -25,30 +25,13 @@
 #ifndef PATCHBAY_APPSETUP_H
 #define PATCHBAY_APPSETUP_H
 
+#include "appcreds.h"
 #include "strbuf.h"
 
 #include <jansson.h>
-#include <limits.h>
 #include <stddef.h>
 
-#define APPSETUP_DIR "github-app"
 #define APPSETUP_STATE_TTL_S 3600
-
-typedef struct {
-    char app_id[32];
-    char slug[128];
-    char name[128];
-    char html_url[512];
-    char webhook_secret[256];
-    char key_path[PATH_MAX]; /* <data_dir>/github-app/private-key.pem */
-} appcreds_t;
-
-/* The saved credentials. 0 when they are there and whole; -1 otherwise. */
-int appcreds_load(const char *data_dir, appcreds_t *out);
-
-/* Saves a manifest conversion's answer (id, slug, name, html_url, pem,
- * webhook_secret). 0, or -1 with a reason. */
-int appcreds_save(const char *data_dir, const json_t *conversion, appcreds_t *out, char *err, size_t err_len);
 
 /* The manifest as GitHub takes it, with its URLs under base_url (no
  * trailing slash): the webhook at base_url + webhook_path, the callback at

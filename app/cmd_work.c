@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "pool.h"
+#include "supervise.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -24,8 +25,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define WORK_IDLE_WAIT_MS 60000
 
 static int usage(void)
 {
@@ -39,32 +38,6 @@ static int run_worker(const config_t *cfg, const char *name)
     cmd_queue_url(cfg, url, sizeof(url));
     snprintf(consumer, sizeof(consumer), "%s:%d", name, (int)getpid());
     return worker_run(cfg, url, consumer);
-}
-
-static int supervise(pool_t *pool, const sigset_t *set)
-{
-    while (!(pool_stopping(pool) && pool_alive(pool) == 0)) {
-        int64_t wait = pool_next_wakeup_ms(pool);
-        if (wait < 0 || wait > WORK_IDLE_WAIT_MS)
-            wait = WORK_IDLE_WAIT_MS;
-        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        siginfo_t info;
-        int sig = sigtimedwait(set, &info, &ts);
-        if (sig < 0 && errno != EAGAIN && errno != EINTR) {
-            log_error(NULL, NULL, "sigtimedwait: %s", strerror(errno));
-            return CMD_FAIL;
-        }
-        if (sig == SIGTERM || sig == SIGINT) {
-            log_info(NULL, NULL, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            pool_stop(pool, 0);
-        }
-        int status;
-        pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-            pool_child_exited(pool, pid, status);
-        pool_tick(pool);
-    }
-    return CMD_OK;
 }
 
 int cmd_work(int argc, char **argv)
@@ -102,33 +75,28 @@ int cmd_work(int argc, char **argv)
         return rc;
     }
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    char url[4200], err[512];
-    int private_redis = cmd_queue_url(cfg, url, sizeof(url));
-    pool_t *pool = pool_new(cfg, url, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, err, sizeof(err));
-    rc = CMD_FAIL;
-    if (pool == NULL) {
-        log_error(NULL, NULL, "%s", err);
-        goto done;
+    /* a small supervisor, when it was built and installed next to this
+     * binary, keeps the process that lives longest small (supervise.h) */
+    char self[4096], small[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        snprintf(small, sizeof(small), "%s", self);
+        char *slash = strrchr(small, '/');
+        if (slash != NULL && (size_t)(slash - small) + sizeof("/" SUPERVISE_PROGRAM) < sizeof(small)) {
+            strcpy(slash + 1, SUPERVISE_PROGRAM);
+            char count[32];
+            snprintf(count, sizeof(count), "%ld", concurrency);
+            char *args[] = {SUPERVISE_PROGRAM, "--program", self, "--concurrency", count, NULL};
+            if (concurrency <= 0)
+                args[3] = NULL;
+            if (access(small, X_OK) == 0) {
+                execv(small, args);
+                log_warn(NULL, NULL, "cannot run %s (%s); supervising in this process", small, strerror(errno));
+            }
+        }
     }
-    log_info(NULL, NULL, "starting %d workers on %s%s", concurrency > 0 ? (int)concurrency : cfg->workers.concurrency,
-             private_redis ? "the private Redis of `patchbay run` in " : "REDIS_URL",
-             private_redis ? cfg->data_dir : "");
-    if (pool_start(pool, err, sizeof(err)) != 0) {
-        log_error(NULL, NULL, "cannot start the workers: %s", err);
-        pool_stop(pool, 1);
-    }
-    rc = supervise(pool, &set);
-done:
-    pool_free(pool);
-    log_info(NULL, NULL, "stopped");
+    rc = supervise_run(cfg, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, NULL);
     config_free(cfg);
     return rc;
 }

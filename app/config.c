@@ -39,7 +39,7 @@
  * inputs.
  */
 #include "config.h"
-#include "appsetup.h"
+#include "appcreds.h"
 #include "log.h"
 #include "strbuf.h"
 

@@ -4,7 +4,7 @@
  * ghapi_calls.c.
  */
 #include "ghapi.h"
-#include "appsetup.h"
+#include "appcreds.h"
 #include "clock.h"
 #include "ghhttp.h"
 #include "ghjwt.h"

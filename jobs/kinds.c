@@ -13,8 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Time around the agent that a code job needs: clone, setup, push, comments. */
-#define KINDS_CODE_OVERHEAD_S 900
 #define KINDS_NOOP_CHILD_DEFAULT_MS 3600000
 
 static long long field_ll(job_ctx_t *ctx, const char *name, long long dflt)
@@ -123,13 +121,12 @@ static void noop_on_dead(job_ctx_t *ctx, const char *why)
 }
 
 static const kinds_spec_t kinds[JOB_KIND__COUNT] = {
-    [JOB_KIND_FIX] = {JOB_KIND_FIX, fixjob_run, fixjob_on_dead, 0, 1, 0},
-    [JOB_KIND_FOLLOWUP] = {JOB_KIND_FOLLOWUP, fixjob_run, fixjob_on_dead, 0, 1, 0},
-    [JOB_KIND_REVIEW] = {JOB_KIND_REVIEW, reviewjob_run, reviewjob_on_dead, 0, 1, 0},
-    /* help and stop only answer: they never wait behind a long job on the same issue */
-    [JOB_KIND_HELP] = {JOB_KIND_HELP, fixjob_help, NULL, 0, 0, 120},
-    [JOB_KIND_STOP] = {JOB_KIND_STOP, fixjob_stop, NULL, 0, 0, 120},
-    [JOB_KIND_NOOP] = {JOB_KIND_NOOP, noop_run, noop_on_dead, 0, 1, 60},
+    [JOB_KIND_FIX] = {JOB_KIND_FIX, fixjob_run, fixjob_on_dead},
+    [JOB_KIND_FOLLOWUP] = {JOB_KIND_FOLLOWUP, fixjob_run, fixjob_on_dead},
+    [JOB_KIND_REVIEW] = {JOB_KIND_REVIEW, reviewjob_run, reviewjob_on_dead},
+    [JOB_KIND_HELP] = {JOB_KIND_HELP, fixjob_help, NULL},
+    [JOB_KIND_STOP] = {JOB_KIND_STOP, fixjob_stop, NULL},
+    [JOB_KIND_NOOP] = {JOB_KIND_NOOP, noop_run, noop_on_dead},
 };
 
 const kinds_spec_t *kinds_get(job_kind_t kind)
@@ -137,24 +134,4 @@ const kinds_spec_t *kinds_get(job_kind_t kind)
     assert(kind >= 0 && kind < JOB_KIND__COUNT);
     assert(kinds[kind].run != NULL && kinds[kind].kind == kind);
     return &kinds[kind];
-}
-
-int kinds_max_attempts(const kinds_spec_t *k, const config_t *cfg)
-{
-    return k->max_attempts > 0 ? k->max_attempts : cfg->workers.max_attempts;
-}
-
-int64_t kinds_timeout_ms(const kinds_spec_t *k, const config_t *cfg, const json_t *record)
-{
-    int64_t s = k->timeout_s;
-    if (s == 0) /* the agent runs once, then once more per round of failing tests */
-        s = (int64_t)cfg->agent.timeout * (1 + cfg->agent.test_rounds) + KINDS_CODE_OVERHEAD_S;
-    int64_t ms = s * 1000;
-    const char *v = json_string_value(json_object_get(record, "timeout_ms"));
-    json_int_t n = json_integer_value(json_object_get(record, "timeout_ms"));
-    if (v != NULL)
-        n = strtoll(v, NULL, 10);
-    if (n > 0 && n < ms)
-        ms = n;
-    return ms;
 }

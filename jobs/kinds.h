@@ -1,9 +1,10 @@
 /*
- * kinds — the table of job kinds: for each kind, the handler that runs it,
- * what happens when it is given up on, how many attempts it gets, whether it
- * takes its issue's lock, and its wall-clock limit. The queue and the workers
- * know kinds only through this table, so the fix and review work plugs in by
- * replacing a row's handler, without touching the queue.
+ * kinds — the table of job kinds: for each kind, the handler that runs it and
+ * what happens when it is given up on. Its limits (attempts, the issue's
+ * lock, the wall clock) are kindpolicy.h, which the supervisor reads without
+ * linking any handler. The queue and the workers know kinds only through
+ * these two tables, so the fix and review work plugs in by replacing a row's
+ * handler, without touching the queue.
  *
  * fix and followup run fixjob_run, review reviewjob_run, help and stop the
  * two small answering handlers of fixjob.
@@ -28,6 +29,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "kindpolicy.h"
 #include "jobctx.h"
 
 /* Runs the job. On failure, a one-line reason in err (stored as the job's
@@ -42,15 +44,9 @@ typedef struct {
     job_kind_t kind;
     kinds_run_fn run;
     kinds_on_dead_fn on_dead;
-    int max_attempts; /* 0: workers.max_attempts */
-    int exclusive;    /* one job per issue/PR at a time: takes patchbay:lock:<repo>#<n> */
-    int timeout_s;    /* wall clock; 0: derived from agent.timeout and agent.test_rounds */
 } kinds_spec_t;
 
 /* The row for a kind (asserts it is one). */
 const kinds_spec_t *kinds_get(job_kind_t kind);
-int kinds_max_attempts(const kinds_spec_t *k, const config_t *cfg);
-/* The kind's limit, or the record's timeout_ms when that is lower. */
-int64_t kinds_timeout_ms(const kinds_spec_t *k, const config_t *cfg, const json_t *record);
 
 #endif

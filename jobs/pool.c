@@ -1,7 +1,7 @@
 /* pool — see pool.h. */
 #include "pool.h"
 #include "clock.h"
-#include "kinds.h"
+#include "kindpolicy.h"
 #include "log.h"
 #include "queue.h"
 #include "redisconn.h"
@@ -43,6 +43,7 @@ typedef struct {
 
 struct pool_s {
     const config_t *cfg;
+    char program[4096]; /* what workers run: this binary, or the patchbay a small supervisor was given */
     redisconn_url_t url;
     char **envp;
     char prefix[128];
@@ -134,7 +135,7 @@ static int spawn(pool_t *p, slot_t *s, char *err, size_t err_len)
             _exit(WORKER_EXIT_FAIL);
         setpgid(0, 0);
         sigprocmask(SIG_SETMASK, &child_mask, NULL);
-        execve("/proc/self/exe", argv, p->envp);
+        execve(p->program, argv, p->envp);
         _exit(127);
     }
     s->pid = pid;
@@ -191,6 +192,7 @@ pool_t *pool_new(const config_t *cfg, const char *redis_url, int concurrency, ch
     }
     p->cfg = cfg;
     p->n = concurrency;
+    snprintf(p->program, sizeof(p->program), "/proc/self/exe");
     if (redisconn_url_parse(&p->url, redis_url, err, err_len) != 0)
         goto fail;
     if ((p->slots = calloc((size_t)concurrency, sizeof(slot_t))) == NULL || (p->envp = make_envp(redis_url)) == NULL) {
@@ -211,13 +213,19 @@ pool_t *pool_new(const config_t *cfg, const char *redis_url, int concurrency, ch
     queue_policy_init(&p->policy, (int64_t)cfg->workers.retention_days * 86400,
                       (int64_t)cfg->workers.lease_seconds * 1000);
     for (int k = 0; k < JOB_KIND__COUNT; k++) {
-        const kinds_spec_t *spec = kinds_get((job_kind_t)k);
-        queue_policy_kind(&p->policy, (job_kind_t)k, kinds_max_attempts(spec, cfg), spec->exclusive);
+        queue_policy_kind(&p->policy, (job_kind_t)k, kindpolicy_max_attempts((job_kind_t)k, cfg),
+                          kindpolicy_get((job_kind_t)k)->exclusive);
     }
     return p;
 fail:
     pool_free(p);
     return NULL;
+}
+
+int pool_set_program(pool_t *p, const char *path)
+{
+    int n = snprintf(p->program, sizeof(p->program), "%s", path);
+    return n > 0 && (size_t)n < sizeof(p->program) ? 0 : -1;
 }
 
 int pool_start(pool_t *p, char *err, size_t err_len)

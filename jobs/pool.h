@@ -3,7 +3,8 @@
  * worker half of `patchbay run`).
  *
  * Each worker is the patchbay binary itself, started with fork and exec of
- * /proc/self/exe (`patchbay work --worker NAME`): exec because `run` forks
+ * /proc/self/exe, or the path pool_set_program gave (`patchbay work --worker
+ * NAME`): exec because `run` forks
  * while its server threads run, and a child of a threaded process may only
  * call async-signal-safe functions before exec; and because a fresh image
  * keeps each worker small. Workers get their own process group (a Ctrl-C in
@@ -47,6 +48,10 @@ typedef struct pool_s pool_t;
 /* redis_url: where the workers connect (passed to them as REDIS_URL).
  * NULL with a reason in err. */
 pool_t *pool_new(const config_t *cfg, const char *redis_url, int concurrency, char *err, size_t err_len);
+/* The executable workers run (`<path> work --worker NAME`): by default
+ * /proc/self/exe, this very binary; a separate supervisor names patchbay.
+ * 0, or -1 when the path is too long. Before pool_start. */
+int pool_set_program(pool_t *p, const char *path);
 /* Starts every worker. Returns 0, or -1 with a reason (fork failed). */
 int pool_start(pool_t *p, char *err, size_t err_len);
 /* Returns 1 when pid was one of the pool's workers (now handled), else 0. */

@@ -359,7 +359,7 @@ static void run_job(worker_t *w, queue_start_t *st)
     int kind = job_kind_parse(str_or_empty(json_string_value(json_object_get(record, "kind"))));
     assert(kind >= 0);
     const kinds_spec_t *k = kinds_get((job_kind_t)kind);
-    int64_t timeout = kinds_timeout_ms(k, w->cfg, record);
+    int64_t timeout = kindpolicy_timeout_ms((job_kind_t)kind, w->cfg, record);
     int64_t attempts = json_integer_value(json_object_get(record, "attempts"));
     int64_t began = clock_mono_ms();
 
@@ -667,8 +667,8 @@ int worker_run(const config_t *cfg, const char *redis_url, const char *consumer)
     int64_t lease_ms = (int64_t)cfg->workers.lease_seconds * 1000;
     queue_policy_init(&w->policy, (int64_t)cfg->workers.retention_days * 86400, lease_ms);
     for (int k = 0; k < JOB_KIND__COUNT; k++) {
-        const kinds_spec_t *spec = kinds_get((job_kind_t)k);
-        queue_policy_kind(&w->policy, (job_kind_t)k, kinds_max_attempts(spec, cfg), spec->exclusive);
+        queue_policy_kind(&w->policy, (job_kind_t)k, kindpolicy_max_attempts((job_kind_t)k, cfg),
+                          kindpolicy_get((job_kind_t)k)->exclusive);
     }
     /* several beats per lease, so one lost beat never costs a live job */
     w->heartbeat_ms = lease_ms / 4 < WORKER_HEARTBEAT_MAX_MS ? lease_ms / 4 : WORKER_HEARTBEAT_MAX_MS;

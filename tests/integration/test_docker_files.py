@@ -79,6 +79,20 @@ class DockerFiles(unittest.TestCase):
                 continue
             self.assertIn(owner, runtime, "%s (from %s) is not installed in the runtime stage" % (owner, lib))
 
+    def test_the_small_supervisor_is_installed_next_to_patchbay(self):
+        final = dockerfile_stages()[-1]
+        copies = [l.split()[-1] for l in final["lines"] if l.startswith("COPY --from=build")]
+        self.assertIn("/usr/local/bin/patchbay", copies)
+        self.assertIn("/usr/local/bin/patchbay-supervisor", copies)
+        # and it needs nothing the runtime stage lacks: a subset of patchbay's libraries
+        small = os.path.join(os.path.dirname(harness.BIN), "patchbay-supervisor")
+        needed = lambda path: set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",  # noqa: E731
+                                             subprocess.run(["readelf", "-d", path], capture_output=True,
+                                                            text=True).stdout))
+        self.assertTrue(needed(small) <= needed(harness.BIN), needed(small) - needed(harness.BIN))
+        self.assertNotIn("libcurl.so.4", needed(small))
+        self.assertNotIn("libgit2.so.1.5", needed(small))
+
     def test_runs_as_non_root_with_a_health_check(self):
         final = dockerfile_stages()[-1]
         self.assertNotIn(final["user"], (None, "root", "0"))

@@ -8,6 +8,7 @@ test_queue_faults.py."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,6 +196,41 @@ class Jobs(QueueCase):
         self.assertIn("is succeeded; only failed, dead or cancelled jobs can be retried", err)
         self.assertEqual(self.cli("retry", "999999")[0], 1)
         self.assertEqual(self.cli("cancel")[0], 2)
+
+
+class Supervisor(QueueCase):
+    """`patchbay work` becomes the small patchbay-supervisor when it sits next
+    to it, and supervises in its own process when it does not."""
+
+    def jobs_run(self, pb):
+        ids = self.enqueue({"kind": "noop"}, {"kind": "noop"}, {"kind": "noop"})
+        for i in ids:
+            wait_for(lambda: self.job(i).get("status") == "succeeded", 30, what="job %s" % i)
+
+    def test_work_runs_as_the_small_supervisor(self):
+        pb = self.work(2)
+        exe = os.readlink("/proc/%d/exe" % pb.proc.pid)
+        self.assertEqual(os.path.basename(exe), "patchbay-supervisor")
+        self.jobs_run(pb)
+        # its workers are patchbay itself
+        with open("/proc/%d/task/%d/children" % (pb.proc.pid, pb.proc.pid)) as f:
+            kids = [int(p) for p in f.read().split()]
+        self.assertEqual(len(kids), 2)
+        for k in kids:
+            self.assertEqual(os.path.realpath(os.readlink("/proc/%d/exe" % k)), os.path.realpath(harness.BIN))
+
+    def test_without_it_work_supervises_in_its_own_process(self):
+        lone = os.path.join(self.workdir, "bin")
+        os.makedirs(lone)
+        shutil.copy(harness.BIN, os.path.join(lone, "patchbay"))
+        saved = harness.BIN
+        harness.BIN = os.path.join(lone, "patchbay")
+        try:
+            pb = self.work(2)
+        finally:
+            harness.BIN = saved
+        self.assertEqual(os.readlink("/proc/%d/exe" % pb.proc.pid), os.path.join(lone, "patchbay"))
+        self.jobs_run(pb)
 
 
 class Script(QueueCase):

@@ -52,36 +52,36 @@ static void test_every_kind_has_a_row(void **state)
         assert_non_null(s->run);
     }
     /* code work takes the lock; answering does not wait behind it */
-    assert_true(kinds_get(JOB_KIND_FIX)->exclusive);
-    assert_true(kinds_get(JOB_KIND_FOLLOWUP)->exclusive);
-    assert_true(kinds_get(JOB_KIND_REVIEW)->exclusive);
-    assert_false(kinds_get(JOB_KIND_HELP)->exclusive);
-    assert_false(kinds_get(JOB_KIND_STOP)->exclusive);
+    assert_true(kindpolicy_get(JOB_KIND_FIX)->exclusive);
+    assert_true(kindpolicy_get(JOB_KIND_FOLLOWUP)->exclusive);
+    assert_true(kindpolicy_get(JOB_KIND_REVIEW)->exclusive);
+    assert_false(kindpolicy_get(JOB_KIND_HELP)->exclusive);
+    assert_false(kindpolicy_get(JOB_KIND_STOP)->exclusive);
 }
 
 static void test_limits(void **state)
 {
     (void)state;
     config_t *cfg = load_defaults();
-    const kinds_spec_t *fix = kinds_get(JOB_KIND_FIX), *noop = kinds_get(JOB_KIND_NOOP);
-    assert_int_equal(kinds_max_attempts(fix, cfg), 3);
+    const job_kind_t fix = JOB_KIND_FIX, noop = JOB_KIND_NOOP;
+    assert_int_equal(kindpolicy_max_attempts(fix, cfg), 3);
     cfg->workers.max_attempts = 5;
-    assert_int_equal(kinds_max_attempts(fix, cfg), 5);
+    assert_int_equal(kindpolicy_max_attempts(fix, cfg), 5);
     /* the agent's time, once plus once per test round, and room around it */
     json_t *rec = json_object();
-    assert_int_equal(kinds_timeout_ms(fix, cfg, rec), (1800LL * 3 + 900) * 1000);
+    assert_int_equal(kindpolicy_timeout_ms(fix, cfg, rec), (1800LL * 3 + 900) * 1000);
     cfg->agent.test_rounds = 0;
-    assert_int_equal(kinds_timeout_ms(fix, cfg, rec), (1800LL + 900) * 1000);
-    assert_int_equal(kinds_timeout_ms(noop, cfg, rec), 60000);
+    assert_int_equal(kindpolicy_timeout_ms(fix, cfg, rec), (1800LL + 900) * 1000);
+    assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 60000);
     /* a record may lower a limit, never raise it */
     json_object_set_new(rec, "timeout_ms", json_integer(500));
-    assert_int_equal(kinds_timeout_ms(noop, cfg, rec), 500);
+    assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 500);
     json_object_set_new(rec, "timeout_ms", json_string("700"));
-    assert_int_equal(kinds_timeout_ms(noop, cfg, rec), 700);
+    assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 700);
     json_object_set_new(rec, "timeout_ms", json_integer(999999999));
-    assert_int_equal(kinds_timeout_ms(noop, cfg, rec), 60000);
+    assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 60000);
     json_object_set_new(rec, "timeout_ms", json_string("-3"));
-    assert_int_equal(kinds_timeout_ms(noop, cfg, rec), 60000);
+    assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 60000);
     json_decref(rec);
     config_free(cfg);
 }
