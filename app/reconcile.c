@@ -187,26 +187,34 @@ static void pass(reconcile_t *r, ghapi_t *gh, const redisconn_url_t *url)
 static void *reconcile_main(void *arg)
 {
     reconcile_t *r = arg;
-    ghapi_options_t o;
-    ghapi_options_from_config(&o, r->cfg, r->redis_url);
     ghapi_app_t *app = NULL;
     ghapi_t *gh = NULL;
     redisconn_url_t url;
     char err[512];
+    int told = 0;
     if (redisconn_url_parse(&url, r->redis_url, err, sizeof(err)) != 0) {
         log_warn(NULL, NULL, "reconcile off: %s", err);
-        return NULL;
-    }
-    if (ghapi_app_new(&app, &o, err, sizeof(err)) != GHAPI_OK || (gh = ghapi_new(app)) == NULL) {
-        log_warn(NULL, NULL, "reconcile off: %s", app ? "cannot make a GitHub client" : err);
-        ghapi_app_free(app);
-        redisconn_url_free(&url);
         return NULL;
     }
     pthread_mutex_lock(&r->mutex);
     while (!r->stopping) {
         pthread_mutex_unlock(&r->mutex);
-        pass(r, gh, &url);
+        /* the App may arrive while we run (the set-up page): look for it each round */
+        if (gh == NULL) {
+            ghapi_options_t o;
+            ghapi_options_from_config(&o, r->cfg, r->redis_url);
+            if (ghapi_app_new(&app, &o, err, sizeof(err)) == GHAPI_OK && (gh = ghapi_new(app)) != NULL) {
+                if (told)
+                    log_info(NULL, NULL, "reconcile: the App's credentials are here; looking for missed deliveries");
+            } else {
+                ghapi_app_free(app);
+                app = NULL;
+                if (!told++)
+                    log_info(NULL, NULL, "reconcile waits for the App's credentials: %s", err);
+            }
+        }
+        if (gh != NULL)
+            pass(r, gh, &url);
         pthread_mutex_lock(&r->mutex);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -225,11 +233,6 @@ reconcile_t *reconcile_start(const config_t *cfg, const char *redis_url)
 {
     if (cfg->github.reconcile_interval_s <= 0)
         return NULL;
-    config_errors_t errs = {0};
-    int missing = config_check_credentials(cfg, &errs);
-    config_errors_free(&errs);
-    if (missing > 0)
-        return NULL; /* the status page already says what is missing */
     reconcile_t *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->redis_url = strdup(redis_url)) == NULL) {
         free(r);

@@ -47,8 +47,9 @@ int reconcile_run(reconcile_report_t *out, ghapi_t *gh, redisContext *redis, int
                   size_t err_len);
 
 typedef struct reconcile_s reconcile_t;
-/* Starts the periodic thread; NULL when the interval is 0, credentials are
- * missing, or it cannot start (then it logs why). */
+/* Starts the periodic thread; NULL when the interval is 0 or it cannot start
+ * (then it logs why). Without the App's credentials yet, it looks for them
+ * each round (the set-up page may save them while patchbay runs). */
 reconcile_t *reconcile_start(const config_t *cfg, const char *redis_url);
 void reconcile_stop(reconcile_t *r);
 

@@ -147,6 +147,23 @@ class AppSetup(harness.AppCase):
         self.assertIn("already has a GitHub App", page)
         self.assertEqual(len([a for a in self.gh.state()["apps"] if a["id"] != 1234]), 1)
 
+    def test_missed_deliveries_are_reconciled_once_the_app_is_registered(self):
+        cfg = os.path.join(self.workdir, "fast.yml")
+        with open(cfg, "w") as f:
+            f.write("github:\n  reconcile_interval_s: 1\n")
+        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, secret=None,
+                                   env={"GITHUB_API_URL": self.gh.api, "GITHUB_URL": self.gh.web,
+                                        "PATCHBAY_CONFIG": cfg})
+        self.pb.start()
+        base = "http://127.0.0.1:%d" % self.pb.port
+        status, _, _ = http(self.register(base))
+        self.assertEqual(status, 200)
+        app = self.new_app()
+        # the reconcile thread, running since the start, now lists the new App's deliveries
+        wait_for(lambda: [c for c in self.gh.calls() if "/app/hook/deliveries" in c["path"]
+                          and c.get("app_id") == app["id"]], 20, what="a reconcile pass as the new App")
+        self.assertTrue(self.pb.find_logs("reconcile waits for the App's credentials"))
+
     def test_after_a_restart_the_saved_app_is_the_config(self):
         base = self.start_bare()
         status, _, _ = http(self.register(base))
