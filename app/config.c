@@ -219,6 +219,11 @@ static const char *check_env_name(const char *v)
     return NULL;
 }
 
+static const char *check_backend(const char *v)
+{
+    return strcmp(v, "command") == 0 || strcmp(v, "openai") == 0 ? NULL : "must be command or openai";
+}
+
 /* The values GitHub puts in `author_association`. */
 static const char *check_association(const char *v)
 {
@@ -302,6 +307,7 @@ static const key_spec_t schema[] = {
     {"agent.timeout", KEY_INT, OFF(agent.timeout), 1, 7 * 86400, .def = "1800"},
     {"agent.test_rounds", KEY_INT, OFF(agent.test_rounds), 0, 100, .def = "2"},
     {"agent.attempts", KEY_INT, OFF(agent.attempts), 1, 8, .def = "1"},
+    {"agent.backends", KEY_LIST, OFF(agent.backends), .def_list = no_items, .check = check_backend},
     {"agent.openai.base_url", KEY_STRING, OFF(agent.openai.base_url), .def = "http://127.0.0.1:11434/v1",
      .check = check_http_url},
     {"agent.openai.model", KEY_STRING, OFF(agent.openai.model), .def = "qwen2.5-coder"},

@@ -95,6 +95,7 @@ typedef struct {
         int timeout;                 /* seconds of wall clock */
         int test_rounds;
         int attempts;                /* best of N: parallel attempts per fix */
+        config_list_t backends;      /* best of N: attempt k uses backends[k % count]; empty: `backend` for all */
         struct {
             char *base_url;
             char *model;

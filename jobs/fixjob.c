@@ -515,10 +515,11 @@ static void describe_attempts(fix_t *f, const attempt_t *as, const change_t *ch,
     for (int k = 0; k < n; k++) {
         const attempt_t *a = &as[k];
         strbuf_appendf(&f->attempts_md, "| %d%s | ", k + 1, k == chosen ? " (chosen)" : "");
-        if (a->agent->backend != NULL && strcmp(a->agent->backend, "openai") == 0) {
+        if (a->agent->backend != NULL && strcmp(a->agent->backend, "openai") == 0)
             review_append_code_span(&f->attempts_md, a->agent->openai.model, 1);
-            strbuf_append(&f->attempts_md, ": ");
-        }
+        else if (a->agent->command != NULL && a->agent->command[0] != NULL)
+            review_append_code_span(&f->attempts_md, a->agent->command[0], 1);
+        strbuf_append(&f->attempts_md, ": ");
         if (a->end == ATTEMPT_DONE)
             strbuf_append(&f->attempts_md, "finished");
         else
@@ -575,15 +576,17 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
     progress_push(f, 0);
     job_ctx_log(f->ctx, LOG_INFO, "best of %d: %d attempts at once", n, n);
 
-    /* with agent.openai.models, the attempts take turns with the models */
+    /* with agent.backends and agent.openai.models, attempts take turns with them */
     agent_settings_t settings[FIXJOB_ATTEMPTS_MAX];
-    const config_list_t *models = &f->cfg->agent.openai.models;
-    int own = f->agent.backend != NULL && strcmp(f->agent.backend, "openai") == 0;
+    const config_list_t *models = &f->cfg->agent.openai.models, *backends = &f->cfg->agent.backends;
     pthread_t threads[FIXJOB_ATTEMPTS_MAX];
     int started[FIXJOB_ATTEMPTS_MAX] = {0};
     for (int k = 0; k < n; k++) {
         attempt_init(f, &as[k], ws[k]->path, scratch[k], task, len);
         settings[k] = f->agent;
+        if (backends->count > 0)
+            settings[k].backend = backends->items[(size_t)k % backends->count];
+        int own = settings[k].backend != NULL && strcmp(settings[k].backend, "openai") == 0;
         if (own && models->count > 0)
             settings[k].openai.model = models->items[(size_t)k % models->count];
         as[k].agent = &settings[k];
@@ -639,7 +642,7 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
             f->ws = ws[winner];
             snprintf(f->scratch, sizeof(f->scratch), "%s", scratch[winner]);
         }
-        f->agent.openai.model = settings[winner].openai.model; /* the pull request names the winner's */
+        f->agent = settings[winner]; /* the pull request names the winner's agent */
         snprintf(detail, sizeof(detail), "attempt %d of %d chosen", winner + 1, n);
         step_done(f, f->s_agent, PROGRESS_DONE, detail);
         take(f, &as[winner]);

@@ -448,9 +448,10 @@ class BestOfN(FixJobCase):
         self.assertEqual(pr["title"], "Fix add() (attempt 3)")
         self.assertIn("setup ran: True", pr["body"])
         self.assertIn("### Best of 3", pr["body"])
-        self.assertRegex(pr["body"], r"\| 1 \| finished \| failed after 1 round \| 1 file, 2 lines \|")
-        self.assertRegex(pr["body"], r"\| 2 \| finished \| passed after 1 round \| 1 file, 2\d lines \|")
-        self.assertRegex(pr["body"], r"\| 3 \(chosen\) \| finished \| passed after 1 round \| 1 file, 2 lines \|")
+        self.assertRegex(pr["body"], r"\| 1 \| `python3`: finished \| failed after 1 round \| 1 file, 2 lines \|")
+        self.assertRegex(pr["body"], r"\| 2 \| `python3`: finished \| passed after 1 round \| 1 file, 2\d lines \|")
+        self.assertRegex(pr["body"],
+                         r"\| 3 \(chosen\) \| `python3`: finished \| passed after 1 round \| 1 file, 2 lines \|")
         self.assertEqual(self.git(repo, "show", rec["branch"] + ":calc.py"), CALC.replace("a - b", "a + b").strip())
         self.assertEqual(self.git(repo, "rev-list", "--count", "main.." + rec["branch"]), "1")
         # every attempt's work tree is gone

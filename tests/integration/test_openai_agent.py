@@ -308,6 +308,25 @@ class OpenAIAgent(OpenAICase):
         self.assertRegex(pr["body"], r"\| 2 \(chosen\) \| `careful-model`: finished \| passed after 1 round \|")
         self.assertIn("with the model `careful-model`", pr["body"])
 
+    def test_best_of_an_agent_cli_and_the_built_in_agent(self):
+        cli = "open('calc.py', 'w').write(open('calc.py').read().replace('a - b', 'a * b'))\n" \
+              "import os; open(os.environ['PATCHBAY_SUMMARY_FILE'], 'w').write('Multiply (the CLI)')\n"
+        repo = self.repo(config="test: python3 -B test_calc.py\nagent:\n  attempts: 2\n"
+                                "  command: [python3, .cli-agent.py]\n", extra={".cli-agent.py": cli})
+        self.model.script([{"tool_calls": [edit("return a - b", "return a + b")]},
+                           {"tool_calls": [call("finish", summary="Add (the built-in agent)")]}])
+        self.start_app("workers:\n  concurrency: 1\n  max_attempts: 1\nagent:\n  isolation: none\n  test_rounds: 0\n"
+                       "  backends: [command, openai]\n  openai:\n    base_url: %s\n    model: test-model\n"
+                       "    api_key_env: FAKE_OPENAI_KEY\n" % self.model.url, FAKE_OPENAI_KEY="sk-test-123")
+        number, job = self.mention(repo)
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Add (the built-in agent)")
+        self.assertRegex(pr["body"], r"\| 1 \| `python3`: finished \| failed after 1 round \|")
+        self.assertRegex(pr["body"], r"\| 2 \(chosen\) \| `test-model`: finished \| passed after 1 round \|")
+        self.assertIn("with the model `test-model`", pr["body"])
+
 
 class ShippedExamples(OpenAICase):
     """config/agents/{openai,ollama,vllm}.yml, as shipped but for the endpoint's
