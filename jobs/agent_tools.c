@@ -151,6 +151,22 @@ static char *slurp_fd(int fd, size_t *len, const char **why)
     return buf;
 }
 
+/* A file the model named, read whole; NULL after the refusal was written to a. */
+static char *read_named(strbuf_t *a, int root, const char *tool, const char *path, size_t *len)
+{
+    int fd = agent_tool_open(root, path, O_RDONLY, 0);
+    if (fd < 0) {
+        refuse(a, tool, path, open_error(errno));
+        return NULL;
+    }
+    const char *why = NULL;
+    char *text = slurp_fd(fd, len, &why);
+    close(fd);
+    if (text == NULL)
+        refuse(a, tool, path, why);
+    return text;
+}
+
 static int is_binary(const char *s, size_t len)
 {
     return memchr(s, '\0', len < 8192 ? len : 8192) != NULL;
@@ -315,15 +331,10 @@ static int tool_read(strbuf_t *a, int root, const json_t *args)
     const char *path = arg_str(args, "path");
     if (path == NULL)
         return refuse(a, "read_file", NULL, "the argument `path` is required");
-    int fd = agent_tool_open(root, path, O_RDONLY, 0);
-    if (fd < 0)
-        return refuse(a, "read_file", path, open_error(errno));
     size_t len = 0;
-    const char *why = NULL;
-    char *text = slurp_fd(fd, &len, &why);
-    close(fd);
+    char *text = read_named(a, root, "read_file", path, &len);
     if (text == NULL)
-        return refuse(a, "read_file", path, why);
+        return -1;
     if (is_binary(text, len)) {
         free(text);
         strbuf_appendf(a, "%s is a binary file of %zu bytes", path, len);
@@ -442,15 +453,10 @@ static int tool_edit(strbuf_t *a, int root, const json_t *args)
     size_t olen = json_string_length(jold), nlen = json_string_length(jnew);
     if (olen == 0)
         return refuse(a, "edit_file", path, "`old` is empty: use write_file to create a file");
-    int fd = agent_tool_open(root, path, O_RDONLY, 0);
-    if (fd < 0)
-        return refuse(a, "edit_file", path, open_error(errno));
     size_t len = 0;
-    const char *why = NULL;
-    char *text = slurp_fd(fd, &len, &why);
-    close(fd);
+    char *text = read_named(a, root, "edit_file", path, &len);
     if (text == NULL)
-        return refuse(a, "edit_file", path, why);
+        return -1;
     const char *at = memmem(text, len, old, olen);
     size_t count = 0;
     for (const char *s = at; s != NULL && count < 2; s = memmem(s + 1, len - (size_t)(s + 1 - text), old, olen))

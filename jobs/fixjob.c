@@ -76,20 +76,6 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-static int should_stop(void *arg)
-{
-    return job_ctx_stop_reason(((fix_t *)arg)->ctx) != JOB_STOP_NONE;
-}
-
-static void pgid_hook(void *arg, pid_t pgid, int running)
-{
-    fix_t *f = arg;
-    if (running)
-        job_ctx_pgid_add(f->ctx, pgid);
-    else
-        job_ctx_pgid_remove(f->ctx, pgid);
-}
-
 /* ---- the progress comment ---- */
 
 static void progress_push(fix_t *f, int final)
@@ -413,7 +399,7 @@ static void attempt_init(fix_t *f, attempt_t *a, const char *workdir, const char
     a->rounds = f->rc.agent.test_rounds >= 0 ? f->rc.agent.test_rounds : f->cfg->agent.test_rounds;
     a->task = task;
     a->task_len = len;
-    a->hooks = (agent_hooks_t){should_stop, pgid_hook, f};
+    a->hooks = jobgh_hooks(f->ctx);
 }
 
 /* The attempt's log lines into the job's log (the handler's thread). */
@@ -622,7 +608,7 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
             winner = k;
     }
     job_result_t r;
-    if (any_stopped && (winner < 0 || should_stop(f))) {
+    if (any_stopped && (winner < 0 || jobgh_stopping(f->ctx))) {
         r = stopped(f);
     } else if (!any_done) {
         r = attempt_failed(f, &as[0]);
@@ -928,13 +914,13 @@ static job_result_t run(fix_t *f)
     step_start(f, f->s_checkout);
     if ((r = checkout(f)) != JOB_OK)
         return r;
-    if (should_stop(f))
+    if (jobgh_stopping(f->ctx))
         return stopped(f);
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
-    if (should_stop(f))
+    if (jobgh_stopping(f->ctx))
         return stopped(f);
     if ((r = commit_and_push(f)) != JOB_OK)
         return r;
@@ -1006,18 +992,9 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
         r = run(&f);
     }
 
-    if (f.ws != NULL) {
-        char werr[WORKSPACE_ERR_BYTES];
-        if (workspace_remove(&f.wcfg, f.ws_id, werr, sizeof(werr)) != WORKSPACE_OK)
-            job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", werr);
-        workspace_free(f.ws);
-    }
-    for (size_t i = 0; i < f.nspare; i++) {
-        char werr[WORKSPACE_ERR_BYTES];
-        if (workspace_remove(&f.wcfg, f.spare_ids[i], werr, sizeof(werr)) != WORKSPACE_OK)
-            job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", werr);
-        workspace_free(f.spare[i]);
-    }
+    jobgh_drop_tree(ctx, &f.wcfg, f.ws_id, f.ws);
+    for (size_t i = 0; i < f.nspare; i++)
+        jobgh_drop_tree(ctx, &f.wcfg, f.spare_ids[i], f.spare[i]);
     if (f.token != NULL) {
         memset(f.token, 0, strlen(f.token));
         free(f.token);

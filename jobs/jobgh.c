@@ -127,3 +127,36 @@ void jobgh_react(jobgh_t *j, const char *content)
     if (ghapi_reaction_add(NULL, j->gh, &j->r, on, id, content) != GHAPI_OK)
         job_ctx_log(j->ctx, LOG_WARN, "no %s reaction: %s", content, ghapi_error(j->gh));
 }
+
+int jobgh_stopping(job_ctx_t *ctx)
+{
+    return job_ctx_stop_reason(ctx) != JOB_STOP_NONE;
+}
+
+static int hook_stop(void *ctx)
+{
+    return jobgh_stopping(ctx);
+}
+
+static void hook_pgid(void *ctx, pid_t pgid, int running)
+{
+    if (running)
+        job_ctx_pgid_add(ctx, pgid);
+    else
+        job_ctx_pgid_remove(ctx, pgid);
+}
+
+agent_hooks_t jobgh_hooks(job_ctx_t *ctx)
+{
+    return (agent_hooks_t){hook_stop, hook_pgid, ctx};
+}
+
+void jobgh_drop_tree(job_ctx_t *ctx, const workspace_config_t *wcfg, const char *tree_id, workspace_t *ws)
+{
+    if (ws == NULL)
+        return;
+    char err[WORKSPACE_ERR_BYTES];
+    if (workspace_remove(wcfg, tree_id, err, sizeof(err)) != WORKSPACE_OK)
+        job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", err);
+    workspace_free(ws);
+}

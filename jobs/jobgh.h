@@ -3,8 +3,9 @@
  * request needs: the job record's fields, a client for the job's
  * installation, the requester's live permission, the repository's own
  * .github/patchbay.yml, reactions, and how a GitHub failure becomes a job
- * result. Shared by the fix and review handlers so they decide these the
- * same way.
+ * result; and what they share besides GitHub: the agent's hooks into the
+ * job (its stop flag, its process groups) and the removal of a work tree.
+ * Shared by the fix and review handlers so they decide these the same way.
  *
  * Memory: jobgh_t owns its client (jobgh_close); strings from the record are
  * borrowed from the job context and live as long as it. Not thread-safe:
@@ -13,9 +14,11 @@
 #ifndef PATCHBAY_JOBGH_H
 #define PATCHBAY_JOBGH_H
 
+#include "agent.h"
 #include "ghapi.h"
 #include "jobctx.h"
 #include "repoconfig.h"
+#include "workspace.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -59,5 +62,17 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len);
 /* A reaction on the comment that asked (comment_id and comment_type from the
  * record), else on the issue itself. Best effort: logged when it fails. */
 void jobgh_react(jobgh_t *j, const char *content);
+
+/* Whether the job must stop (cancelled, or its worker is stopping). */
+int jobgh_stopping(job_ctx_t *ctx);
+
+/* The hooks an agent, a setup or a test command runs with: the job's stop
+ * flag and its process-group registry, both safe from any thread (best of N
+ * runs attempts on threads of their own). */
+agent_hooks_t jobgh_hooks(job_ctx_t *ctx);
+
+/* Removes the work tree workspaces/<tree_id>/ and frees ws (NULL: nothing
+ * to do); a failure is logged, not returned: the job's outcome stands. */
+void jobgh_drop_tree(job_ctx_t *ctx, const workspace_config_t *wcfg, const char *tree_id, workspace_t *ws);
 
 #endif

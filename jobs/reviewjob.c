@@ -59,20 +59,6 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-static int should_stop(void *arg)
-{
-    return job_ctx_stop_reason(((review_t *)arg)->ctx) != JOB_STOP_NONE;
-}
-
-static void pgid_hook(void *arg, pid_t pgid, int running)
-{
-    review_t *v = arg;
-    if (running)
-        job_ctx_pgid_add(v->ctx, pgid);
-    else
-        job_ctx_pgid_remove(v->ctx, pgid);
-}
-
 /* ---- the check run: where an automatic review reports ---- */
 
 static void check_run(review_t *v, const char *status, const char *conclusion, const char *title,
@@ -364,7 +350,7 @@ static job_result_t run_agent(review_t *v)
 
     agent_settings_init(&v->agent, v->cfg, &v->rc, environ, v->id);
     v->agent.review = 1;
-    agent_hooks_t hooks = {should_stop, pgid_hook, v};
+    agent_hooks_t hooks = jobgh_hooks(v->ctx);
     char err[512];
     job_ctx_log(v->ctx, LOG_INFO, "running the agent on %zu bytes of task", task.len);
     int rc = agent_run(&v->result, &v->agent, v->ws->path, v->scratch, task.data, task.len, &hooks, NULL, err,
@@ -444,7 +430,7 @@ static job_result_t post_review(review_t *v)
     json_t *body = NULL;
     if (review_build(&body, &st, v->diff, &v->fs, &v->cov, &opt) != REVIEW_OK)
         return fail(v, JOB_ERR_PERMANENT, "could not build the review");
-    if (should_stop(v)) {
+    if (jobgh_stopping(v->ctx)) {
         json_decref(body);
         return stopped(v);
     }
@@ -515,7 +501,7 @@ static job_result_t run(review_t *v)
     check_run(v, "in_progress", NULL, NULL, NULL);
     if ((r = read_diff(v)) != JOB_OK || (r = checkout(v)) != JOB_OK)
         return r;
-    if (should_stop(v))
+    if (jobgh_stopping(v->ctx))
         return stopped(v);
     if ((r = run_agent(v)) != JOB_OK)
         return r;
@@ -549,12 +535,7 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 
     job_result_t r = run(&v);
 
-    if (v.ws != NULL) {
-        char werr[WORKSPACE_ERR_BYTES];
-        if (workspace_remove(&v.wcfg, v.id, werr, sizeof(werr)) != WORKSPACE_OK)
-            job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", werr);
-        workspace_free(v.ws);
-    }
+    jobgh_drop_tree(ctx, &v.wcfg, v.id, v.ws);
     if (v.token != NULL) {
         memset(v.token, 0, strlen(v.token));
         free(v.token);
