@@ -3,7 +3,7 @@
  * background coding work. main() picks a subcommand; everything else lives
  * in the library (cmd_*.c and below), so tests can reach it.
  */
-#include "cmd.h"
+#include "app/cli/cmd.h"
 
 #include <stdio.h>
 #include <string.h>

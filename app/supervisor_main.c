@@ -10,9 +10,9 @@
  * Configuration and environment are patchbay's own (PATCHBAY_CONFIG,
  * REDIS_URL, ...), read the same way.
  */
-#include "cmd.h"
-#include "pool.h"
-#include "supervise.h"
+#include "app/cli/cmd.h"
+#include "jobs/worker/pool.h"
+#include "jobs/worker/supervise.h"
 
 #include <getopt.h>
 #include <stdio.h>

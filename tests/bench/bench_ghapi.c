@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "clock.h"
+#include "app/common/clock.h"
 #include "fakegh.h"
-#include "ghapi.h"
+#include "app/github/ghapi.h"
 
 static fakegh_t fake;
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "jscan.h"
+#include "app/webhook/jscan.h"
 
 #define BENCH_MAX_SECONDS 2.0
 #define BENCH_DEFAULT_ITERATIONS 200000L

@@ -29,10 +29,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "app/common/clock.h"
 #include "fakegh.h"
-#include "log.h"
-#include "workspace.h"
+#include "app/common/log.h"
+#include "jobs/workspace/workspace.h"
 
 #define BENCH_INSTALLATION 5
 #define BENCH_REPO "bench/big"

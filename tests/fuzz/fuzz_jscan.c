@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jscan.h"
+#include "app/webhook/jscan.h"
 
 static const char *const fuzz_paths[] = {
     "action",

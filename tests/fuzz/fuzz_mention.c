@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mention.h"
+#include "app/webhook/mention.h"
 
 #define HANDLE "patchbay"
 #define HANDLE_LEN (sizeof(HANDLE) - 1)

@@ -4,7 +4,7 @@
  * same enqueue transaction the webhook server uses (no test-only path in the
  * product). Usage: print_script enqueue|work
  */
-#include "queue.h"
+#include "jobs/queue/queue.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent_tools.h"
+#include "jobs/agent/agent_tools.h"
 
 static char root[64], outside[64];
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "dashboard.h"
+#include "app/server/dashboard.h"
 
 static void test_loopback(void **state)
 {

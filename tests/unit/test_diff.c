@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diff.h"
-#include "strbuf.h"
+#include "jobs/review/diff.h"
+#include "app/common/strbuf.h"
 
 /* Canonical dump: one "F" line per file, "H" per hunk, one line per diff
  * line: kind, old number (or .), new number (or .), text, then "$" for

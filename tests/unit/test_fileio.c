@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "app/common/fileio.h"
 
 static void test_write_then_read(void **state)
 {

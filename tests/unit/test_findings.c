@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "findings.h"
+#include "jobs/review/findings.h"
 
 /* One finding object per case: kept (with what it became) or dropped (why). */
 typedef struct {

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
+#include "app/common/clock.h"
 #include "fakegh.h"
-#include "ghapi.h"
+#include "app/github/ghapi.h"
 
 static fakegh_t fake;
 static char *pem;      /* the App's key, PKCS#8 */

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "job.h"
-#include "queue.h"
+#include "jobs/queue/job.h"
+#include "jobs/queue/queue.h"
 
 /* The moves DESIGN.md and job.h describe, written out independently of the macro. */
 static const char *const expected_moves[] = {

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "jobctx.h"
+#include "app/common/clock.h"
+#include "jobs/kinds/jobctx.h"
 
 /* A child in its own process group, with a grandchild, as an agent would be. */
 static pid_t spawn_group(void)

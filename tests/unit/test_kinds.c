@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "kinds.h"
+#include "app/common/clock.h"
+#include "jobs/kinds/kinds.h"
 
 static config_t *load_defaults(void)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mention.h"
+#include "app/webhook/mention.h"
 
 #define NONE MENTION_NONE
 #define FIX MENTION_FIX

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pathglob.h"
+#include "jobs/workspace/pathglob.h"
 
 typedef struct {
     const char *pattern;

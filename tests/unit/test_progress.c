@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "progress.h"
+#include "jobs/kinds/progress.h"
 
 static void test_render_working_and_done(void **state)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "prompt.h"
+#include "jobs/kinds/prompt.h"
 
 static char *clean(const char *s)
 {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redact.h"
+#include "app/common/redact.h"
 
 static char *patterns(const char *s)
 {

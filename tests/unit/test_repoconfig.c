@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "repoconfig.h"
+#include "jobs/workspace/repoconfig.h"
 
 static int parse(repoconfig_t *c, const char *text, char *err)
 {

@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coverage.h"
-#include "diff.h"
-#include "findings.h"
-#include "review_body.h"
-#include "strbuf.h"
+#include "jobs/review/coverage.h"
+#include "jobs/review/diff.h"
+#include "jobs/review/findings.h"
+#include "jobs/review/review_body.h"
+#include "app/common/strbuf.h"
 
 #define ZW "\xE2\x80\x8B"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "app/webhook/router.h"
 
 static char *labels_items[] = {"patchbay", "ai-fix", NULL};
 static char *assoc_items[] = {"OWNER", "MEMBER", "COLLABORATOR", NULL};

@@ -33,8 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sandbox.h"
+#include "app/common/log.h"
+#include "jobs/agent/sandbox.h"
 
 typedef struct {
     char root[64];

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "app/server/spool.h"
 
 static char dir[64];
 static char path[128];

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "verify.h"
+#include "app/webhook/verify.h"
 
 /* docs.github.com, "Validating webhook deliveries": the published example */
 static const char gh_secret[] = "It's a Secret to Everybody";

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "fakegh.h"
-#include "workspace.h"
+#include "jobs/workspace/workspace.h"
 
 #define INSTALLATION 77
 

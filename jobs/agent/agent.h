@@ -1,0 +1,128 @@
+/*
+ * agent — runs a coding agent on a job's workspace and reports what it did.
+ *
+ * The `openai` backend (agent_openai.c) is patchbay's own tool-calling loop
+ * over any OpenAI-compatible /chat/completions endpoint, with the file tools
+ * of agent_tools.c, `run` in the same sandbox, and budgets.
+ *
+ * The `command` backend (agent_cmd.c) runs any agent CLI (Claude Code,
+ * Codex, aider...) in the sandbox: the task in a file named by
+ * PATCHBAY_PROMPT_FILE and on stdin, PATCHBAY_SUMMARY_FILE for its summary
+ * (else the tail of its output is the summary), PATCHBAY_REVIEW_FILE for a
+ * review's findings, its own process group killed on timeout or cancel, and
+ * an environment with nothing of patchbay's but the agent's own API keys.
+ * The job's installation token is never given to an agent: the worker pushes
+ * after it is done.
+ *
+ * The scratch directory (the caller's, outside the work tree) holds the
+ * prompt, the summary and the output log; it is writable inside the sandbox.
+ *
+ * Memory: agent_result_t owns its strings (agent_result_free). Blocking; any
+ * thread (a worker's).
+ */
+#ifndef PATCHBAY_AGENT_H
+#define PATCHBAY_AGENT_H
+
+#include "app/common/config.h"
+#include "app/common/redact.h"
+#include "jobs/workspace/repoconfig.h"
+#include "sandbox.h"
+
+#include <jansson.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define AGENT_SUMMARY_MAX_BYTES (16 * 1024)
+#define AGENT_TAIL_BYTES 4096
+#define AGENT_OUTPUT_LIMIT_BYTES (8u * 1024 * 1024)
+
+typedef struct {
+    const char *backend;        /* "command" or "openai" */
+    char *const *command;       /* argv, NULL-terminated */
+    int64_t timeout_ms;
+    int network;
+    sandbox_isolation_t isolation;
+    const char *const *pass_env; /* names to pass when set (the agent's API keys), NULL-terminated; may be NULL */
+    char *const *environ_;      /* where to read them from (patchbay's environment) */
+    const char *job;            /* for log lines */
+    int review;                 /* a review: openai offers report_finding and no editing tools */
+    struct {
+        const char *base_url;   /* ".../v1"; /chat/completions is appended */
+        const char *model;
+        const char *api_key;    /* the value (from patchbay's environment), or NULL: none sent */
+        int max_steps, max_tokens, context_tokens, max_output_tokens, request_timeout_s;
+        double input_price, output_price, max_cost; /* USD per million tokens; USD per job (0: none) */
+    } openai;
+} agent_settings_t;
+
+/* Fills settings from the config, overridden by a repository's own choices
+ * (rc may be NULL). Strings stay borrowed from cfg and rc. The server's API
+ * key goes only to the server's endpoint: a repository that names another
+ * base_url gets no key. */
+void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc, char *const *environ_,
+                         const char *job);
+
+/* What a job's runs of one agent share: the openai backend's conversation
+ * (a test round continues it) and what it has used. The command backend
+ * starts afresh each run. */
+typedef struct {
+    json_t *messages;       /* NULL before the first run */
+    int64_t steps;          /* model calls, all runs */
+    int64_t prompt_tokens, completion_tokens;
+    double cost;            /* USD, from the configured prices */
+} agent_session_t;
+
+#define AGENT_SESSION_INIT {NULL, 0, 0, 0, 0.0}
+void agent_session_free(agent_session_t *session);
+
+/* Cancel and kill hooks from the job (both optional). */
+typedef struct {
+    int (*should_stop)(void *arg);
+    void (*pgid)(void *arg, pid_t pgid, int running);
+    void *arg;
+} agent_hooks_t;
+
+typedef enum {
+    AGENT_DONE = 0,      /* it exited 0 */
+    AGENT_FAILED,        /* it exited non-zero or died of a signal */
+    AGENT_TIMEOUT,       /* the wall-clock limit ended it */
+    AGENT_CANCELLED,     /* the job was stopped */
+} agent_end_t;
+
+typedef struct {
+    agent_end_t end;
+    char *summary;     /* from PATCHBAY_SUMMARY_FILE, else the tail of the output; never NULL after agent_run */
+    char *output_tail; /* the last AGENT_TAIL_BYTES of its output */
+    char describe[96]; /* "exited 3", "timed out", ... */
+    int64_t elapsed_ms;
+    int isolated;      /* ran under bubblewrap */
+    char usage[192];   /* openai: "12 model calls, 34,567 tokens, about $0.05" (the job so far); else "" */
+} agent_result_t;
+
+/* Runs the agent on `workdir` with `task` (with a session that has a
+ * conversation, the task continues it). 0 with *out filled whatever the
+ * agent did; a negative SANDBOX_ERR_* with a reason in err when it could not
+ * be started (not found, bubblewrap required but unusable, no endpoint...).
+ * session may be NULL. */
+int agent_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+              const char *task, size_t task_len, const agent_hooks_t *hooks, agent_session_t *session, char *err,
+              size_t err_len);
+void agent_result_free(agent_result_t *r);
+
+/* The secrets these settings hand an agent (the values of agent.env that are
+ * set, the model endpoint's key), for redaction (redact.h). Borrowed from
+ * the settings' environment. */
+void agent_secrets(redact_set_t *set, const agent_settings_t *s);
+
+/* A repository's setup or test command (`sh -c cmd`) in the same sandbox.
+ * The output file gets its output; *out as from sandbox_run. */
+int agent_shell(sandbox_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+                const char *cmd, const char *output_path, int64_t timeout_ms, const agent_hooks_t *hooks, char *err,
+                size_t err_len);
+
+/* The last `max` bytes of a file (on a UTF-8 boundary), malloc'd; NULL when unreadable. */
+char *agent_file_tail(const char *path, size_t max, size_t *len);
+
+#endif

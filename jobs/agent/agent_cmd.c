@@ -1,0 +1,147 @@
+/* agent_cmd — the `command` agent backend; see agent.h. */
+#include "agent_int.h"
+#include "app/common/fileio.h"
+#include "app/common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *agent_file_tail(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return NULL;
+    }
+    off_t start = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+    char *buf = malloc(max + 1);
+    ssize_t n = buf ? pread(fd, buf, max, start) : -1;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    size_t skip = 0;
+    while (start > 0 && skip < (size_t)n && ((unsigned char)buf[skip] & 0xC0) == 0x80)
+        skip++; /* do not begin inside a UTF-8 sequence */
+    memmove(buf, buf + skip, (size_t)n - skip);
+    buf[(size_t)n - skip] = '\0';
+    if (len)
+        *len = (size_t)n - skip;
+    return buf;
+}
+
+/* The agent's own keys from patchbay's environment, as "NAME=value". */
+static size_t collect_env(char **out, size_t max, const agent_settings_t *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; s->pass_env != NULL && s->pass_env[i] != NULL && n < max; i++) {
+        size_t nl = strlen(s->pass_env[i]);
+        for (char *const *e = s->environ_; e != NULL && *e != NULL; e++)
+            if (strncmp(*e, s->pass_env[i], nl) == 0 && (*e)[nl] == '=' && (*e)[nl + 1] != '\0') {
+                out[n++] = *e;
+                break;
+            }
+    }
+    out[n] = NULL;
+    return n;
+}
+
+static void base_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *workdir, const char *scratch,
+                      const agent_hooks_t *hooks)
+{
+    sandbox_opts_init(o);
+    o->workdir = workdir;
+    o->scratch_dir = scratch;
+    o->network = s->network;
+    o->isolation = s->isolation;
+    o->log_job = s->job;
+    if (hooks != NULL) {
+        o->should_stop = hooks->should_stop;
+        o->pgid = hooks->pgid;
+        o->hook_arg = hooks->arg;
+    }
+}
+
+int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+                  const char *task, size_t task_len, const agent_hooks_t *hooks, char *err, size_t err_len)
+{
+    char prompt[4096], summary[4096], output[4096], review[4096];
+    snprintf(prompt, sizeof(prompt), "%s/" AGENT_PROMPT_FILE, scratch);
+    snprintf(summary, sizeof(summary), "%s/" AGENT_SUMMARY_FILE, scratch);
+    snprintf(output, sizeof(output), "%s/" AGENT_OUTPUT_FILE, scratch);
+    snprintf(review, sizeof(review), "%s/" AGENT_FINDINGS_FILE, scratch);
+    FILE *f = fopen(prompt, "w");
+    if (f == NULL || fwrite(task, 1, task_len, f) != task_len) {
+        snprintf(err, err_len, "cannot write %s: %s", prompt, strerror(errno));
+        if (f)
+            fclose(f);
+        return SANDBOX_ERR_START;
+    }
+    fclose(f);
+    unlink(summary);
+
+    char vars[3][4200];
+    snprintf(vars[0], sizeof(vars[0]), "PATCHBAY_PROMPT_FILE=%s", prompt);
+    snprintf(vars[1], sizeof(vars[1]), "PATCHBAY_SUMMARY_FILE=%s", summary);
+    snprintf(vars[2], sizeof(vars[2]), "PATCHBAY_REVIEW_FILE=%s", review);
+    char *env[AGENT_ENV_MAX + 4];
+    size_t n = collect_env(env, AGENT_ENV_MAX, s);
+    env[n++] = vars[0];
+    env[n++] = vars[1];
+    env[n++] = vars[2];
+    env[n] = NULL;
+
+    sandbox_opts_t o;
+    base_opts(&o, s, workdir, scratch, hooks);
+    o.argv = (const char *const *)s->command;
+    o.env = (const char *const *)env;
+    o.stdin_path = prompt;
+    o.output_path = output;
+    o.output_limit_bytes = AGENT_OUTPUT_LIMIT_BYTES;
+    o.timeout_ms = s->timeout_ms;
+    sandbox_result_t r;
+    int rc = sandbox_run(&r, &o, err, err_len);
+    if (rc != 0)
+        return rc;
+    out->elapsed_ms = r.elapsed_ms;
+    out->isolated = r.isolated;
+    sandbox_describe(&r, out->describe, sizeof(out->describe));
+    out->end = r.end == SANDBOX_TIMEOUT     ? AGENT_TIMEOUT
+               : r.end == SANDBOX_CANCELLED ? AGENT_CANCELLED
+               : r.end == SANDBOX_EXITED && r.exit_code == 0 ? AGENT_DONE
+                                                              : AGENT_FAILED;
+    out->output_tail = agent_file_tail(output, AGENT_TAIL_BYTES, NULL);
+    out->summary = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, NULL);
+    if (out->summary == NULL || out->summary[strspn(out->summary, " \t\r\n")] == '\0') {
+        free(out->summary);
+        out->summary = strdup(out->output_tail ? out->output_tail : "");
+    }
+    if (out->summary == NULL)
+        out->summary = calloc(1, 1);
+    log_info(NULL, s->job, "agent %s after %lld ms%s", out->describe, (long long)out->elapsed_ms,
+             out->isolated ? " (bubblewrap)" : "");
+    return 0;
+}
+
+int agent_shell(sandbox_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
+                const char *cmd, const char *output_path, int64_t timeout_ms, const agent_hooks_t *hooks, char *err,
+                size_t err_len)
+{
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    sandbox_opts_t o;
+    base_opts(&o, s, workdir, scratch, hooks);
+    o.argv = argv;
+    o.output_path = output_path;
+    o.output_limit_bytes = AGENT_OUTPUT_LIMIT_BYTES;
+    o.timeout_ms = timeout_ms;
+    return sandbox_run(out, &o, err, err_len);
+}

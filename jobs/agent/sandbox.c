@@ -1,0 +1,1009 @@
+/*
+ * sandbox — see sandbox.h.
+ *
+ * One run, start to end
+ * ---------------------
+ * The parent prepares everything that allocates (the environment, bubblewrap's
+ * argv, the resolved command path) before fork, because a multi-threaded
+ * parent's child may only make async-signal-safe calls until exec. The child
+ * takes its own process group, asks to die with its parent, resets signal
+ * masks and ignored dispositions (both survive exec: a server that ignores
+ * SIGPIPE would hand that to `yes | head`), wires stdin/stdout/stderr, marks
+ * every other descriptor close-on-exec (a worker's Redis socket must not reach
+ * an agent), sets rlimits and execs. An exec failure travels back over a
+ * close-on-exec pipe, so "not found" is an error, not an exit code 127.
+ *
+ * The parent then supervises with poll(2) over: the output pipe (drained into
+ * the capped sink), a pidfd (wakes when the leader exits), and, under
+ * bubblewrap, a "started" pipe. On exit it first confirms the exit without
+ * reaping (waitid WNOWAIT), so the leader's zombie keeps the process-group id
+ * reserved while it SIGKILLs the group's stragglers, and only then reaps.
+ *
+ * Knowing whether bubblewrap started
+ * ----------------------------------
+ * bwrap exits 1 both when it cannot set up (no user namespaces, a bind that
+ * fails) and when the command exits 1, and its --info-fd is written before
+ * the mounts are made (checked on bwrap 0.8: a missing bind source still
+ * reports a child-pid). So the command is started through a one-line /bin/sh
+ * trampoline inside the sandbox that writes one byte on fd 3 and execs the
+ * real command: no byte and an exit means bubblewrap never got that far, and
+ * AUTO falls back to running without it (the output so far, bwrap's own
+ * complaint, goes into the warn line, not into the command's output).
+ *
+ * Root inside a user namespace
+ * ----------------------------
+ * As root, the command runs as SANDBOX_UID inside a user namespace mapped to
+ * the real root outside, with every capability dropped: files it creates are
+ * root's on the host, and it is the owner of every root-owned file it can
+ * see. That is why /etc is never bound whole (/etc/ssl/private, /etc/shadow):
+ * only the few files a program needs to start, resolve names and check TLS.
+ */
+#include "sandbox.h"
+#include "app/common/clock.h"
+#include "app/common/config.h"
+#include "app/common/log.h"
+#include "app/common/strbuf.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define POLL_TICK_MS 100          /* how often should_stop is asked */
+#define STRAGGLER_DRAIN_MS 1000   /* after the leader exits, how long output may still arrive */
+#define RING_MAX_BYTES (64 * 1024) /* the kept tail of a truncated output */
+#define FD_LOW_WATER 10           /* our pipes live above the fds the child rewires */
+#define READ_CHUNK_BYTES 65536
+
+/* The trampoline: tells the parent the sandbox is up, then becomes the command. */
+static const char TRAMPOLINE[] = "printf x >&3; exec 3>&-; exec \"$@\"";
+
+static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+    if (err == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+void sandbox_opts_init(sandbox_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->output_limit_bytes = SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES;
+    o->kill_grace_ms = SANDBOX_DEFAULT_KILL_GRACE_MS;
+    o->network = 1;
+    o->isolation = SANDBOX_ISOLATE_AUTO;
+}
+
+void sandbox_kill(pid_t pgid)
+{
+    if (pgid > 1)
+        kill(-pgid, SIGKILL);
+}
+
+const char *sandbox_describe(const sandbox_result_t *r, char *buf, size_t len)
+{
+    switch (r->end) {
+    case SANDBOX_EXITED: snprintf(buf, len, "exited %d", r->exit_code); break;
+    case SANDBOX_SIGNALED: snprintf(buf, len, "killed by signal %d (%s)", r->signal, strsignal(r->signal)); break;
+    case SANDBOX_TIMEOUT: snprintf(buf, len, "timed out after %lld ms", (long long)r->elapsed_ms); break;
+    case SANDBOX_CANCELLED: snprintf(buf, len, "cancelled"); break;
+    }
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------
+ * Small vectors of owned strings (argv and envp)
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    char **v; /* NULL-terminated once anything was pushed */
+    size_t n, cap;
+    int oom;
+} strvec_t;
+
+static void sv_push_owned(strvec_t *s, char *str)
+{
+    if (s->oom || str == NULL) {
+        s->oom = 1;
+        free(str);
+        return;
+    }
+    if (s->n + 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        char **v = realloc(s->v, cap * sizeof(*v));
+        if (v == NULL) {
+            s->oom = 1;
+            free(str);
+            return;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+}
+
+static void sv_push(strvec_t *s, const char *str)
+{
+    sv_push_owned(s, strdup(str));
+}
+
+static void sv_pushf(strvec_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sv_pushf(strvec_t *s, const char *fmt, ...)
+{
+    char *p = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    sv_push_owned(s, n < 0 ? NULL : p);
+}
+
+static void sv_free(strvec_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---------------------------------------------------------------------------
+ * Paths
+ * ------------------------------------------------------------------------- */
+
+/* Whether `path` is `dir` or inside it (both absolute, normalized). */
+static int path_within(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (strncmp(path, dir, n) != 0)
+        return 0;
+    return path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/');
+}
+
+static int is_executable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* argv[0] as an absolute path on the host: looked up in SANDBOX_PATH when it
+ * has no '/', else taken relative to the working directory. */
+static int resolve_command(char out[PATH_MAX], const char *cmd, const char *workdir)
+{
+    if (strchr(cmd, '/') != NULL) {
+        int n = cmd[0] == '/' ? snprintf(out, PATH_MAX, "%s", cmd) : snprintf(out, PATH_MAX, "%s/%s", workdir, cmd);
+        return n > 0 && n < PATH_MAX && is_executable_file(out) ? 0 : -1;
+    }
+    const char *p = SANDBOX_PATH;
+    while (*p) {
+        size_t len = strcspn(p, ":");
+        int n = snprintf(out, PATH_MAX, "%.*s/%s", (int)len, p, cmd);
+        if (n > 0 && n < PATH_MAX && is_executable_file(out))
+            return 0;
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    return -1;
+}
+
+int sandbox_bwrap_find(char *path, size_t len, const char *configured)
+{
+    static const char *const places[] = {"/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap", NULL};
+    if (configured != NULL) {
+        if (!is_executable_file(configured))
+            return -1;
+        snprintf(path, len, "%s", configured);
+        return 0;
+    }
+    for (size_t i = 0; places[i] != NULL; i++) {
+        if (is_executable_file(places[i])) {
+            snprintf(path, len, "%s", places[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int mkdir_if_missing(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+static int write_small_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    int rc = (w == (ssize_t)n) ? 0 : -1;
+    if (close(fd) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The environment
+ * ------------------------------------------------------------------------- */
+
+static int env_name_ok(const char *entry, size_t n)
+{
+    if (n == 0 || (entry[0] >= '0' && entry[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = entry[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* LANG passes through when it looks like a locale name; nothing else does. */
+static const char *lang_value(void)
+{
+    const char *v = getenv("LANG");
+    if (v == NULL || v[0] == '\0' || strlen(v) > 64)
+        return "C.UTF-8";
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("_.-@", *p)))
+            return "C.UTF-8";
+    return v;
+}
+
+static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t err_len)
+{
+    sv_pushf(env, "PATH=%s", SANDBOX_PATH);
+    sv_pushf(env, "HOME=%s/home", o->scratch_dir);
+    sv_pushf(env, "TMPDIR=%s/tmp", o->scratch_dir);
+    sv_pushf(env, "LANG=%s", lang_value());
+    sv_push(env, "TERM=dumb");
+    for (size_t i = 0; o->env != NULL && o->env[i] != NULL; i++) {
+        const char *e = o->env[i];
+        const char *eq = strchr(e, '=');
+        if (eq == NULL || !env_name_ok(e, (size_t)(eq - e))) {
+            set_err(err, err_len, "environment entry %zu is not NAME=value", i);
+            return SANDBOX_ERR_ENV;
+        }
+        char name[256];
+        size_t n = (size_t)(eq - e);
+        if (n >= sizeof(name)) {
+            set_err(err, err_len, "environment variable name too long");
+            return SANDBOX_ERR_ENV;
+        }
+        memcpy(name, e, n);
+        name[n] = '\0';
+        if (config_env_is_secret(name)) {
+            set_err(err, err_len, "refusing to pass %s to a sandboxed command: it may hold one of patchbay's secrets",
+                    name);
+            return SANDBOX_ERR_ENV;
+        }
+        /* an explicit value replaces the allowlist's */
+        for (size_t j = 0; j < env->n; j++) {
+            if (strncmp(env->v[j], e, n + 1) == 0) {
+                free(env->v[j]);
+                env->v[j] = strdup(e);
+                if (env->v[j] == NULL)
+                    env->oom = 1;
+                goto next;
+            }
+        }
+        sv_push(env, e);
+    next:;
+    }
+    if (env->oom) {
+        set_err(err, err_len, "out of memory");
+        return SANDBOX_ERR_START;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * bubblewrap's command line
+ * ------------------------------------------------------------------------- */
+
+/* Always: what dynamic linking, Debian's alternatives and the time zone need. */
+static const char *const etc_base[] = {"/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+                                       "/etc/localtime", NULL};
+/* With the network: name resolution and TLS trust (never /etc/ssl whole: /etc/ssl/private). */
+static const char *const etc_net[] = {"/etc/resolv.conf", "/etc/hosts",        "/etc/nsswitch.conf",
+                                      "/etc/host.conf",   "/etc/gai.conf",     "/etc/services",
+                                      "/etc/protocols",   "/etc/ssl/certs",    "/etc/ssl/openssl.cnf",
+                                      "/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/pki/tls/certs",
+                                      NULL};
+/* Top-level directories a merged-/usr system has as symlinks into /usr. */
+static const char *const usr_links[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", NULL};
+
+static void bwrap_mirror_top_dirs(strvec_t *a)
+{
+    for (size_t i = 0; usr_links[i] != NULL; i++) {
+        struct stat st;
+        if (lstat(usr_links[i], &st) != 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlink(usr_links[i], target, sizeof(target) - 1);
+            if (n <= 0)
+                continue;
+            target[n] = '\0';
+            sv_push(a, "--symlink");
+            sv_push(a, target);
+            sv_push(a, usr_links[i]);
+        } else if (S_ISDIR(st.st_mode)) {
+            sv_push(a, "--ro-bind");
+            sv_push(a, usr_links[i]);
+            sv_push(a, usr_links[i]);
+        }
+    }
+}
+
+static void bwrap_ro_try(strvec_t *a, const char *path)
+{
+    sv_push(a, "--ro-bind-try");
+    sv_push(a, path);
+    sv_push(a, path);
+}
+
+/* Whether the host path is visible inside without an extra bind. */
+static int visible_inside(const char *path, const sandbox_opts_t *o)
+{
+    if (path_within(path, "/usr") || path_within(path, o->workdir) || path_within(path, o->scratch_dir))
+        return 1;
+    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
+        if (path_within(path, o->ro_paths[i]))
+            return 1;
+    return 0;
+}
+
+static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_t *o, const char *command)
+{
+    sv_push(a, bwrap);
+    sv_push(a, "--die-with-parent");
+    sv_push(a, "--unshare-all");
+    if (o->network)
+        sv_push(a, "--share-net");
+    if (geteuid() == 0) {
+        sv_push(a, "--unshare-user");
+        sv_push(a, "--uid");
+        sv_pushf(a, "%d", SANDBOX_UID);
+        sv_push(a, "--gid");
+        sv_pushf(a, "%d", SANDBOX_GID);
+        sv_push(a, "--cap-drop");
+        sv_push(a, "ALL");
+    }
+    sv_push(a, "--ro-bind");
+    sv_push(a, "/usr");
+    sv_push(a, "/usr");
+    bwrap_mirror_top_dirs(a);
+    sv_push(a, "--proc");
+    sv_push(a, "/proc");
+    sv_push(a, "--dev");
+    sv_push(a, "/dev");
+    sv_push(a, "--tmpfs");
+    sv_push(a, "/tmp");
+    for (size_t i = 0; etc_base[i] != NULL; i++)
+        bwrap_ro_try(a, etc_base[i]);
+    if (o->network)
+        for (size_t i = 0; etc_net[i] != NULL; i++)
+            bwrap_ro_try(a, etc_net[i]);
+    /* a passwd naming the sandbox's user, so tools that look themselves up work */
+    sv_push(a, "--ro-bind");
+    sv_pushf(a, "%s/etc/passwd", o->scratch_dir);
+    sv_push(a, "/etc/passwd");
+    sv_push(a, "--ro-bind");
+    sv_pushf(a, "%s/etc/group", o->scratch_dir);
+    sv_push(a, "/etc/group");
+    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
+        bwrap_ro_try(a, o->ro_paths[i]);
+    /* a command installed outside /usr (~/.local/bin/claude): its own directory, read-only */
+    if (!visible_inside(command, o)) {
+        char *dir = strdup(command);
+        if (dir != NULL) {
+            char *slash = strrchr(dir, '/');
+            if (slash != NULL && slash != dir)
+                *slash = '\0';
+            bwrap_ro_try(a, dir);
+        }
+        free(dir);
+    }
+    sv_push(a, "--bind");
+    sv_push(a, o->scratch_dir);
+    sv_push(a, o->scratch_dir);
+    sv_push(a, "--bind");
+    sv_push(a, o->workdir);
+    sv_push(a, o->workdir);
+    sv_push(a, "--chdir");
+    sv_push(a, o->workdir);
+    sv_push(a, "--");
+    sv_push(a, "/bin/sh");
+    sv_push(a, "-c");
+    sv_push(a, TRAMPOLINE);
+    sv_push(a, "patchbay-sandbox");
+    sv_push(a, command);
+    for (size_t i = 1; o->argv[i] != NULL; i++)
+        sv_push(a, o->argv[i]);
+}
+
+/* ---------------------------------------------------------------------------
+ * The output sink: the head straight to the file, the tail in a ring
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    size_t head_limit;
+    size_t head_written;
+    uint64_t total;
+    char *ring;
+    size_t ring_cap, ring_start, ring_len;
+    int io_error;
+} sink_t;
+
+static int sink_init(sink_t *s, int fd, size_t limit)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->ring_cap = limit / 2 < RING_MAX_BYTES ? limit / 2 : RING_MAX_BYTES;
+    if (s->ring_cap == 0)
+        s->ring_cap = 1;
+    s->head_limit = limit > s->ring_cap ? limit - s->ring_cap : 0;
+    s->ring = malloc(s->ring_cap);
+    return s->ring ? 0 : -1;
+}
+
+static void sink_free(sink_t *s)
+{
+    free(s->ring);
+    s->ring = NULL;
+}
+
+static void write_all(sink_t *s, const char *p, size_t n)
+{
+    while (n > 0 && !s->io_error) {
+        ssize_t w = write(s->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            s->io_error = 1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void sink_put(sink_t *s, const char *p, size_t n)
+{
+    s->total += n;
+    if (s->head_written < s->head_limit) {
+        size_t take = s->head_limit - s->head_written;
+        if (take > n)
+            take = n;
+        write_all(s, p, take);
+        s->head_written += take;
+        p += take;
+        n -= take;
+    }
+    if (n >= s->ring_cap) {
+        memcpy(s->ring, p + n - s->ring_cap, s->ring_cap);
+        s->ring_start = 0;
+        s->ring_len = s->ring_cap;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (s->ring_start + s->ring_len) % s->ring_cap;
+        s->ring[at] = p[i];
+        if (s->ring_len < s->ring_cap)
+            s->ring_len++;
+        else
+            s->ring_start = (s->ring_start + 1) % s->ring_cap;
+    }
+}
+
+/* Writes the tail (after a marker when bytes were dropped); returns whether it truncated. */
+static int sink_finish(sink_t *s)
+{
+    uint64_t omitted = s->total - s->head_written - s->ring_len;
+    if (omitted > 0) {
+        char marker[160];
+        int n = snprintf(marker, sizeof(marker), "\n[patchbay: output truncated: %llu of %llu bytes omitted]\n",
+                         (unsigned long long)omitted, (unsigned long long)s->total);
+        write_all(s, marker, (size_t)n);
+    }
+    size_t first = s->ring_cap - s->ring_start < s->ring_len ? s->ring_cap - s->ring_start : s->ring_len;
+    write_all(s, s->ring + s->ring_start, first);
+    write_all(s, s->ring, s->ring_len - first);
+    return omitted > 0;
+}
+
+static void sink_reset(sink_t *s)
+{
+    s->head_written = 0;
+    s->total = 0;
+    s->ring_start = s->ring_len = 0;
+    s->io_error = 0;
+    if (ftruncate(s->fd, 0) != 0 || lseek(s->fd, 0, SEEK_SET) != 0)
+        s->io_error = 1;
+}
+
+/* ---------------------------------------------------------------------------
+ * The child
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *exec_path;
+    char *const *argv;
+    char *const *envp;
+    const char *workdir;
+    int stdin_fd, out_fd, started_fd, err_fd; /* all >= FD_LOW_WATER, close-on-exec */
+    pid_t parent;
+    sandbox_limits_t limits;
+} child_plan_t;
+
+typedef struct {
+    int stage; /* 1 chdir, 2 rlimit, 3 exec, 4 fds */
+    int err;
+} child_report_t;
+
+static void child_fail(int fd, int stage) __attribute__((noreturn));
+static void child_fail(int fd, int stage)
+{
+    child_report_t r = {stage, errno};
+    ssize_t w = write(fd, &r, sizeof(r));
+    (void)w;
+    _exit(127);
+}
+
+static int child_limit(int resource, uint64_t value, uint64_t hard_extra)
+{
+    struct rlimit cur, want;
+    if (value == 0)
+        return 0;
+    if (getrlimit(resource, &cur) != 0)
+        return -1;
+    want.rlim_cur = (rlim_t)value;
+    want.rlim_max = (rlim_t)(value + hard_extra);
+    if (cur.rlim_max != RLIM_INFINITY && want.rlim_max > cur.rlim_max)
+        want.rlim_max = cur.rlim_max;
+    if (want.rlim_cur > want.rlim_max)
+        want.rlim_cur = want.rlim_max;
+    return setrlimit(resource, &want);
+}
+
+static void child_run(const child_plan_t *p) __attribute__((noreturn));
+static void child_run(const child_plan_t *p)
+{
+    struct sigaction dfl;
+    sigset_t none;
+
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != p->parent)
+        _exit(127); /* the parent died before the line above */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &dfl, NULL); /* SIGKILL/SIGSTOP and the RT ones glibc keeps just fail */
+
+    if (dup2(p->stdin_fd, 0) < 0 || dup2(p->out_fd, 1) < 0 || dup2(p->out_fd, 2) < 0)
+        child_fail(p->err_fd, 4);
+    int first_closed = 3;
+    if (p->started_fd >= 0) {
+        if (dup2(p->started_fd, 3) < 0)
+            child_fail(p->err_fd, 4);
+        first_closed = 4;
+    }
+    /* everything else (sockets, files the worker has open) closes at exec */
+    if (syscall(SYS_close_range, (unsigned)first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        struct rlimit nofile;
+        long max = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 65536 ? (long)nofile.rlim_cur : 65536;
+        for (long fd = first_closed; fd < max; fd++)
+            if (fd != p->err_fd)
+                fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    }
+
+    if (chdir(p->workdir) != 0)
+        child_fail(p->err_fd, 1);
+    umask(022);
+    /* the CPU limit's hard value a little above the soft one: SIGXCPU first, then SIGKILL */
+    if (child_limit(RLIMIT_CPU, p->limits.cpu_seconds, 5) != 0 || child_limit(RLIMIT_AS, p->limits.address_space_bytes, 0) != 0 ||
+        child_limit(RLIMIT_FSIZE, p->limits.file_size_bytes, 0) != 0 ||
+        child_limit(RLIMIT_NPROC, p->limits.processes, 0) != 0 || child_limit(RLIMIT_NOFILE, p->limits.open_files, 0) != 0)
+        child_fail(p->err_fd, 2);
+    execve(p->exec_path, p->argv, p->envp);
+    child_fail(p->err_fd, 3);
+}
+
+/* ---------------------------------------------------------------------------
+ * The parent
+ * ------------------------------------------------------------------------- */
+
+/* A close-on-exec duplicate at or above FD_LOW_WATER; closes the original. */
+static int fd_high(int fd)
+{
+    if (fd < 0)
+        return -1;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, FD_LOW_WATER);
+    close(fd);
+    return hi;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+typedef struct {
+    int bwrap_failed; /* under bubblewrap, it exited before the command started */
+} supervise_t;
+
+/* One attempt: fork, exec, supervise until the group is gone. */
+static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t *o, const char *exec_path,
+                    char *const *argv, char *const *envp, int use_started, sink_t *sink, char *err, size_t err_len)
+{
+    int rc = SANDBOX_ERR_START;
+    int stdin_fd = -1, out_r = -1, out_w = -1, st_r = -1, st_w = -1, err_r = -1, err_w = -1, pidfd = -1;
+    int p[2];
+    pid_t pid = -1;
+    int64_t start = clock_mono_ms();
+
+    memset(sv, 0, sizeof(*sv));
+    stdin_fd = fd_high(open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC));
+    if (stdin_fd < 0) {
+        set_err(err, err_len, "cannot open the command's input %s: %s", o->stdin_path ? o->stdin_path : "/dev/null",
+                strerror(errno));
+        goto done;
+    }
+    if (pipe2(p, O_CLOEXEC) != 0)
+        goto pipe_fail;
+    out_r = fd_high(p[0]);
+    out_w = fd_high(p[1]);
+    if (pipe2(p, O_CLOEXEC) != 0)
+        goto pipe_fail;
+    err_r = fd_high(p[0]);
+    err_w = fd_high(p[1]);
+    if (use_started) {
+        if (pipe2(p, O_CLOEXEC) != 0)
+            goto pipe_fail;
+        st_r = fd_high(p[0]);
+        st_w = fd_high(p[1]);
+    }
+    if (out_r < 0 || out_w < 0 || err_r < 0 || err_w < 0 || (use_started && (st_r < 0 || st_w < 0)))
+        goto pipe_fail;
+
+    child_plan_t plan = {exec_path, argv, envp, o->workdir, stdin_fd, out_w, st_w, err_w, getpid(), o->limits};
+    pid = fork();
+    if (pid < 0) {
+        set_err(err, err_len, "fork: %s", strerror(errno));
+        goto done;
+    }
+    if (pid == 0)
+        child_run(&plan);
+
+    setpgid(pid, pid); /* both sides, so the group exists before either goes on */
+    close_fd(&out_w);
+    close_fd(&err_w);
+    close_fd(&st_w);
+    close_fd(&stdin_fd);
+
+    child_report_t report;
+    ssize_t got;
+    do
+        got = read(err_r, &report, sizeof(report));
+    while (got < 0 && errno == EINTR);
+    close_fd(&err_r);
+    if (got == (ssize_t)sizeof(report)) {
+        static const char *const stages[] = {"", "cannot enter the working directory", "cannot set resource limits",
+                                             "cannot execute", "cannot set up its input and output"};
+        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
+                report.stage == 1 ? o->workdir : exec_path, strerror(report.err));
+        rc = report.stage == 3 ? SANDBOX_ERR_NOT_FOUND : SANDBOX_ERR_START;
+        waitpid(pid, NULL, 0);
+        pid = -1;
+        goto done;
+    }
+    if (o->pgid != NULL)
+        o->pgid(o->hook_arg, pid, 1);
+
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int exited = 0, status = 0, timed_out = 0, cancelled = 0, started = 0;
+    int64_t deadline = o->timeout_ms > 0 ? start + o->timeout_ms : 0;
+    int64_t grace = o->kill_grace_ms >= 0 ? o->kill_grace_ms : SANDBOX_DEFAULT_KILL_GRACE_MS;
+    int64_t kill_at = 0, exit_at = 0;
+    char buf[READ_CHUNK_BYTES];
+
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        if (!exited) {
+            siginfo_t si;
+            memset(&si, 0, sizeof(si));
+            if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+                /* the zombie keeps the group id ours while its stragglers die */
+                kill(-pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                    ;
+                exited = 1;
+                exit_at = now;
+                close_fd(&pidfd);
+                if (o->pgid != NULL)
+                    o->pgid(o->hook_arg, pid, 0);
+            }
+        }
+        if (exited && out_r < 0)
+            break;
+        if (exited && now - exit_at >= STRAGGLER_DRAIN_MS)
+            break; /* something outside the group still holds the pipe */
+        if (!exited && !cancelled && o->should_stop != NULL && o->should_stop(o->hook_arg)) {
+            cancelled = 1;
+            kill(-pid, SIGKILL);
+        }
+        if (!exited && deadline && now >= deadline && !timed_out) {
+            timed_out = 1;
+            kill(-pid, SIGTERM);
+            kill_at = now + grace;
+        }
+        if (!exited && timed_out && now >= kill_at)
+            kill(-pid, SIGKILL);
+
+        int64_t wait = POLL_TICK_MS;
+        if (!exited && deadline && !timed_out && deadline - now < wait)
+            wait = deadline - now;
+        if (!exited && timed_out && kill_at - now < wait)
+            wait = kill_at - now;
+        if (wait < 0)
+            wait = 0;
+        struct pollfd pfd[3];
+        nfds_t n = 0;
+        if (out_r >= 0)
+            pfd[n++] = (struct pollfd){out_r, POLLIN, 0};
+        if (st_r >= 0)
+            pfd[n++] = (struct pollfd){st_r, POLLIN, 0};
+        if (pidfd >= 0)
+            pfd[n++] = (struct pollfd){pidfd, POLLIN, 0};
+        int pr = poll(pfd, n, (int)wait);
+        if (pr < 0 && errno != EINTR) {
+            set_err(err, err_len, "poll: %s", strerror(errno));
+            kill(-pid, SIGKILL);
+        }
+        for (nfds_t i = 0; pr > 0 && i < n; i++) {
+            if (pfd[i].revents == 0)
+                continue;
+            if (pfd[i].fd == out_r) {
+                ssize_t r = read(out_r, buf, sizeof(buf));
+                if (r > 0)
+                    sink_put(sink, buf, (size_t)r);
+                else if (r == 0 || (errno != EINTR && errno != EAGAIN))
+                    close_fd(&out_r);
+            } else if (pfd[i].fd == st_r) {
+                char c;
+                ssize_t r = read(st_r, &c, 1);
+                if (r == 1)
+                    started = 1;
+                if (r == 0 || r == 1 || (errno != EINTR && errno != EAGAIN))
+                    close_fd(&st_r);
+            }
+        }
+    }
+
+    memset(out, 0, sizeof(*out));
+    out->elapsed_ms = clock_mono_ms() - start;
+    if (o->should_stop != NULL && !cancelled && !timed_out && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+        o->should_stop(o->hook_arg))
+        cancelled = 1; /* the job's watchdog got there first */
+    if (cancelled) {
+        out->end = SANDBOX_CANCELLED;
+    } else if (timed_out) {
+        out->end = SANDBOX_TIMEOUT;
+    } else if (WIFEXITED(status)) {
+        out->end = SANDBOX_EXITED;
+        out->exit_code = WEXITSTATUS(status);
+    } else {
+        out->end = SANDBOX_SIGNALED;
+        out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    }
+    if (use_started && !started && !cancelled && !timed_out)
+        sv->bwrap_failed = 1;
+    pid = -1;
+    rc = 0;
+    goto done;
+
+pipe_fail:
+    set_err(err, err_len, "pipe: %s", strerror(errno));
+done:
+    if (pid > 0) {
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close_fd(&stdin_fd);
+    close_fd(&out_r);
+    close_fd(&out_w);
+    close_fd(&st_r);
+    close_fd(&st_w);
+    close_fd(&err_r);
+    close_fd(&err_w);
+    close_fd(&pidfd);
+    return rc;
+}
+
+/* The scratch directory's home, tmp and the sandbox's passwd and group files. */
+static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
+{
+    char path[PATH_MAX], text[PATH_MAX + 128];
+    static const char *const dirs[] = {"home", "tmp", "etc", NULL};
+    for (size_t i = 0; dirs[i] != NULL; i++) {
+        snprintf(path, sizeof(path), "%s/%s", o->scratch_dir, dirs[i]);
+        if (mkdir_if_missing(path, 0700) != 0) {
+            set_err(err, err_len, "cannot create %s: %s", path, strerror(errno));
+            return SANDBOX_ERR_START;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/etc/passwd", o->scratch_dir);
+    snprintf(text, sizeof(text), "patchbay:x:%d:%d:patchbay agent:%s/home:/bin/sh\n", SANDBOX_UID, SANDBOX_GID,
+             o->scratch_dir);
+    if (write_small_file(path, text) != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/etc/group", o->scratch_dir);
+    snprintf(text, sizeof(text), "patchbay:x:%d:\n", SANDBOX_GID);
+    if (write_small_file(path, text) != 0)
+        goto fail;
+    return 0;
+fail:
+    set_err(err, err_len, "cannot write %s: %s", path, strerror(errno));
+    return SANDBOX_ERR_START;
+}
+
+/* The first line of what bubblewrap said, for the warn line. */
+static void first_line_of(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, len - 1);
+    close(fd);
+    if (n <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_t err_len)
+{
+    int rc = SANDBOX_ERR_ARGS;
+    strvec_t env = {0}, bargv = {0};
+    sink_t sink = {0};
+    int out_fd = -1;
+    char command[PATH_MAX], bwrap[PATH_MAX], fallback[256] = "";
+    int use_bwrap = 0;
+
+    assert(out != NULL && o != NULL);
+    memset(out, 0, sizeof(*out));
+    if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0') {
+        set_err(err, err_len, "no command to run");
+        goto done;
+    }
+    if (o->workdir == NULL || o->workdir[0] != '/' || o->scratch_dir == NULL || o->scratch_dir[0] != '/' ||
+        o->output_path == NULL) {
+        set_err(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
+                              "must go to a file");
+        goto done;
+    }
+    if ((rc = prepare_scratch(o, err, err_len)) != 0)
+        goto done;
+    if ((rc = build_env(&env, o, err, err_len)) != 0)
+        goto done;
+    if (resolve_command(command, o->argv[0], o->workdir) != 0) {
+        set_err(err, err_len, "command not found or not executable: %s", o->argv[0]);
+        rc = SANDBOX_ERR_NOT_FOUND;
+        goto done;
+    }
+
+    if (o->isolation != SANDBOX_ISOLATE_NONE) {
+        if (sandbox_bwrap_find(bwrap, sizeof(bwrap), o->bwrap_path) == 0) {
+            char real[PATH_MAX];
+            /* inside, the command is reached by its real path: its directory is what gets bound */
+            build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command);
+            if (bargv.oom) {
+                set_err(err, err_len, "out of memory");
+                rc = SANDBOX_ERR_START;
+                goto done;
+            }
+            use_bwrap = 1;
+        } else {
+            snprintf(fallback, sizeof(fallback), "bubblewrap (bwrap) is not installed");
+        }
+    }
+    if (!use_bwrap && o->isolation == SANDBOX_ISOLATE_BWRAP) {
+        set_err(err, err_len, "isolation is bwrap but %s", fallback);
+        rc = SANDBOX_ERR_ISOLATION;
+        goto done;
+    }
+
+    out_fd = open(o->output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out_fd < 0) {
+        set_err(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
+        rc = SANDBOX_ERR_START;
+        goto done;
+    }
+    if (sink_init(&sink, out_fd, o->output_limit_bytes ? o->output_limit_bytes : SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES) != 0) {
+        set_err(err, err_len, "out of memory");
+        rc = SANDBOX_ERR_START;
+        goto done;
+    }
+
+    supervise_t sv;
+    if (use_bwrap) {
+        rc = run_once(out, &sv, o, bwrap, bargv.v, env.v, 1, &sink, err, err_len);
+        if (rc == 0 && !sv.bwrap_failed) {
+            out->isolated = 1;
+            goto finish;
+        }
+        if (rc == 0) {
+            char said[200];
+            first_line_of(o->output_path, said, sizeof(said));
+            snprintf(fallback, sizeof(fallback), "bubblewrap failed to start (%s)", said[0] ? said : "no message");
+        } else {
+            snprintf(fallback, sizeof(fallback), "bubblewrap could not be run (%s)", err);
+        }
+        if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
+            set_err(err, err_len, "isolation is bwrap but %s", fallback);
+            rc = SANDBOX_ERR_ISOLATION;
+            goto done;
+        }
+        sink_reset(&sink);
+    }
+    if (o->isolation != SANDBOX_ISOLATE_NONE) {
+        const char *fields[] = {"command", o->argv[0], NULL};
+        log_emit(LOG_WARN, NULL, o->log_job, fields,
+                 "sandbox: %s; running with a process group, rlimits and a scrubbed environment only: no filesystem or "
+                 "network isolation",
+                 fallback);
+    }
+    rc = run_once(out, &sv, o, command, (char *const *)o->argv, env.v, 0, &sink, err, err_len);
+    if (rc != 0)
+        goto done;
+    snprintf(out->fallback, sizeof(out->fallback), "%s", o->isolation == SANDBOX_ISOLATE_NONE ? "isolation is none" : fallback);
+
+finish:
+    out->output_truncated = sink_finish(&sink);
+    out->output_bytes = sink.total;
+    if (sink.io_error)
+        log_warn(NULL, o->log_job, "sandbox: could not write all output to %s", o->output_path);
+done:
+    sink_free(&sink);
+    if (out_fd >= 0)
+        close(out_fd);
+    sv_free(&env);
+    sv_free(&bargv);
+    return rc;
+}

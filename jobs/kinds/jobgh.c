@@ -1,0 +1,162 @@
+/* jobgh — see jobgh.h. */
+#include "jobgh.h"
+#include "app/common/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *jobgh_str(job_ctx_t *ctx, const char *name)
+{
+    const char *v = job_ctx_field(ctx, name);
+    return v && v[0] ? v : NULL;
+}
+
+int64_t jobgh_int(job_ctx_t *ctx, const char *name)
+{
+    const char *v = job_ctx_field(ctx, name);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+void jobgh_set(job_ctx_t *ctx, const char *name, const char *value)
+{
+    char err[256];
+    if (job_ctx_set_field(ctx, name, value, err, sizeof(err)) != 0)
+        job_ctx_log(ctx, LOG_WARN, "could not record %s: %s", name, err);
+}
+
+void jobgh_set_int(job_ctx_t *ctx, const char *name, int64_t value)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRId64, value);
+    jobgh_set(ctx, name, buf);
+}
+
+job_result_t jobgh_result(int rc)
+{
+    return rc == GHAPI_ERR_RETRYABLE || rc == GHAPI_ERR_RATE_LIMITED ? JOB_ERR_RETRY : JOB_ERR_PERMANENT;
+}
+
+int jobgh_open(jobgh_t *j, job_ctx_t *ctx, char *err, size_t err_len)
+{
+    memset(j, 0, sizeof(*j));
+    j->ctx = ctx;
+    j->r.repo = jobgh_str(ctx, "repo");
+    j->r.installation = jobgh_int(ctx, "installation");
+    j->number = jobgh_int(ctx, "number");
+    if (j->r.repo == NULL || j->r.installation <= 0 || j->number <= 0) {
+        snprintf(err, err_len, "the job record lacks repo, number or installation");
+        return -1;
+    }
+    ghapi_options_t o;
+    ghapi_options_from_config(&o, job_ctx_config(ctx), job_ctx_redis_url(ctx));
+    char gerr[512];
+    if (ghapi_app_new(&j->app, &o, gerr, sizeof(gerr)) != GHAPI_OK) {
+        snprintf(err, err_len, "no GitHub client: %s", gerr);
+        j->app = NULL;
+        return -1;
+    }
+    if ((j->gh = ghapi_new(j->app)) == NULL) {
+        snprintf(err, err_len, "no GitHub client: out of memory");
+        ghapi_app_free(j->app);
+        j->app = NULL;
+        return -1;
+    }
+    ghapi_set_log_ids(j->gh, jobgh_str(ctx, "delivery"), job_ctx_id(ctx));
+    return 0;
+}
+
+void jobgh_close(jobgh_t *j)
+{
+    ghapi_free(j->gh);
+    ghapi_app_free(j->app);
+    j->gh = NULL;
+    j->app = NULL;
+}
+
+static const char *const permission_order[] = {"none", "read", "triage", "write", "maintain", "admin"};
+
+static int permission_rank(const char *p)
+{
+    for (int i = 0; i < 6; i++)
+        if (p != NULL && strcmp(p, permission_order[i]) == 0)
+            return i;
+    return 0;
+}
+
+int jobgh_permission(jobgh_t *j, const char *login, const char *needed, char **perm)
+{
+    *perm = NULL;
+    int rc = ghapi_collaborator_permission(perm, j->gh, &j->r, login);
+    if (rc == GHAPI_ERR_NOT_FOUND) {
+        if ((*perm = strdup("none")) == NULL)
+            return GHAPI_ERR_PERMANENT;
+        rc = GHAPI_OK;
+    }
+    if (rc != GHAPI_OK)
+        return rc;
+    int ok = permission_rank(*perm) >= permission_rank(needed);
+    job_ctx_log(j->ctx, LOG_INFO, "%s has %s permission (%s needed)", login, *perm, needed);
+    return ok;
+}
+
+int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int grc = ghapi_repo_config(&text, &len, j->gh, &j->r);
+    if (grc != GHAPI_OK && grc != GHAPI_ERR_NOT_FOUND)
+        return grc;
+    repoconfig_free(rc); /* parse starts from fresh defaults of its own */
+    int prc = repoconfig_parse(rc, text, text ? len : 0, err, err_len);
+    free(text);
+    return prc != 0 ? 1 : GHAPI_OK;
+}
+
+void jobgh_react(jobgh_t *j, const char *content)
+{
+    ghapi_react_on_t on = GHAPI_REACT_ISSUE;
+    int64_t id = j->number;
+    int64_t comment = jobgh_int(j->ctx, "comment_id");
+    if (comment != 0) {
+        const char *type = jobgh_str(j->ctx, "comment_type");
+        on = type && strcmp(type, "review_comment") == 0 ? GHAPI_REACT_REVIEW_COMMENT : GHAPI_REACT_ISSUE_COMMENT;
+        id = comment;
+    }
+    if (ghapi_reaction_add(NULL, j->gh, &j->r, on, id, content) != GHAPI_OK)
+        job_ctx_log(j->ctx, LOG_WARN, "no %s reaction: %s", content, ghapi_error(j->gh));
+}
+
+int jobgh_stopping(job_ctx_t *ctx)
+{
+    return job_ctx_stop_reason(ctx) != JOB_STOP_NONE;
+}
+
+static int hook_stop(void *ctx)
+{
+    return jobgh_stopping(ctx);
+}
+
+static void hook_pgid(void *ctx, pid_t pgid, int running)
+{
+    if (running)
+        job_ctx_pgid_add(ctx, pgid);
+    else
+        job_ctx_pgid_remove(ctx, pgid);
+}
+
+agent_hooks_t jobgh_hooks(job_ctx_t *ctx)
+{
+    return (agent_hooks_t){hook_stop, hook_pgid, ctx};
+}
+
+void jobgh_drop_tree(job_ctx_t *ctx, const workspace_config_t *wcfg, const char *tree_id, workspace_t *ws)
+{
+    if (ws == NULL)
+        return;
+    char err[WORKSPACE_ERR_BYTES];
+    if (workspace_remove(wcfg, tree_id, err, sizeof(err)) != WORKSPACE_OK)
+        job_ctx_log(ctx, LOG_WARN, "workspace not removed: %s", err);
+    workspace_free(ws);
+}
