@@ -47,7 +47,8 @@ int main(int argc, char **argv)
     int rc = cmd_load_config(&cfg, NULL);
     if (rc != CMD_OK)
         return rc;
-    rc = supervise_run(cfg, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, program);
+    rc = supervise_run(cfg, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, program) == 0 ? CMD_OK
+                                                                                                      : CMD_FAIL;
     config_free(cfg);
     return rc;
 usage:

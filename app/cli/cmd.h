@@ -37,9 +37,4 @@ int cmd_github_check(const config_t *cfg);
  * CMD_USAGE. */
 int cmd_load_config(config_t **out, const char *path);
 
-/* Where the queue is: REDIS_URL, or else the private Redis that `patchbay run`
- * keeps under the data dir. Returns 1 for the latter (so errors can say to
- * start `patchbay run`), 0 for REDIS_URL. */
-int cmd_queue_url(const config_t *cfg, char *out, size_t len);
-
 #endif

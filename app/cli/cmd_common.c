@@ -30,16 +30,3 @@ int cmd_load_config(config_t **out, const char *path)
     }
     return CMD_OK;
 }
-
-int cmd_queue_url(const config_t *cfg, char *out, size_t len)
-{
-    if (cfg->redis.url != NULL) {
-        snprintf(out, len, "%s", cfg->redis.url);
-        return 0;
-    }
-    /* the private Redis of a `patchbay run` on this data dir */
-    char *abs = realpath(cfg->data_dir, NULL);
-    snprintf(out, len, "unix://%s/redis/redis.sock", abs ? abs : cfg->data_dir);
-    free(abs);
-    return 1;
-}

@@ -9,6 +9,7 @@
 #include "app/github/ghapi.h"
 #include "app/server/reconcile.h"
 #include "app/common/redisconn.h"
+#include "jobs/queue/redisproc.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -105,7 +106,7 @@ int cmd_token(int argc, char **argv)
     if (rc != CMD_OK)
         return rc;
     char url[4200];
-    cmd_queue_url(cfg, url, sizeof(url));
+    redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
     ghapi_app_t *app = NULL;
     ghapi_t *gh = NULL;
     if ((rc = make_client(&app, &gh, cfg, url)) == CMD_OK) {
@@ -151,7 +152,7 @@ int cmd_reconcile(int argc, char **argv)
     if (rc != CMD_OK)
         return rc;
     char url[4200], err[512];
-    cmd_queue_url(cfg, url, sizeof(url));
+    redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
     redisconn_url_t u;
     redisContext *c = NULL;
     ghapi_app_t *app = NULL;

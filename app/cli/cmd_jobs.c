@@ -7,6 +7,7 @@
 #include "cmd.h"
 #include "jobs/queue/queue.h"
 #include "app/common/redisconn.h"
+#include "jobs/queue/redisproc.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ static int usage(void)
 static redisContext *connect_queue(const config_t *cfg)
 {
     char url[4200], err[REDISCONN_ERR_BYTES];
-    int private_redis = cmd_queue_url(cfg, url, sizeof(url));
+    int private_redis = redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
     redisconn_url_t u;
     if (redisconn_url_parse(&u, url, err, sizeof(err)) != 0) {
         fprintf(stderr, "patchbay: %s\n", err);

@@ -15,6 +15,7 @@
 #include "jobs/worker/pool.h"
 #include "jobs/worker/supervise.h"
 #include "jobs/worker/worker.h"
+#include "jobs/queue/redisproc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -35,7 +36,7 @@ static int usage(void)
 static int run_worker(const config_t *cfg, const char *name)
 {
     char url[4200], consumer[256];
-    cmd_queue_url(cfg, url, sizeof(url));
+    redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
     snprintf(consumer, sizeof(consumer), "%s:%d", name, (int)getpid());
     return worker_run(cfg, url, consumer);
 }
@@ -96,7 +97,7 @@ int cmd_work(int argc, char **argv)
             }
         }
     }
-    rc = supervise_run(cfg, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, NULL);
+    rc = supervise_run(cfg, concurrency > 0 ? (int)concurrency : cfg->workers.concurrency, NULL) == 0 ? CMD_OK : CMD_FAIL;
     config_free(cfg);
     return rc;
 }

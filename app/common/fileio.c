@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,4 +83,32 @@ int fileio_write_private(const char *dir, const char *name, const char *text, si
         close(dfd);
     }
     return 0;
+}
+
+char *fileio_read_tail(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return NULL;
+    }
+    off_t start = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+    char *buf = malloc(max + 1);
+    ssize_t n = buf ? pread(fd, buf, max, start) : -1;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    size_t skip = 0;
+    while (start > 0 && skip < (size_t)n && ((unsigned char)buf[skip] & 0xC0) == 0x80)
+        skip++; /* do not begin inside a UTF-8 sequence */
+    memmove(buf, buf + skip, (size_t)n - skip);
+    buf[(size_t)n - skip] = '\0';
+    if (len)
+        *len = (size_t)n - skip;
+    return buf;
 }

@@ -15,6 +15,11 @@
  * NULL. */
 char *fileio_read(const char *path, size_t max, size_t *len);
 
+/* The last `max` bytes of path (starting on a UTF-8 boundary), NUL-terminated,
+ * not following a symbolic link at the end of the path; NULL when it cannot
+ * be read. len may be NULL. */
+char *fileio_read_tail(const char *path, size_t max, size_t *len);
+
 /* Replaces dir/name with text, mode 0600: written to dir/name.tmp, fsync'd,
  * renamed, the directory fsync'd. Makes dir (0700) when missing. 0, or -1
  * with errno. */

@@ -8,7 +8,7 @@
  * change that contains one is not pushed at all. On top, text the agent
  * wrote loses anything shaped like a well-known credential (GitHub tokens,
  * OpenAI/Anthropic-style "sk-" keys, AWS access key ids, Slack tokens, PEM
- * private keys), whoever's it is: review_sanitize applies that to all agent
+ * private keys), whoever's it is: ghmd_sanitize applies that to all agent
  * text it renders.
  *
  * Memory: a redact_set_t borrows its strings; results are the caller's.

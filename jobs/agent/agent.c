@@ -1,5 +1,7 @@
 /* agent — settings, sessions and the choice of backend; see agent.h. */
-#include "agent_int.h"
+#include "agent.h"
+#include "agent_cmd.h"
+#include "agent_openai.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /*
  * agent — runs a coding agent on a job's workspace and reports what it did.
  *
- * The `openai` backend (agent_openai.c) is patchbay's own tool-calling loop
+ * The `openai` backend (agent_openai.h) is patchbay's own tool-calling loop
  * over any OpenAI-compatible /chat/completions endpoint, with the file tools
  * of agent_tools.c, `run` in the same sandbox, and budgets.
  *
- * The `command` backend (agent_cmd.c) runs any agent CLI (Claude Code,
+ * The `command` backend (agent_cmd.h) runs any agent CLI (Claude Code,
  * Codex, aider...) in the sandbox: the task in a file named by
  * PATCHBAY_PROMPT_FILE and on stdin, PATCHBAY_SUMMARY_FILE for its summary
  * (else the tail of its output is the summary), PATCHBAY_REVIEW_FILE for a
@@ -115,14 +115,5 @@ void agent_result_free(agent_result_t *r);
  * set, the model endpoint's key), for redaction (redact.h). Borrowed from
  * the settings' environment. */
 void agent_secrets(redact_set_t *set, const agent_settings_t *s);
-
-/* A repository's setup or test command (`sh -c cmd`) in the same sandbox.
- * The output file gets its output; *out as from sandbox_run. */
-int agent_shell(sandbox_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
-                const char *cmd, const char *output_path, int64_t timeout_ms, const agent_hooks_t *hooks, char *err,
-                size_t err_len);
-
-/* The last `max` bytes of a file (on a UTF-8 boundary), malloc'd; NULL when unreadable. */
-char *agent_file_tail(const char *path, size_t max, size_t *len);
 
 #endif

@@ -1,5 +1,6 @@
-/* agent_cmd — the `command` agent backend; see agent.h. */
-#include "agent_int.h"
+/* agent_cmd — see agent_cmd.h. */
+#include "agent_cmd.h"
+#include "agent_shell.h"
 #include "app/common/fileio.h"
 #include "app/common/log.h"
 
@@ -11,33 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *agent_file_tail(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return NULL;
-    }
-    off_t start = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
-    char *buf = malloc(max + 1);
-    ssize_t n = buf ? pread(fd, buf, max, start) : -1;
-    close(fd);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    size_t skip = 0;
-    while (start > 0 && skip < (size_t)n && ((unsigned char)buf[skip] & 0xC0) == 0x80)
-        skip++; /* do not begin inside a UTF-8 sequence */
-    memmove(buf, buf + skip, (size_t)n - skip);
-    buf[(size_t)n - skip] = '\0';
-    if (len)
-        *len = (size_t)n - skip;
-    return buf;
-}
 
 /* The agent's own keys from patchbay's environment, as "NAME=value". */
 static size_t collect_env(char **out, size_t max, const agent_settings_t *s)
@@ -55,21 +29,6 @@ static size_t collect_env(char **out, size_t max, const agent_settings_t *s)
     return n;
 }
 
-static void base_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *workdir, const char *scratch,
-                      const agent_hooks_t *hooks)
-{
-    sandbox_opts_init(o);
-    o->workdir = workdir;
-    o->scratch_dir = scratch;
-    o->network = s->network;
-    o->isolation = s->isolation;
-    o->log_job = s->job;
-    if (hooks != NULL) {
-        o->should_stop = hooks->should_stop;
-        o->pgid = hooks->pgid;
-        o->hook_arg = hooks->arg;
-    }
-}
 
 int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
                   const char *task, size_t task_len, const agent_hooks_t *hooks, char *err, size_t err_len)
@@ -101,7 +60,7 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
     env[n] = NULL;
 
     sandbox_opts_t o;
-    base_opts(&o, s, workdir, scratch, hooks);
+    agent_shell_opts(&o, s, workdir, scratch, hooks);
     o.argv = (const char *const *)s->command;
     o.env = (const char *const *)env;
     o.stdin_path = prompt;
@@ -119,7 +78,7 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
                : r.end == SANDBOX_CANCELLED ? AGENT_CANCELLED
                : r.end == SANDBOX_EXITED && r.exit_code == 0 ? AGENT_DONE
                                                               : AGENT_FAILED;
-    out->output_tail = agent_file_tail(output, AGENT_TAIL_BYTES, NULL);
+    out->output_tail = fileio_read_tail(output, AGENT_TAIL_BYTES, NULL);
     out->summary = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, NULL);
     if (out->summary == NULL || out->summary[strspn(out->summary, " \t\r\n")] == '\0') {
         free(out->summary);
@@ -130,18 +89,4 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
     log_info(NULL, s->job, "agent %s after %lld ms%s", out->describe, (long long)out->elapsed_ms,
              out->isolated ? " (bubblewrap)" : "");
     return 0;
-}
-
-int agent_shell(sandbox_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
-                const char *cmd, const char *output_path, int64_t timeout_ms, const agent_hooks_t *hooks, char *err,
-                size_t err_len)
-{
-    const char *argv[] = {"sh", "-c", cmd, NULL};
-    sandbox_opts_t o;
-    base_opts(&o, s, workdir, scratch, hooks);
-    o.argv = argv;
-    o.output_path = output_path;
-    o.output_limit_bytes = AGENT_OUTPUT_LIMIT_BYTES;
-    o.timeout_ms = timeout_ms;
-    return sandbox_run(out, &o, err, err_len);
 }

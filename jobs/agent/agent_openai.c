@@ -23,7 +23,9 @@
  * directory): what the job log and a failure comment show of "what was
  * tried". The API key is sent in the Authorization header and never logged.
  */
-#include "agent_int.h"
+#include "agent_openai.h"
+#include "agent_shell.h"
+#include "app/common/fileio.h"
 #include "agent_tools.h"
 #include "app/common/clock.h"
 #include "jobs/review/findings.h"
@@ -403,7 +405,7 @@ static int tool_run(loop_t *l, strbuf_t *answer, const json_t *args)
     char out[4200], err[512];
     snprintf(out, sizeof(out), "%s/run-%d.log", l->scratch, ++l->runs);
     sandbox_result_t r;
-    if (agent_shell(&r, l->s, l->workdir, l->scratch, cmd, out, timeout_ms, l->hooks, err, sizeof(err)) != 0) {
+    if (agent_shell_run(&r, l->s, l->workdir, l->scratch, cmd, out, timeout_ms, l->hooks, err, sizeof(err)) != 0) {
         strbuf_appendf(answer, "run: could not start the command: %s", err);
         return -1;
     }
@@ -414,7 +416,7 @@ static int tool_run(loop_t *l, strbuf_t *answer, const json_t *args)
     char how[96];
     sandbox_describe(&r, how, sizeof(how));
     size_t len = 0;
-    char *tail = agent_file_tail(out, RUN_OUTPUT_TAIL, &len);
+    char *tail = fileio_read_tail(out, RUN_OUTPUT_TAIL, &len);
     strbuf_appendf(answer, "%s (%.1f s)\n", how, (double)r.elapsed_ms / 1000.0);
     if (tail != NULL && len > 0) {
         if (len >= RUN_OUTPUT_TAIL)
@@ -698,7 +700,7 @@ int agent_openai_run(agent_result_t *out, const agent_settings_t *s, const char 
         snprintf(out->describe, sizeof(out->describe), "%.95s", l.why);
     note(&l, "%s; %s", l.end == AGENT_DONE ? "finished" : l.why, out->usage);
     fclose(l.log);
-    out->output_tail = agent_file_tail(path, AGENT_TAIL_BYTES, NULL);
+    out->output_tail = fileio_read_tail(path, AGENT_TAIL_BYTES, NULL);
     out->summary = l.summary ? l.summary : strdup(l.last_text ? l.last_text : "");
     l.summary = NULL;
     if (out->summary == NULL)
@@ -708,6 +710,6 @@ int agent_openai_run(agent_result_t *out, const agent_settings_t *s, const char 
     curl_easy_cleanup(l.curl);
     log_info(NULL, s->job, "openai agent: %s after %lld ms; %s", out->describe, (long long)out->elapsed_ms, out->usage);
     if (session == NULL)
-        agent_session_free(&own);
+        json_decref(own.messages); /* not agent_session_free: backends sit below agent.c */
     return 0;
 }

@@ -1,7 +1,10 @@
 /* attempt — see attempt.h. */
 #include "attempt.h"
 #include "prompt.h"
+#include "app/common/fileio.h"
+#include "jobs/agent/agent_shell.h"
 #include "jobs/review/review_body.h"
+#include "app/github/ghmd.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,9 +32,9 @@ static void logf_(attempt_t *a, const char *fmt, ...)
 static void append_tail(strbuf_t *md, const char *path, size_t max)
 {
     size_t tl = 0;
-    char *tail = agent_file_tail(path, max, &tl);
+    char *tail = fileio_read_tail(path, max, &tl);
     strbuf_append(md, "```text\n");
-    review_sanitize(md, tail ? tail : "", tl);
+    ghmd_sanitize(md, tail ? tail : "", tl);
     strbuf_append(md, "\n```");
     free(tail);
 }
@@ -43,7 +46,7 @@ static int run_setup(attempt_t *a)
         char out[4200], err[512];
         snprintf(out, sizeof(out), "%s/setup-%zu.log", a->scratch, i + 1);
         sandbox_result_t r;
-        if (agent_shell(&r, a->agent, a->workdir, a->scratch, cmd, out, a->agent->timeout_ms, &a->hooks, err,
+        if (agent_shell_run(&r, a->agent, a->workdir, a->scratch, cmd, out, a->agent->timeout_ms, &a->hooks, err,
                         sizeof(err)) != 0) {
             snprintf(a->why, sizeof(a->why), "setup command `%.200s` could not run: %.200s", cmd, err);
             strbuf_appendf(&a->failure_md, "> %s", a->why);
@@ -84,7 +87,7 @@ static int run_agent(attempt_t *a, const char *task, size_t len)
         strbuf_appendf(&a->failure_md, "The agent %s%s. Its output ends with:\n\n```text\n", a->result.describe,
                        a->result.end == AGENT_TIMEOUT ? " (agent.timeout)" : "");
         const char *t = a->result.output_tail ? a->result.output_tail : "";
-        review_sanitize(&a->failure_md, t, strlen(t));
+        ghmd_sanitize(&a->failure_md, t, strlen(t));
         strbuf_append(&a->failure_md, "\n```");
         return ATTEMPT_AGENT_FAILED;
     }
@@ -97,7 +100,7 @@ static int run_tests_once(attempt_t *a, int round, char **tail, size_t *tail_len
     char out[4200], err[512];
     snprintf(out, sizeof(out), "%s/tests-%d.log", a->scratch, round);
     sandbox_result_t r;
-    if (agent_shell(&r, a->agent, a->workdir, a->scratch, a->test, out, a->agent->timeout_ms, &a->hooks, err,
+    if (agent_shell_run(&r, a->agent, a->workdir, a->scratch, a->test, out, a->agent->timeout_ms, &a->hooks, err,
                     sizeof(err)) != 0) {
         strbuf_appendf(&a->tests_md, "- round %d: `%s` could not run: %s\n", round, a->test, err);
         logf_(a, "tests, round %d: could not run: %s", round, err);
@@ -111,7 +114,7 @@ static int run_tests_once(attempt_t *a, int round, char **tail, size_t *tail_len
     strbuf_appendf(&a->tests_md, "- round %d: `%s` %s (%.1f s)\n", round, a->test, passed ? "passed" : how,
                    (double)r.elapsed_ms / 1000.0);
     logf_(a, "tests, round %d: %s", round, passed ? "passed" : how);
-    *tail = agent_file_tail(out, PROMPT_TEST_OUTPUT_MAX_BYTES, tail_len);
+    *tail = fileio_read_tail(out, PROMPT_TEST_OUTPUT_MAX_BYTES, tail_len);
     return passed;
 }
 

@@ -18,6 +18,7 @@
 #include "jobs/review/review_body.h"
 #include "app/common/strbuf.h"
 #include "jobs/workspace/workspace.h"
+#include "app/github/ghmd.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -189,7 +190,7 @@ static job_result_t fail(fix_t *f, job_result_t result, const char *fmt, ...)
         strbuf_append(&md, "Something went wrong on the way; patchbay will try again shortly.\n\n> ");
     else
         strbuf_append(&md, "> ");
-    review_sanitize(&md, f->err, strlen(f->err));
+    ghmd_sanitize(&md, f->err, strlen(f->err));
     job_result_t r = finish(f, result == JOB_ERR_RETRY ? PROGRESS_WORKING : PROGRESS_FAILED_OUTCOME, result, md.data);
     strbuf_free(&md);
     return r;
@@ -242,7 +243,7 @@ static job_result_t read_settings(fix_t *f)
         snprintf(f->err, f->err_len, "%s: %s", REPOCONFIG_PATH, err);
         strbuf_t md = STRBUF_INIT;
         strbuf_appendf(&md, "`%s` on the default branch has a problem, so I did not start:\n\n> ", REPOCONFIG_PATH);
-        review_sanitize(&md, err, strlen(err));
+        ghmd_sanitize(&md, err, strlen(err));
         job_result_t r = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
         strbuf_free(&md);
         return r;
@@ -502,14 +503,14 @@ static void describe_attempts(fix_t *f, const attempt_t *as, const change_t *ch,
         const attempt_t *a = &as[k];
         strbuf_appendf(&f->attempts_md, "| %d%s | ", k + 1, k == chosen ? " (chosen)" : "");
         if (a->agent->backend != NULL && strcmp(a->agent->backend, "openai") == 0)
-            review_append_code_span(&f->attempts_md, a->agent->openai.model, 1);
+            ghmd_code_span(&f->attempts_md, a->agent->openai.model, 1);
         else if (a->agent->command != NULL && a->agent->command[0] != NULL)
-            review_append_code_span(&f->attempts_md, a->agent->command[0], 1);
+            ghmd_code_span(&f->attempts_md, a->agent->command[0], 1);
         strbuf_append(&f->attempts_md, ": ");
         if (a->end == ATTEMPT_DONE)
             strbuf_append(&f->attempts_md, "finished");
         else
-            review_append_code_span(&f->attempts_md, a->why, 1);
+            ghmd_code_span(&f->attempts_md, a->why, 1);
         if (a->end != ATTEMPT_DONE || f->rc.test == NULL)
             strbuf_append(&f->attempts_md, " | — | ");
         else
@@ -690,7 +691,7 @@ static void title_from_summary(fix_t *f, char *out, size_t len)
     strbuf_t b;
     strbuf_init_fixed(&b, out, len);
     if (n > 0) {
-        review_sanitize(&b, s, n);
+        ghmd_sanitize(&b, s, n);
     } else {
         const char *t = json_string_value(json_object_get(f->issue, "title"));
         strbuf_appendf(&b, "Fix #%" PRId64 ": %s", f->number, t ? t : "");
@@ -735,7 +736,7 @@ static job_result_t commit_and_push(fix_t *f)
         strbuf_t md = STRBUF_INIT;
         strbuf_append(&md, "The agent finished without changing anything, so there is no pull request. It said:\n\n");
         const char *s = f->result.summary ? f->result.summary : "";
-        review_sanitize(&md, s, strlen(s));
+        ghmd_sanitize(&md, s, strlen(s));
         job_result_t r = finish(f, PROGRESS_NO_CHANGE, JOB_ERR_PERMANENT, md.data);
         strbuf_free(&md);
         return r;
@@ -761,7 +762,7 @@ static job_result_t commit_and_push(fix_t *f)
         snprintf(f->err, f->err_len, "the agent's change contains the value of %s", leaked);
         strbuf_t md = STRBUF_INIT;
         strbuf_appendf(&md, "The agent's change writes the value of `%s`, the agent's own key, into ", leaked);
-        review_append_code_span(&md, leaked_path, 0);
+        ghmd_code_span(&md, leaked_path, 0);
         strbuf_append(&md, ", so nothing was pushed. Was the task asking for it? Read it before trying again.");
         workspace_changes_free(&ch);
         job_result_t r = finish(f, PROGRESS_FAILED_OUTCOME, JOB_ERR_PERMANENT, md.data);
@@ -816,7 +817,7 @@ static job_result_t commit_and_push(fix_t *f)
 static void pr_body(fix_t *f, strbuf_t *b)
 {
     const char *s = f->result.summary ? f->result.summary : "";
-    review_sanitize(b, s, strlen(s));
+    ghmd_sanitize(b, s, strlen(s));
     strbuf_append(b, "\n\n");
     if (!f->is_pr)
         strbuf_appendf(b, "Fixes #%" PRId64 "\n\n", f->number);
@@ -833,7 +834,7 @@ static void pr_body(fix_t *f, strbuf_t *b)
     strbuf_appendf(b, "### How this was made\n\npatchbay job %s, requested by @%s. Agent: ", f->id, f->sender);
     if (f->agent.backend && strcmp(f->agent.backend, "openai") == 0) {
         strbuf_append(b, "patchbay's own, with the model ");
-        review_append_code_span(b, f->agent.openai.model, 0);
+        ghmd_code_span(b, f->agent.openai.model, 0);
         strbuf_appendf(b, " (%s), %s.\n\n", f->result.usage, took);
     } else {
         strbuf_append(b, "`");
@@ -881,7 +882,7 @@ static job_result_t succeed(fix_t *f)
     else
         strbuf_appendf(&md, "Opened %s\n\n", f->pr_url);
     const char *s = f->result.summary ? f->result.summary : "";
-    review_sanitize(&md, s, strlen(s));
+    ghmd_sanitize(&md, s, strlen(s));
     if (f->rc.test != NULL && !f->tests_passed)
         strbuf_append(&md, "\n\n**The tests still fail** (see the pull request).");
     job_result_t r = finish(f, PROGRESS_SUCCEEDED, JOB_OK, md.data);
@@ -1024,7 +1025,7 @@ void fixjob_on_dead(job_ctx_t *ctx, const char *why)
     strbuf_t md = STRBUF_INIT;
     strbuf_appendf(&md, "%s%s -->\n❌ **patchbay gave up** on job %s after its attempts ran out:\n\n> ",
                    PROGRESS_MARKER_PREFIX, job_ctx_id(ctx), job_ctx_id(ctx));
-    review_sanitize(&md, why, strlen(why));
+    ghmd_sanitize(&md, why, strlen(why));
     strbuf_append(&md, "\n\nA maintainer can run it again with `patchbay jobs retry` or from the dashboard.");
     int64_t progress = jobgh_int(ctx, "progress_comment_id");
     int rc = progress ? ghapi_comment_update(NULL, j.gh, &j.r, progress, md.data, 0)

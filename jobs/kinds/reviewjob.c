@@ -18,6 +18,7 @@
 #include "jobs/review/review_body.h"
 #include "app/common/strbuf.h"
 #include "jobs/workspace/workspace.h"
+#include "app/github/ghmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -130,7 +131,7 @@ static job_result_t fail(review_t *v, job_result_t result, const char *fmt, ...)
     job_ctx_log(v->ctx, LOG_WARN, "%s", v->err);
     strbuf_t md = STRBUF_INIT;
     strbuf_append(&md, "patchbay could not review this pull request:\n\n> ");
-    review_sanitize(&md, v->err, strlen(v->err));
+    ghmd_sanitize(&md, v->err, strlen(v->err));
     job_result_t r = finish(v, result, "failure", "The review failed", md.data);
     strbuf_free(&md);
     return r;
@@ -560,7 +561,7 @@ void reviewjob_on_dead(job_ctx_t *ctx, const char *why)
     }
     strbuf_t md = STRBUF_INIT;
     strbuf_appendf(&md, "patchbay gave up on this review (job %s) after its attempts ran out:\n\n> ", job_ctx_id(ctx));
-    review_sanitize(&md, why, strlen(why));
+    ghmd_sanitize(&md, why, strlen(why));
     int64_t check = jobgh_int(ctx, "check_run_id");
     if (check != 0) {
         char now[CLOCK_ISO_BYTES];

@@ -68,6 +68,19 @@ static int write_conf(const char *path, const redisproc_t *rp, const char *appen
     return 0;
 }
 
+int redisproc_queue_url(char *out, size_t out_len, const char *redis_url, const char *data_dir)
+{
+    if (redis_url != NULL) {
+        snprintf(out, out_len, "%s", redis_url);
+        return 0;
+    }
+    /* the same path redisproc_start makes */
+    char *abs = realpath(data_dir, NULL);
+    snprintf(out, out_len, "unix://%s/redis/redis.sock", abs ? abs : data_dir);
+    free(abs);
+    return 1;
+}
+
 int redisproc_start(redisproc_t *rp, const char *data_dir, const char *server_path, const char *appendfsync, char *err,
                     size_t err_len)
 {

@@ -32,6 +32,11 @@ typedef struct {
  * and waits until it answers PING. Returns 0, or -1 with a reason in err. */
 int redisproc_start(redisproc_t *rp, const char *data_dir, const char *server_path, const char *appendfsync, char *err,
                     size_t err_len);
+/* Where the queue is: redis_url (REDIS_URL) when set, else the private Redis
+ * that `patchbay run` keeps under data_dir. Returns 1 for the latter (so an
+ * error can say to start `patchbay run`), 0 for the former. */
+int redisproc_queue_url(char *out, size_t out_len, const char *redis_url, const char *data_dir);
+
 /* SIGTERM (Redis then writes its append-only file out), then SIGKILL after
  * REDISPROC_STOP_TIMEOUT_MS; frees rp's strings. Safe on a zeroed rp. */
 void redisproc_stop(redisproc_t *rp);

@@ -21,15 +21,10 @@
  * more". A hidden marker `<!-- patchbay-review commit=<sha> -->` opens the
  * body, so a rerun can find the review it already posted for that commit.
  *
- * Agent text is untrusted markdown: review_sanitize replaces anything shaped
- * like a credential (redact.h), neutralises @mentions
- * (a zero-width space after the '@', outside code spans and fences, so the
- * bot never pings anyone), removes HTML comments (hidden text, or a fake
- * marker), and turns the agent's own ```suggestion fences into plain code
- * blocks (only the anchoring engine may attach a suggestion). Paths are shown
- * in code spans that no backtick, '|' or control character can break out of.
- * A ```suggestion block carries the agent's replacement text verbatim, in a
- * fence longer than any backtick run inside it.
+ * Agent text is untrusted markdown and goes through ghmd.h (credentials,
+ * @mentions, HTML comments, the agent's own suggestion fences); paths are
+ * shown in ghmd code spans. A ```suggestion block carries the agent's
+ * replacement text verbatim, in a fence longer than any backtick run inside.
  *
  * Memory: review_build returns a new json_t the caller json_decref()s.
  * Pure; any thread.
@@ -80,12 +75,5 @@ typedef enum {
  * (defaults); stats may be NULL. *out is set on REVIEW_OK. */
 int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const findings_t *fs, const coverage_t *cov,
                  const review_options_t *opt);
-
-/* Appends untrusted markdown made safe to post (see above). */
-void review_sanitize(strbuf_t *out, const char *text, size_t len);
-
-/* Appends `s` as a code span that nothing inside can end early; in_table
- * also escapes '|' (GFM splits cells on it even inside code). */
-void review_append_code_span(strbuf_t *out, const char *s, int in_table);
 
 #endif

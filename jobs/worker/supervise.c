@@ -1,8 +1,8 @@
 /* supervise — see supervise.h. */
 #include "supervise.h"
-#include "app/cli/cmd.h"
 #include "app/common/log.h"
 #include "pool.h"
+#include "jobs/queue/redisproc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -24,7 +24,7 @@ static int supervise(pool_t *pool, const sigset_t *set)
         int sig = sigtimedwait(set, &info, &ts);
         if (sig < 0 && errno != EAGAIN && errno != EINTR) {
             log_error(NULL, NULL, "sigtimedwait: %s", strerror(errno));
-            return CMD_FAIL;
+            return -1;
         }
         if (sig == SIGTERM || sig == SIGINT) {
             log_info(NULL, NULL, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -36,7 +36,7 @@ static int supervise(pool_t *pool, const sigset_t *set)
             pool_child_exited(pool, pid, status);
         pool_tick(pool);
     }
-    return CMD_OK;
+    return 0;
 }
 
 int supervise_run(const config_t *cfg, int concurrency, const char *program)
@@ -50,9 +50,9 @@ int supervise_run(const config_t *cfg, int concurrency, const char *program)
     signal(SIGPIPE, SIG_IGN);
 
     char url[4200], err[512];
-    int private_redis = cmd_queue_url(cfg, url, sizeof(url));
+    int private_redis = redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
     pool_t *pool = pool_new(cfg, url, concurrency, err, sizeof(err));
-    int rc = CMD_FAIL;
+    int rc = -1;
     if (pool == NULL) {
         log_error(NULL, NULL, "%s", err);
         goto done;

@@ -19,7 +19,8 @@
 #define SUPERVISE_PROGRAM "patchbay-supervisor"
 
 /* Runs `concurrency` workers of `program` (NULL: this binary) until SIGTERM
- * or SIGINT and every worker has stopped. A CMD_* status. */
+ * or SIGINT and every worker has stopped: 0, or -1 when the pool could not be
+ * run (logged). */
 int supervise_run(const config_t *cfg, int concurrency, const char *program);
 
 #endif

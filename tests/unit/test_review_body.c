@@ -1,8 +1,6 @@
 /*
  * test_review_body — what people see: the review JSON and its markdown.
- * Agent text made safe (mentions that cannot ping, hidden comments removed,
- * smuggled suggestions turned into plain code, code left alone), paths that
- * cannot break out of their code spans or table cells, the event rules
+ * The event rules
  * (never APPROVE; REQUEST_CHANGES only when configured and not on the bot's
  * own PR), the comment cap, GitHub's body size limit on huge reviews, and
  * the coverage plan (reviewed, clipped, skipped, with reasons).
@@ -23,69 +21,7 @@
 #include "jobs/review/review_body.h"
 #include "app/common/strbuf.h"
 
-#define ZW "\xE2\x80\x8B"
-
-static const struct {
-    const char *in, *out;
-} sanitize_cases[] = {
-    {"@alice please look", "@" ZW "alice please look"},
-    {"(@alice) and @bob.", "(@" ZW "alice) and @" ZW "bob."},
-    {"@org/team", "@" ZW "org/team"},
-    {"mail bob@example.com", "mail bob@example.com"},
-    {"a @ b and @-x", "a @ b and @-x"},
-    {"`@alice` in code", "`@alice` in code"},
-    {"``code ` @alice`` then @bob", "``code ` @alice`` then @" ZW "bob"},
-    {"unclosed ` @alice", "unclosed ` @" ZW "alice"},
-    {"\\`@alice\\`", "\\`@" ZW "alice\\`"},
-    {"```\n@alice <!-- kept -->\n```\n@bob", "```\n@alice <!-- kept -->\n```\n@" ZW "bob"},
-    {"~~~ c\n@x\n~~~~\nafter @y", "~~~ c\n@x\n~~~~\nafter @" ZW "y"},
-    {"a <!-- secret --> b", "a  b"},
-    {"<!--\nmulti @alice\nline\n-->\nafter", "\nafter"},
-    {"a <!-- never closed @alice", "a &lt;!-- never closed @" ZW "alice"},
-    {"<!-- patchbay-review commit=abc -->fake", "fake"},
-    {"```suggestion\nrm -rf /\n```", "```\nrm -rf /\n```"},
-    {"   ````Suggestion foo\nx\n````", "   ````\nx\n````"},
-    {"```c\nint x;\n```", "```c\nint x;\n```"},
-    {"no newline at the end", "no newline at the end"},
-};
-
-static void test_sanitize(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(sanitize_cases) / sizeof(sanitize_cases[0]); i++) {
-        strbuf_t b = STRBUF_INIT;
-        review_sanitize(&b, sanitize_cases[i].in, strlen(sanitize_cases[i].in));
-        const char *got = b.data ? b.data : "";
-        if (strcmp(got, sanitize_cases[i].out) != 0)
-            fail_msg("sanitize(%s)\n want %s\n got  %s", sanitize_cases[i].in, sanitize_cases[i].out, got);
-        strbuf_free(&b);
-    }
-}
-
-static void test_code_span(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *in;
-        int table;
-        const char *out;
-    } cases[] = {
-        {"src/a.c", 1, "`src/a.c`"},
-        {"a`b", 0, "``a`b``"},
-        {"`x", 0, "`` `x ``"},
-        {"a|b", 1, "`a\\|b`"},
-        {"a|b", 0, "`a|b`"},
-        {"bad\nname", 1, "`bad\xEF\xBF\xBDname`"},
-        {"x\xFFy", 1, "`x\xEF\xBF\xBDy`"},
-        {"caf\xC3\xA9", 1, "`caf\xC3\xA9`"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        strbuf_t b = STRBUF_INIT;
-        review_append_code_span(&b, cases[i].in, cases[i].table);
-        assert_string_equal(b.data, cases[i].out);
-        strbuf_free(&b);
-    }
-}
+#define ZW "\xE2\x80\x8B" /* the zero-width space after a neutralised @ */
 
 static const char *DIFF = "diff --git a/a.c b/a.c\n--- a/a.c\n+++ b/a.c\n@@ -1,3 +1,4 @@\n a\n-b\n+B\n+C\n c\n"
                           "diff --git a/img.png b/img.png\nBinary files a/img.png and b/img.png differ\n";
@@ -310,7 +246,6 @@ static void test_coverage_plan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sanitize),        cmocka_unit_test(test_code_span),
         cmocka_unit_test(test_events),          cmocka_unit_test(test_no_findings_and_marker),
         cmocka_unit_test(test_comments),        cmocka_unit_test(test_comment_cap),
         cmocka_unit_test(test_huge_review_fits), cmocka_unit_test(test_coverage_plan),
