@@ -5,6 +5,7 @@
  * request came from.
  */
 #include "dashboard.h"
+#include "app/common/bgthread.h"
 #include "httpq.h"
 #include "app/common/log.h"
 #include "jobs/queue/queue.h"
@@ -12,7 +13,6 @@
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +33,8 @@ struct dashboard_s {
     const config_t *cfg;
     const redisconn_url_t *url;
     int open_without_token;
-    pthread_t tid;
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    h2o_linklist_t pending; /* dash_request_t, guarded by mutex */
-    int stopping;
+    bgthread_t bg;
+    h2o_linklist_t pending; /* dash_request_t, guarded by bg's lock */
     redisContext *redis; /* the thread's */
 };
 
@@ -265,24 +262,24 @@ static void run_op(dashboard_t *d, dash_request_t *r)
 static void *dash_main(void *arg)
 {
     dashboard_t *d = arg;
-    pthread_mutex_lock(&d->mutex);
+    bgthread_lock(&d->bg);
     for (;;) {
-        while (h2o_linklist_is_empty(&d->pending) && !d->stopping)
-            pthread_cond_wait(&d->cond, &d->mutex);
+        while (h2o_linklist_is_empty(&d->pending) && !bgthread_stopping(&d->bg))
+            bgthread_wait(&d->bg, -1);
         if (h2o_linklist_is_empty(&d->pending))
             break;
         dash_request_t *r = H2O_STRUCT_FROM_MEMBER(dash_request_t, super.link, d->pending.next);
         h2o_linklist_unlink(&r->super.link);
-        int stopping = d->stopping;
-        pthread_mutex_unlock(&d->mutex);
+        int stopping = bgthread_stopping(&d->bg);
+        bgthread_unlock(&d->bg);
         if (stopping)
             error_answer(r, 503, "patchbay is stopping");
         else
             run_op(d, r);
         h2o_multithread_send_message(r->reply_to, &r->super);
-        pthread_mutex_lock(&d->mutex);
+        bgthread_lock(&d->bg);
     }
-    pthread_mutex_unlock(&d->mutex);
+    bgthread_unlock(&d->bg);
     return NULL;
 }
 
@@ -297,12 +294,8 @@ dashboard_t *dashboard_new(const config_t *cfg, const redisconn_url_t *url, char
     d->url = url;
     d->open_without_token = dashboard_host_is_loopback(cfg->server.host);
     h2o_linklist_init_anchor(&d->pending);
-    pthread_mutex_init(&d->mutex, NULL);
-    pthread_cond_init(&d->cond, NULL);
-    if (pthread_create(&d->tid, NULL, dash_main, d) != 0) {
+    if (bgthread_start(&d->bg, dash_main, d) != 0) {
         snprintf(err, err_len, "cannot start the dashboard thread");
-        pthread_mutex_destroy(&d->mutex);
-        pthread_cond_destroy(&d->cond);
         free(d);
         return NULL;
     }
@@ -316,15 +309,9 @@ void dashboard_free(dashboard_t *d)
 {
     if (d == NULL)
         return;
-    pthread_mutex_lock(&d->mutex);
-    d->stopping = 1;
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mutex);
-    pthread_join(d->tid, NULL);
+    bgthread_stop(&d->bg);
     if (d->redis != NULL)
         redisFree(d->redis);
-    pthread_mutex_destroy(&d->mutex);
-    pthread_cond_destroy(&d->cond);
     free(d);
 }
 
@@ -415,10 +402,10 @@ static void submit(dashboard_loop_t *l, h2o_req_t *req, dash_op_t op, const char
     }
     dashboard_t *d = l->dashboard;
     atomic_fetch_add_explicit(l->inflight, 1, memory_order_relaxed);
-    pthread_mutex_lock(&d->mutex);
+    bgthread_lock(&d->bg);
     h2o_linklist_insert(&d->pending, &r->super.link);
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mutex);
+    bgthread_wake(&d->bg);
+    bgthread_unlock(&d->bg);
 }
 
 /* "/prefix<digits>suffix": the digits (<= 20) into id. */

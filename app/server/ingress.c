@@ -1,13 +1,11 @@
 /* ingress — see ingress.h. */
 #include "ingress.h"
+#include "app/common/bgthread.h"
 #include "app/common/log.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define INGRESS_BATCH_MAX 256
 #define INGRESS_REDIS_TIMEOUT_MS 1000
@@ -17,20 +15,17 @@ struct ingress_s {
     const redisconn_url_t *url;
     int64_t retention_s;
     metrics_t *metrics;
-    pthread_t tid;
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    h2o_linklist_t pending; /* ingress_request_t, guarded by mutex */
-    int stopping;           /* guarded by mutex */
+    bgthread_t bg;
+    h2o_linklist_t pending; /* ingress_request_t, guarded by bg's lock */
     redisContext *redis;    /* the drain's connection; ingress thread only */
 };
 
 void ingress_submit(ingress_t *in, ingress_request_t *req)
 {
-    pthread_mutex_lock(&in->mutex);
+    bgthread_lock(&in->bg);
     h2o_linklist_insert(&in->pending, &req->super.link);
-    pthread_cond_signal(&in->cond);
-    pthread_mutex_unlock(&in->mutex);
+    bgthread_wake(&in->bg);
+    bgthread_unlock(&in->bg);
 }
 
 static void write_batch(ingress_t *in, h2o_linklist_t *batch)
@@ -104,7 +99,7 @@ static void *ingress_main(void *arg)
 {
     ingress_t *in = arg;
     drain(in);
-    pthread_mutex_lock(&in->mutex);
+    bgthread_lock(&in->bg);
     for (;;) {
         if (!h2o_linklist_is_empty(&in->pending)) {
             h2o_linklist_t batch;
@@ -115,27 +110,21 @@ static void *ingress_main(void *arg)
                 h2o_linklist_unlink(node);
                 h2o_linklist_insert(&batch, node);
             }
-            pthread_mutex_unlock(&in->mutex);
+            bgthread_unlock(&in->bg);
             while (!h2o_linklist_is_empty(&batch))
                 write_batch(in, &batch);
-            pthread_mutex_lock(&in->mutex);
+            bgthread_lock(&in->bg);
             continue;
         }
-        if (in->stopping)
+        if (bgthread_stopping(&in->bg))
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)INGRESS_DRAIN_INTERVAL_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        int rc = pthread_cond_timedwait(&in->cond, &in->mutex, &until);
-        if (rc == ETIMEDOUT && !in->stopping) {
-            pthread_mutex_unlock(&in->mutex);
+        if (bgthread_wait(&in->bg, INGRESS_DRAIN_INTERVAL_MS) == BGTHREAD_TIMEOUT && !bgthread_stopping(&in->bg)) {
+            bgthread_unlock(&in->bg);
             drain(in);
-            pthread_mutex_lock(&in->mutex);
+            bgthread_lock(&in->bg);
         }
     }
-    pthread_mutex_unlock(&in->mutex);
+    bgthread_unlock(&in->bg);
     return NULL;
 }
 
@@ -156,16 +145,12 @@ ingress_t *ingress_start(const char *data_dir, const redisconn_url_t *url, int64
     in->retention_s = retention_s;
     in->metrics = metrics;
     h2o_linklist_init_anchor(&in->pending);
-    pthread_mutex_init(&in->mutex, NULL);
-    pthread_cond_init(&in->cond, NULL);
     atomic_store(&metrics->spool_depth, (int64_t)spool_depth(in->spool));
     if (spool_depth(in->spool) > 0)
         log_info(NULL, NULL, "spool holds %zu deliveries from before; moving them into Redis",
                  spool_depth(in->spool));
-    if (pthread_create(&in->tid, NULL, ingress_main, in) != 0) {
+    if (bgthread_start(&in->bg, ingress_main, in) != 0) {
         snprintf(err, err_len, "cannot start the ingress thread");
-        pthread_mutex_destroy(&in->mutex);
-        pthread_cond_destroy(&in->cond);
         spool_close(in->spool);
         free(in);
         return NULL;
@@ -177,15 +162,9 @@ void ingress_stop(ingress_t *in)
 {
     if (in == NULL)
         return;
-    pthread_mutex_lock(&in->mutex);
-    in->stopping = 1;
-    pthread_cond_signal(&in->cond);
-    pthread_mutex_unlock(&in->mutex);
-    pthread_join(in->tid, NULL);
+    bgthread_stop(&in->bg);
     if (in->redis != NULL)
         redisFree(in->redis);
-    pthread_mutex_destroy(&in->mutex);
-    pthread_cond_destroy(&in->cond);
     spool_close(in->spool);
     free(in);
 }

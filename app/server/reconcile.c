@@ -1,15 +1,14 @@
 /* reconcile — see reconcile.h. */
 #include "reconcile.h"
+#include "app/common/bgthread.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
 #include "jobs/queue/queue.h"
 #include "app/common/redisconn.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define RECONCILE_ERR_REDIS (-100)
@@ -151,10 +150,7 @@ done:
 struct reconcile_s {
     const config_t *cfg;
     char *redis_url;
-    pthread_t tid;
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    int stopping;
+    bgthread_t bg;
 };
 
 static void pass(reconcile_t *r, ghapi_t *gh, const redisconn_url_t *url)
@@ -196,9 +192,9 @@ static void *reconcile_main(void *arg)
         log_warn(NULL, NULL, "reconcile off: %s", err);
         return NULL;
     }
-    pthread_mutex_lock(&r->mutex);
-    while (!r->stopping) {
-        pthread_mutex_unlock(&r->mutex);
+    bgthread_lock(&r->bg);
+    while (!bgthread_stopping(&r->bg)) {
+        bgthread_unlock(&r->bg);
         /* the App may arrive while we run (the set-up page): look for it each round */
         if (gh == NULL) {
             ghapi_options_t o;
@@ -215,14 +211,10 @@ static void *reconcile_main(void *arg)
         }
         if (gh != NULL)
             pass(r, gh, &url);
-        pthread_mutex_lock(&r->mutex);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->cfg->github.reconcile_interval_s;
-        while (!r->stopping && pthread_cond_timedwait(&r->cond, &r->mutex, &until) == 0)
-            ;
+        bgthread_lock(&r->bg);
+        bgthread_sleep(&r->bg, (int64_t)r->cfg->github.reconcile_interval_s * 1000);
     }
-    pthread_mutex_unlock(&r->mutex);
+    bgthread_unlock(&r->bg);
     ghapi_free(gh);
     ghapi_app_free(app);
     redisconn_url_free(&url);
@@ -239,12 +231,8 @@ reconcile_t *reconcile_start(const config_t *cfg, const char *redis_url)
         return NULL;
     }
     r->cfg = cfg;
-    pthread_mutex_init(&r->mutex, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->tid, NULL, reconcile_main, r) != 0) {
+    if (bgthread_start(&r->bg, reconcile_main, r) != 0) {
         log_warn(NULL, NULL, "reconcile off: cannot start its thread");
-        pthread_mutex_destroy(&r->mutex);
-        pthread_cond_destroy(&r->cond);
         free(r->redis_url);
         free(r);
         return NULL;
@@ -256,13 +244,7 @@ void reconcile_stop(reconcile_t *r)
 {
     if (r == NULL)
         return;
-    pthread_mutex_lock(&r->mutex);
-    r->stopping = 1;
-    pthread_cond_signal(&r->cond);
-    pthread_mutex_unlock(&r->mutex);
-    pthread_join(r->tid, NULL);
-    pthread_mutex_destroy(&r->mutex);
-    pthread_cond_destroy(&r->cond);
+    bgthread_stop(&r->bg);
     free(r->redis_url);
     free(r);
 }
