@@ -5,6 +5,7 @@
  * request came from.
  */
 #include "dashboard.h"
+#include "respond.h"
 #include "app/common/bgthread.h"
 #include "httpq.h"
 #include "app/common/log.h"
@@ -59,45 +60,16 @@ typedef struct {
 
 /* ---- answers ---- */
 
-static void security_headers(h2o_req_t *req)
-{
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
-                          H2O_STRLIT(DASHBOARD_CSP));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
-                          H2O_STRLIT("nosniff"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL,
-                          H2O_STRLIT("no-referrer"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-}
-
 static void send_body(h2o_req_t *req, int status, const char *type, const void *body, size_t len)
 {
-    security_headers(req);
-    static const struct {
-        int status;
-        const char *reason;
-    } reasons[] = {{200, "OK"},           {204, "No Content"},        {303, "See Other"}, {400, "Bad Request"},
-                   {401, "Unauthorized"}, {403, "Forbidden"},         {404, "Not Found"}, {405, "Method Not Allowed"},
-                   {409, "Conflict"},     {503, "Service Unavailable"}};
-    req->res.status = status;
-    req->res.reason = "Error";
-    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-        if (reasons[i].status == status)
-            req->res.reason = reasons[i].reason;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    req->res.content_length = len;
-    h2o_send_inline(req, body, len);
+    respond_page_headers(req, DASHBOARD_CSP);
+    respond_send(req, status, type, body, len);
 }
 
 static void send_error(h2o_req_t *req, int status, const char *message)
 {
-    strbuf_t b = STRBUF_INIT;
-    strbuf_append(&b, "{\"error\":");
-    strbuf_append_json_string(&b, message, strlen(message));
-    strbuf_append(&b, "}\n");
-    send_body(req, status, "application/json", b.data, b.len);
-    strbuf_free(&b);
+    respond_page_headers(req, DASHBOARD_CSP);
+    respond_json(req, status, "error", message);
 }
 
 /* ---- access ---- */

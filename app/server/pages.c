@@ -1,0 +1,223 @@
+/* pages — see pages.h. */
+#include "pages.h"
+#include "respond.h"
+#include "httpq.h"
+#include "app/common/appcreds.h"
+#include "app/common/log.h"
+#include "app/common/strbuf.h"
+#include "app/github/appsetup.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+void pages_init(pages_t *s, const config_t *cfg, metrics_t *metrics, qstats_t *qstats)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->metrics = metrics;
+    s->qstats = qstats;
+    config_errors_t errs = {0};
+    config_check_credentials(s->cfg, &errs);
+    strbuf_t b;
+    strbuf_init_fixed(&b, s->missing, sizeof(s->missing));
+    for (size_t i = 0; i < errs.count; i++) {
+        if (i > 0)
+            strbuf_append(&b, "; ");
+        strbuf_append(&b, errs.items[i].message);
+    }
+    config_errors_free(&errs);
+}
+
+/* ---- status endpoints ---- */
+
+void pages_healthz(h2o_req_t *req)
+{
+    respond_send(req, 200, "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
+}
+
+void pages_readyz(const rasync_t *redis, h2o_req_t *req)
+{
+    /* the connection's own state: it notices a dead Redis on the next write
+     * or within one reconnect attempt, without a round trip per probe */
+    if (rasync_connected(redis)) {
+        respond_send(req, 200, "text/plain; charset=utf-8", H2O_STRLIT("ready\n"));
+        return;
+    }
+    char msg[256];
+    int n = snprintf(msg, sizeof(msg), "Redis unreachable: %s\n", rasync_last_error(redis));
+    respond_send(req, 503, "text/plain; charset=utf-8", msg, (size_t)n);
+}
+
+void pages_metrics(pages_t *s, h2o_req_t *req)
+{
+    strbuf_t b = STRBUF_INIT;
+    metrics_render(s->metrics, &b);
+    qstats_render(s->qstats, &b);
+    respond_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
+    strbuf_free(&b);
+}
+
+static void page_start(strbuf_t *b)
+{
+    strbuf_append(b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>patchbay</title>"
+                     "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}"
+                     "code,pre{background:#f3f3f3;padding:.1em .3em}.bad{color:#b00}.ok{color:#070}"
+                     "button{font:inherit;padding:.3em 1em}</style></head><body><h1>patchbay</h1>");
+}
+
+static void page_send(pages_t *s, h2o_req_t *req, int status, strbuf_t *b)
+{
+    strbuf_append(b, "</body></html>\n");
+    /* the set-up forms post to GitHub; nothing else leaves this origin */
+    strbuf_t csp = STRBUF_INIT;
+    strbuf_append(&csp, "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+                        "form-action 'self' ");
+    strbuf_append(&csp, s->cfg->github.url);
+    respond_page_headers(req, csp.data);
+    strbuf_free(&csp);
+    respond_send(req, status, "text/html; charset=utf-8", b->data ? b->data : "", b->len);
+}
+
+/* Where GitHub and browsers reach this server: server.public_url, else the
+ * address this browser used. */
+static void base_url(pages_t *s, h2o_req_t *req, char *out, size_t len)
+{
+    const char *pub = s->cfg->server.public_url;
+    if (pub != NULL && pub[0] != '\0') {
+        size_t n = strlen(pub);
+        while (n > 0 && pub[n - 1] == '/')
+            n--;
+        snprintf(out, len, "%.*s", (int)n, pub);
+    } else {
+        snprintf(out, len, "http://%.*s", (int)req->authority.len, req->authority.base);
+    }
+}
+
+static void setup_forms(pages_t *s, h2o_req_t *req, strbuf_t *b, const char *org)
+{
+    char state[65], base[1024];
+    if (appsetup_state(s->cfg->data_dir, state) != 0) {
+        strbuf_append(b, "<p class=\"bad\">The data directory cannot be written, so the App cannot be registered "
+                         "from here: ");
+        strbuf_append_html(b, strerror(errno));
+        strbuf_append(b, "</p>");
+        return;
+    }
+    base_url(s, req, base, sizeof(base));
+    appsetup_render(b, s->cfg->github.url, base, s->cfg->server.webhook_path, state, org);
+}
+
+void pages_status(pages_t *s, const rasync_t *redis, h2o_req_t *req)
+{
+    strbuf_t b = STRBUF_INIT;
+    page_start(&b);
+    appcreds_t saved;
+    if (s->missing[0] != '\0' && appcreds_load(s->cfg->data_dir, &saved) == 0) {
+        strbuf_append(&b, "<p class=\"ok\">GitHub App <strong>");
+        strbuf_append_html(&b, saved.name[0] ? saved.name : saved.slug);
+        strbuf_append(&b, "</strong> registered by this page. Install it on your repositories: <a href=\"");
+        strbuf_append_html(&b, saved.html_url);
+        strbuf_append(&b, "/installations/new\">");
+        strbuf_append_html(&b, saved.html_url);
+        strbuf_append(&b, "/installations/new</a></p>");
+        OPENSSL_cleanse(saved.webhook_secret, sizeof(saved.webhook_secret));
+    } else if (s->missing[0] != '\0') {
+        strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing: ");
+        strbuf_append_html(&b, s->missing);
+        strbuf_append(&b, "</p>");
+        setup_forms(s, req, &b, NULL);
+        strbuf_append(&b, "<p>Or register it by hand with <code>config/app-manifest.yml</code> (README, “GitHub App "
+                          "setup”) and set <code>APP_ID</code>, <code>PRIVATE_KEY_PATH</code> and "
+                          "<code>WEBHOOK_SECRET</code>.</p>");
+    } else {
+        strbuf_append(&b, "<p class=\"ok\">GitHub App configured. Webhook path: <code>");
+        strbuf_append_html(&b, s->cfg->server.webhook_path);
+        strbuf_append(&b, "</code></p>");
+    }
+    strbuf_appendf(&b, "<p>Redis: <span class=\"%s\">%s</span></p>", rasync_connected(redis) ? "ok" : "bad",
+                   rasync_connected(redis) ? "connected" : "unreachable");
+    strbuf_appendf(&b, "<p>Deliveries waiting in the spool: %lld</p>",
+                   (long long)atomic_load(&s->metrics->spool_depth));
+    strbuf_append(&b, "<p><a href=\"/jobs\">jobs</a> · <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">"
+                      "healthz</a> · <a href=\"/readyz\">readyz</a></p>");
+    page_send(s, req, 200, &b);
+    strbuf_free(&b);
+}
+
+/* Whether patchbay has an App already: set-up must not replace it. */
+static int registered(pages_t *s)
+{
+    appcreds_t c;
+    if (s->missing[0] == '\0')
+        return 1;
+    int saved = appcreds_load(s->cfg->data_dir, &c) == 0;
+    OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+    return saved;
+}
+
+void pages_setup(pages_t *s, h2o_req_t *req, int callback)
+{
+    strbuf_t b = STRBUF_INIT;
+    page_start(&b);
+    int status = 200;
+    char org[64], code[256], state[80];
+    if (registered(s)) {
+        status = 409;
+        strbuf_append(&b, "<p class=\"bad\">patchbay already has a GitHub App; set-up does not replace it. To start "
+                          "over, stop patchbay, remove its credentials and start it again.</p>");
+    } else if (!callback) {
+        if (httpq_decoded(req, "org", org, sizeof(org)) != 0 || org[0] == '\0') {
+            status = 400;
+            strbuf_append(&b, "<p class=\"bad\">Which organization? Go back to <a href=\"/\">the start</a>.</p>");
+        } else {
+            setup_forms(s, req, &b, org);
+        }
+    } else if (httpq_decoded(req, "state", state, sizeof(state)) != 0 ||
+               appsetup_state_take(s->cfg->data_dir, state) != 0) {
+        status = 400;
+        log_warn(NULL, NULL, "set-up callback with an unknown or expired state: refused");
+        strbuf_append(&b, "<p class=\"bad\">This set-up link is expired or was not made here. Start again from "
+                          "<a href=\"/\">the start</a>.</p>");
+    } else if (httpq_decoded(req, "code", code, sizeof(code)) != 0) {
+        status = 400;
+        strbuf_append(&b, "<p class=\"bad\">GitHub sent no code. Start again from <a href=\"/\">the start</a>.</p>");
+    } else {
+        /* Blocking, on purpose: this happens once, before any delivery can be
+         * verified, and the answer is what the person is waiting for. */
+        json_t *conv = NULL;
+        appcreds_t c;
+        char err[512];
+        if (appsetup_exchange(&conv, s->cfg->github.api_url, code, s->cfg->github.timeout_ms, err, sizeof(err)) != 0 ||
+            appcreds_save(s->cfg->data_dir, conv, &c, err, sizeof(err)) != 0) {
+            status = 502;
+            log_error(NULL, NULL, "GitHub App registration failed: %s", err);
+            strbuf_append(&b, "<p class=\"bad\">The App could not be registered: ");
+            strbuf_append_html(&b, err);
+            strbuf_append(&b, "</p><p><a href=\"/\">Start again</a></p>");
+        } else {
+            log_info(NULL, NULL, "GitHub App %s (id %s) registered; credentials saved under %s/" APPSETUP_DIR, c.slug,
+                     c.app_id, s->cfg->data_dir);
+            strbuf_append(&b, "<p class=\"ok\">Registered the GitHub App <strong>");
+            strbuf_append_html(&b, c.name[0] ? c.name : c.slug);
+            strbuf_append(&b, "</strong>. patchbay uses it from now on.</p><p>Now install it on the repositories it "
+                              "should work on: <a href=\"");
+            strbuf_append_html(&b, c.html_url);
+            strbuf_append(&b, "/installations/new\">");
+            strbuf_append_html(&b, c.html_url);
+            strbuf_append(&b, "/installations/new</a></p>");
+            OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+        }
+        if (conv != NULL) {
+            json_t *pem = json_object_get(conv, "pem");
+            if (json_is_string(pem))
+                OPENSSL_cleanse((void *)json_string_value(pem), json_string_length(pem));
+        }
+        json_decref(conv);
+    }
+    page_send(s, req, status, &b);
+    strbuf_free(&b);
+}
+

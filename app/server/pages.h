@@ -1,0 +1,40 @@
+/*
+ * pages — what the server answers besides deliveries and the dashboard:
+ * liveness (/healthz), readiness (/readyz: this loop's Redis connection),
+ * Prometheus text (/metrics), the status page (/) that says what is
+ * configured and what is missing, and GitHub App registration through the
+ * manifest flow (/setup/org, /setup/callback).
+ *
+ * A pages_t is the server's, read-only once made (but for what `missing`
+ * says, fixed at start); any event-loop thread answers from it. The set-up
+ * callback blocks its loop for the one call that exchanges GitHub's code:
+ * it happens once, before any delivery can be verified.
+ */
+#ifndef PATCHBAY_PAGES_H
+#define PATCHBAY_PAGES_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+#include "app/common/config.h"
+#include "metrics.h"
+#include "qstats.h"
+#include "rasync.h"
+
+typedef struct {
+    const config_t *cfg;
+    metrics_t *metrics;
+    qstats_t *qstats;   /* may be NULL */
+    char missing[1024]; /* what stops us from talking to GitHub; empty when nothing */
+} pages_t;
+
+void pages_init(pages_t *p, const config_t *cfg, metrics_t *metrics, qstats_t *qstats);
+
+void pages_healthz(h2o_req_t *req);
+void pages_readyz(const rasync_t *redis, h2o_req_t *req);
+void pages_metrics(pages_t *p, h2o_req_t *req);
+void pages_status(pages_t *p, const rasync_t *redis, h2o_req_t *req);
+/* callback 0: /setup/org (the organization form); 1: GitHub's return. */
+void pages_setup(pages_t *p, h2o_req_t *req, int callback);
+
+#endif
