@@ -4,11 +4,11 @@
  *   patchbay reconcile [--dry-run]
  * and the GitHub half of check-config (cmd_github_check).
  */
-#include "app/common/clock.h"
 #include "cmd.h"
+#include "app/common/clock.h"
+#include "app/common/redisconn.h"
 #include "app/github/ghapi.h"
 #include "app/server/reconcile.h"
-#include "app/common/redisconn.h"
 #include "jobs/queue/redisproc.h"
 
 #include <getopt.h>

@@ -3,10 +3,10 @@
  * jobs straight in Redis (through the queue's own operations), so it works
  * from any machine that can reach the queue.
  */
-#include "app/common/clock.h"
 #include "cmd.h"
-#include "jobs/queue/queue.h"
+#include "app/common/clock.h"
 #include "app/common/redisconn.h"
+#include "jobs/queue/queue.h"
 #include "jobs/queue/redisproc.h"
 
 #include <getopt.h>

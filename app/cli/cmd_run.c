@@ -15,9 +15,9 @@
 #include "cmd.h"
 #include "app/common/log.h"
 #include "app/server/reconcile.h"
-#include "jobs/worker/pool.h"
-#include "jobs/queue/redisproc.h"
 #include "app/server/server.h"
+#include "jobs/queue/redisproc.h"
+#include "jobs/worker/pool.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -12,10 +12,10 @@
  */
 #include "cmd.h"
 #include "app/common/log.h"
+#include "jobs/queue/redisproc.h"
 #include "jobs/worker/pool.h"
 #include "jobs/worker/supervise.h"
 #include "jobs/worker/worker.h"
-#include "jobs/queue/redisproc.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,8 +1,8 @@
 /* appsetup — see appsetup.h. */
 #include "appsetup.h"
+#include "ghapi.h"
 #include "app/common/appcreds.h"
 #include "app/common/fileio.h"
-#include "ghapi.h"
 #include "app/common/log.h"
 
 #include <errno.h>

@@ -4,11 +4,11 @@
  * ghapi_calls.c.
  */
 #include "ghapi.h"
-#include "app/common/appcreds.h"
-#include "app/common/clock.h"
 #include "ghhttp.h"
 #include "ghjwt.h"
 #include "ghshare.h"
+#include "app/common/appcreds.h"
+#include "app/common/clock.h"
 #include "app/common/log.h"
 #include "app/common/redisconn.h"
 #include "app/common/strbuf.h"

@@ -5,12 +5,12 @@
  * request came from.
  */
 #include "dashboard.h"
+#include "httpq.h"
 #include "respond.h"
 #include "app/common/bgthread.h"
-#include "httpq.h"
 #include "app/common/log.h"
-#include "jobs/queue/queue.h"
 #include "app/common/strbuf.h"
+#include "jobs/queue/queue.h"
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>

@@ -35,11 +35,11 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
-#include "app/common/config.h"
-#include "app/webhook/router.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "rasync.h"
+#include "app/common/config.h"
+#include "app/webhook/router.h"
 
 #include <stdint.h>
 

@@ -25,8 +25,8 @@
 #include <h2o/multithread.h>
 
 #include "metrics.h"
-#include "app/common/redisconn.h"
 #include "spool.h"
+#include "app/common/redisconn.h"
 
 typedef struct ingress_s ingress_t;
 

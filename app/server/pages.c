@@ -1,7 +1,7 @@
 /* pages — see pages.h. */
 #include "pages.h"
-#include "respond.h"
 #include "httpq.h"
+#include "respond.h"
 #include "app/common/appcreds.h"
 #include "app/common/log.h"
 #include "app/common/strbuf.h"

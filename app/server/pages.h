@@ -16,10 +16,10 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
-#include "app/common/config.h"
 #include "metrics.h"
 #include "qstats.h"
 #include "rasync.h"
+#include "app/common/config.h"
 
 typedef struct {
     const config_t *cfg;

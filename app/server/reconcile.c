@@ -3,8 +3,8 @@
 #include "app/common/bgthread.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
-#include "jobs/queue/queue.h"
 #include "app/common/redisconn.h"
+#include "jobs/queue/queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>

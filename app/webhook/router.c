@@ -240,21 +240,36 @@ static int find_mention(route_ctx_t *c, mention_t *m, int *err)
     return m->command;
 }
 
-static int route_issue_comment(route_ctx_t *c)
+/* What issue comments and review comments share: a new comment, from a
+ * sender who may trigger patchbay, that mentions the handle. ROUTER_OK with
+ * *go set and m, the comment id and the issue's or pull request's author
+ * filled when the event goes on; ROUTER_OK with *go 0 when it is ignored (the
+ * reason is set); ROUTER_ERR_MALFORMED when a field is missing. */
+static int comment_trigger(route_ctx_t *c, const char *event, int author_path, mention_t *m, const char **comment_id,
+                           const char **author, int *go)
 {
+    *go = 0;
     if (strcmp(c->action, "created") != 0)
-        return ignore(c, "issue_comment.%.40s is not a trigger", c->action);
+        return ignore(c, "%s.%.40s is not a trigger", event, c->action);
     if (sender_refused(c))
         return ROUTER_OK;
     int err = ROUTER_OK;
-    mention_t m;
-    if (find_mention(c, &m, &err) == MENTION_NONE)
+    if (find_mention(c, m, &err) == MENTION_NONE)
         return err != ROUTER_OK ? err : ignore(c, "no mention of @%s", c->rules->handle);
     if (association_refused(c, P_COMMENT_ASSOCIATION))
         return ROUTER_OK;
-    const char *comment_id = require_uint(c, P_COMMENT_ID, &err);
-    const char *author = require_string(c, P_ISSUE_USER_LOGIN, &err);
-    if (err != ROUTER_OK)
+    *comment_id = require_uint(c, P_COMMENT_ID, &err);
+    *author = require_string(c, author_path, &err);
+    *go = err == ROUTER_OK;
+    return err;
+}
+
+static int route_issue_comment(route_ctx_t *c)
+{
+    mention_t m;
+    const char *comment_id, *author;
+    int go, err = comment_trigger(c, "issue_comment", P_ISSUE_USER_LOGIN, &m, &comment_id, &author, &go);
+    if (!go)
         return err;
     int is_pr = c->v[P_ISSUE_PULL_REQUEST].type == JSCAN_OBJECT;
 
@@ -303,19 +318,10 @@ static int route_issues(route_ctx_t *c)
 
 static int route_review_comment(route_ctx_t *c)
 {
-    if (strcmp(c->action, "created") != 0)
-        return ignore(c, "pull_request_review_comment.%.40s is not a trigger", c->action);
-    if (sender_refused(c))
-        return ROUTER_OK;
-    int err = ROUTER_OK;
     mention_t m;
-    if (find_mention(c, &m, &err) == MENTION_NONE)
-        return err != ROUTER_OK ? err : ignore(c, "no mention of @%s", c->rules->handle);
-    if (association_refused(c, P_COMMENT_ASSOCIATION))
-        return ROUTER_OK;
-    const char *comment_id = require_uint(c, P_COMMENT_ID, &err);
-    const char *author = require_string(c, P_PR_USER_LOGIN, &err);
-    if (err != ROUTER_OK)
+    const char *comment_id, *author;
+    int go, err = comment_trigger(c, "pull_request_review_comment", P_PR_USER_LOGIN, &m, &comment_id, &author, &go);
+    if (!go)
         return err;
 
     switch (m.command) {

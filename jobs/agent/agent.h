@@ -23,10 +23,10 @@
 #ifndef PATCHBAY_AGENT_H
 #define PATCHBAY_AGENT_H
 
+#include "sandbox.h"
 #include "app/common/config.h"
 #include "app/common/redact.h"
 #include "jobs/workspace/repoconfig.h"
-#include "sandbox.h"
 
 #include <jansson.h>
 

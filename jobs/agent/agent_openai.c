@@ -25,12 +25,12 @@
  */
 #include "agent_openai.h"
 #include "agent_shell.h"
-#include "app/common/fileio.h"
 #include "agent_tools.h"
 #include "app/common/clock.h"
-#include "jobs/review/findings.h"
+#include "app/common/fileio.h"
 #include "app/common/log.h"
 #include "app/common/strbuf.h"
+#include "jobs/review/findings.h"
 
 #include <curl/curl.h>
 #include <errno.h>

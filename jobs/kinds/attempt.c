@@ -2,9 +2,9 @@
 #include "attempt.h"
 #include "prompt.h"
 #include "app/common/fileio.h"
+#include "app/github/ghmd.h"
 #include "jobs/agent/agent_shell.h"
 #include "jobs/review/review_body.h"
-#include "app/github/ghmd.h"
 
 #include <stdarg.h>
 #include <stdio.h>

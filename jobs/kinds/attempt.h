@@ -16,8 +16,8 @@
 #ifndef PATCHBAY_ATTEMPT_H
 #define PATCHBAY_ATTEMPT_H
 
-#include "jobs/agent/agent.h"
 #include "app/common/strbuf.h"
+#include "jobs/agent/agent.h"
 
 #include <stddef.h>
 

@@ -4,21 +4,21 @@
  * reason (for the job record) and the words for the issue (for the person).
  */
 #include "fixjob.h"
-#include "jobs/agent/agent.h"
 #include "attempt.h"
+#include "jobgh.h"
+#include "progress.h"
+#include "prompt.h"
 #include "app/common/clock.h"
 #include "app/common/fileio.h"
-#include "app/github/ghapi.h"
-#include "jobgh.h"
 #include "app/common/log.h"
-#include "progress.h"
 #include "app/common/redact.h"
-#include "prompt.h"
-#include "jobs/workspace/repoconfig.h"
-#include "jobs/review/review_body.h"
 #include "app/common/strbuf.h"
-#include "jobs/workspace/workspace.h"
+#include "app/github/ghapi.h"
 #include "app/github/ghmd.h"
+#include "jobs/agent/agent.h"
+#include "jobs/review/review_body.h"
+#include "jobs/workspace/repoconfig.h"
+#include "jobs/workspace/workspace.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -128,7 +128,7 @@ static int64_t find_progress_comment(fix_t *f)
 
 static int open_progress(fix_t *f)
 {
-    f->progress_comment_id = jobgh_int(f->ctx, "progress_comment_id");
+    f->progress_comment_id = jobgh_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID);
     if (f->progress_comment_id == 0)
         f->progress_comment_id = find_progress_comment(f);
     if (f->progress_comment_id != 0) {
@@ -808,8 +808,8 @@ static job_result_t commit_and_push(fix_t *f)
     rc = workspace_push(&f->wcfg, f->ws, f->token, err, sizeof(err));
     if (rc != WORKSPACE_OK)
         return fail(f, rc == WORKSPACE_ERETRY ? JOB_ERR_RETRY : JOB_ERR_PERMANENT, "could not push %s: %s", f->branch, err);
-    jobgh_set(f->ctx, "pushed_sha", oid);
-    jobgh_set(f->ctx, "branch", f->branch);
+    jobgh_set(f->ctx, JOB_F_PUSHED_SHA, oid);
+    jobgh_set(f->ctx, JOB_F_BRANCH, f->branch);
     step_done(f, f->s_push, PROGRESS_DONE, detail);
     return JOB_OK;
 }
@@ -866,7 +866,7 @@ static job_result_t open_pull_request(fix_t *f)
     f->pr_number = json_integer_value(json_object_get(pr, "number"));
     snprintf(f->pr_url, sizeof(f->pr_url), "%s", or_empty(json_string_value(json_object_get(pr, "html_url"))));
     json_decref(pr);
-    jobgh_set(f->ctx, "pr_url", f->pr_url);
+    jobgh_set(f->ctx, JOB_F_PR_URL, f->pr_url);
     jobgh_set_int(f->ctx, "pr_number", f->pr_number);
     char detail[64];
     snprintf(detail, sizeof(detail), "#%" PRId64, f->pr_number);
@@ -905,7 +905,7 @@ static job_result_t run(fix_t *f)
     step_done(f, f->s_prepare, PROGRESS_DONE, NULL);
 
     /* a retry after the pull request was made: only the words are left to say */
-    const char *pr_url = jobgh_str(f->ctx, "pr_url");
+    const char *pr_url = jobgh_str(f->ctx, JOB_F_PR_URL);
     if (pr_url != NULL && !f->followup) {
         snprintf(f->pr_url, sizeof(f->pr_url), "%s", pr_url);
         f->result.summary = strdup("");
@@ -938,19 +938,19 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     f.err = err;
     f.err_len = err_len;
     f.id = job_ctx_id(ctx);
-    f.repo = jobgh_str(ctx, "repo");
-    f.kind = jobgh_str(ctx, "kind");
-    f.sender = jobgh_str(ctx, "sender");
-    f.instruction = jobgh_str(ctx, "instruction");
-    f.comment_type = jobgh_str(ctx, "comment_type");
-    f.label = jobgh_str(ctx, "label");
-    f.head_ref = jobgh_str(ctx, "head_ref");
-    f.path = jobgh_str(ctx, "path");
-    f.number = jobgh_int(ctx, "number");
-    f.comment_id = jobgh_int(ctx, "comment_id");
-    f.installation = jobgh_int(ctx, "installation");
-    f.line = jobgh_int(ctx, "line");
-    const char *is_pr = jobgh_str(ctx, "is_pr");
+    f.repo = jobgh_str(ctx, JOB_F_REPO);
+    f.kind = jobgh_str(ctx, JOB_F_KIND);
+    f.sender = jobgh_str(ctx, JOB_F_SENDER);
+    f.instruction = jobgh_str(ctx, JOB_F_INSTRUCTION);
+    f.comment_type = jobgh_str(ctx, JOB_F_COMMENT_TYPE);
+    f.label = jobgh_str(ctx, JOB_F_LABEL);
+    f.head_ref = jobgh_str(ctx, JOB_F_HEAD_REF);
+    f.path = jobgh_str(ctx, JOB_F_PATH);
+    f.number = jobgh_int(ctx, JOB_F_NUMBER);
+    f.comment_id = jobgh_int(ctx, JOB_F_COMMENT_ID);
+    f.installation = jobgh_int(ctx, JOB_F_INSTALLATION);
+    f.line = jobgh_int(ctx, JOB_F_LINE);
+    const char *is_pr = jobgh_str(ctx, JOB_F_IS_PR);
     f.is_pr = is_pr && strcmp(is_pr, "1") == 0;
     f.followup = f.kind && strcmp(f.kind, "followup") == 0;
     f.started_ms = clock_wall_ms();
@@ -963,7 +963,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     f.gh = f.j.gh;
     f.r = f.j.r;
     repoconfig_defaults(&f.rc);
-    workspace_config_init(&f.wcfg, f.cfg, jobgh_str(ctx, "delivery"), f.id);
+    workspace_config_init(&f.wcfg, f.cfg, jobgh_str(ctx, JOB_F_DELIVERY), f.id);
 
     char heading[96];
     snprintf(heading, sizeof(heading), "%s #%" PRId64, f.followup ? "Following up on" : "Working on", f.number);
@@ -1027,7 +1027,7 @@ void fixjob_on_dead(job_ctx_t *ctx, const char *why)
                    PROGRESS_MARKER_PREFIX, job_ctx_id(ctx), job_ctx_id(ctx));
     ghmd_sanitize(&md, why, strlen(why));
     strbuf_append(&md, "\n\nA maintainer can run it again with `patchbay jobs retry` or from the dashboard.");
-    int64_t progress = jobgh_int(ctx, "progress_comment_id");
+    int64_t progress = jobgh_int(ctx, JOB_F_PROGRESS_COMMENT_ID);
     int rc = progress ? ghapi_comment_update(NULL, j.gh, &j.r, progress, md.data, 0)
                       : ghapi_comment_create(NULL, j.gh, &j.r, j.number, md.data);
     if (rc != GHAPI_OK)
@@ -1042,7 +1042,7 @@ static job_result_t answer(job_ctx_t *ctx, const char *reaction, const char *mar
     jobgh_t j;
     if (jobgh_open(&j, ctx, err, err_len) != 0)
         return JOB_ERR_PERMANENT;
-    if (jobgh_int(ctx, "comment_id") != 0)
+    if (jobgh_int(ctx, JOB_F_COMMENT_ID) != 0)
         jobgh_react(&j, reaction);
     int rc = ghapi_comment_create(NULL, j.gh, &j.r, j.number, markdown);
     job_result_t res = JOB_OK;
@@ -1057,7 +1057,7 @@ static job_result_t answer(job_ctx_t *ctx, const char *reaction, const char *mar
 job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
 {
     const char *handle = job_ctx_config(ctx)->bot.handle;
-    const char *message = jobgh_str(ctx, "message");
+    const char *message = jobgh_str(ctx, JOB_F_MESSAGE);
     strbuf_t md = STRBUF_INIT;
     if (message)
         strbuf_appendf(&md, "%s\n\n", message);
@@ -1080,10 +1080,10 @@ job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
 
 job_result_t fixjob_stop(job_ctx_t *ctx, char *err, size_t err_len)
 {
-    const char *stops = jobgh_str(ctx, "stops");
+    const char *stops = jobgh_str(ctx, JOB_F_STOPS);
     strbuf_t md = STRBUF_INIT;
     if (stops)
-        strbuf_appendf(&md, "Stopping job %s on this %s.", stops, strcmp(or_empty(jobgh_str(ctx, "is_pr")), "1") == 0 ? "pull request" : "issue");
+        strbuf_appendf(&md, "Stopping job %s on this %s.", stops, strcmp(or_empty(jobgh_str(ctx, JOB_F_IS_PR)), "1") == 0 ? "pull request" : "issue");
     else
         strbuf_append(&md, "There was nothing to stop: no job of mine was queued or running here.");
     job_result_t r = answer(ctx, "+1", md.data, err, err_len);

@@ -219,7 +219,7 @@ void job_ctx_log(job_ctx_t *ctx, log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *delivery = json_string_value(json_object_get(ctx->record, "delivery"));
+    const char *delivery = json_string_value(json_object_get(ctx->record, JOB_F_DELIVERY));
     log_emit(level, delivery, ctx->id, NULL, "job %s: %s", ctx->id, msg);
     redisContext *c = job_ctx_redis(ctx);
     char err[256];

@@ -42,9 +42,9 @@ int jobgh_open(jobgh_t *j, job_ctx_t *ctx, char *err, size_t err_len)
 {
     memset(j, 0, sizeof(*j));
     j->ctx = ctx;
-    j->r.repo = jobgh_str(ctx, "repo");
-    j->r.installation = jobgh_int(ctx, "installation");
-    j->number = jobgh_int(ctx, "number");
+    j->r.repo = jobgh_str(ctx, JOB_F_REPO);
+    j->r.installation = jobgh_int(ctx, JOB_F_INSTALLATION);
+    j->number = jobgh_int(ctx, JOB_F_NUMBER);
     if (j->r.repo == NULL || j->r.installation <= 0 || j->number <= 0) {
         snprintf(err, err_len, "the job record lacks repo, number or installation");
         return -1;
@@ -63,7 +63,7 @@ int jobgh_open(jobgh_t *j, job_ctx_t *ctx, char *err, size_t err_len)
         j->app = NULL;
         return -1;
     }
-    ghapi_set_log_ids(j->gh, jobgh_str(ctx, "delivery"), job_ctx_id(ctx));
+    ghapi_set_log_ids(j->gh, jobgh_str(ctx, JOB_F_DELIVERY), job_ctx_id(ctx));
     return 0;
 }
 
@@ -118,9 +118,9 @@ void jobgh_react(jobgh_t *j, const char *content)
 {
     ghapi_react_on_t on = GHAPI_REACT_ISSUE;
     int64_t id = j->number;
-    int64_t comment = jobgh_int(j->ctx, "comment_id");
+    int64_t comment = jobgh_int(j->ctx, JOB_F_COMMENT_ID);
     if (comment != 0) {
-        const char *type = jobgh_str(j->ctx, "comment_type");
+        const char *type = jobgh_str(j->ctx, JOB_F_COMMENT_TYPE);
         on = type && strcmp(type, "review_comment") == 0 ? GHAPI_REACT_REVIEW_COMMENT : GHAPI_REACT_ISSUE_COMMENT;
         id = comment;
     }

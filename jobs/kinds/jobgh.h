@@ -14,9 +14,10 @@
 #ifndef PATCHBAY_JOBGH_H
 #define PATCHBAY_JOBGH_H
 
-#include "jobs/agent/agent.h"
-#include "app/github/ghapi.h"
 #include "jobctx.h"
+#include "app/github/ghapi.h"
+#include "jobs/agent/agent.h"
+#include "jobs/queue/job.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
 

@@ -27,10 +27,10 @@
 #ifndef PATCHBAY_KINDS_H
 #define PATCHBAY_KINDS_H
 
+#include "jobctx.h"
+#include "kindpolicy.h"
 #include "app/common/config.h"
 #include "jobs/queue/job.h"
-#include "kindpolicy.h"
-#include "jobctx.h"
 
 /* Runs the job. On failure, a one-line reason in err (stored as the job's
  * error and shown by `jobs show`; never a secret). */

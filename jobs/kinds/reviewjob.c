@@ -4,21 +4,21 @@
  * person needs to know (the check run, and a comment when a person asked).
  */
 #include "reviewjob.h"
-#include "jobs/agent/agent.h"
+#include "jobgh.h"
+#include "prompt.h"
 #include "app/common/clock.h"
+#include "app/common/log.h"
+#include "app/common/redact.h"
+#include "app/common/strbuf.h"
+#include "app/github/ghapi.h"
+#include "app/github/ghmd.h"
+#include "jobs/agent/agent.h"
 #include "jobs/review/coverage.h"
 #include "jobs/review/diff.h"
 #include "jobs/review/findings.h"
-#include "app/github/ghapi.h"
-#include "jobgh.h"
-#include "app/common/log.h"
-#include "prompt.h"
-#include "app/common/redact.h"
-#include "jobs/workspace/repoconfig.h"
 #include "jobs/review/review_body.h"
-#include "app/common/strbuf.h"
+#include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
-#include "app/github/ghmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -141,7 +141,7 @@ static job_result_t fail(review_t *v, job_result_t result, const char *fmt, ...)
 static job_result_t skip(review_t *v, const char *why)
 {
     job_ctx_log(v->ctx, LOG_INFO, "no review: %s", why);
-    jobgh_set(v->ctx, "outcome", why);
+    jobgh_set(v->ctx, JOB_F_OUTCOME, why);
     if (v->manual) {
         char md[512];
         snprintf(md, sizeof(md), "No review: %s.", why);
@@ -297,7 +297,7 @@ static job_result_t read_diff(review_t *v)
     json_decref(files);
     if (drc != DIFF_OK)
         return fail(v, JOB_ERR_PERMANENT, "could not parse the pull request's diff (%s)",
-                    drc == DIFF_E_TOO_LARGE ? "too large" : drc == DIFF_E_NOMEM ? "out of memory" : "not a file list");
+                    drc == DIFF_ERR_TOO_LARGE ? "too large" : drc == DIFF_ERR_NOMEM ? "out of memory" : "not a file list");
     if (coverage_plan(&v->cov, v->diff, NULL) != 0)
         return fail(v, JOB_ERR_RETRY, "out of memory planning the review");
     job_ctx_log(v->ctx, LOG_INFO, "%zu files: %zu to review, %zu clipped, %zu skipped", v->cov.count,
@@ -370,13 +370,13 @@ static job_result_t run_agent(review_t *v)
                 v->fs.dropped);
     if (v->result.end != AGENT_DONE && v->fs.count == 0)
         return fail(v, JOB_ERR_PERMANENT, "the agent %s before it reported anything", v->result.describe);
-    if (frc == FINDINGS_E_IO && v->result.end == AGENT_DONE)
+    if (frc == FINDINGS_ERR_IO && v->result.end == AGENT_DONE)
         job_ctx_log(v->ctx, LOG_INFO, "no findings file: the agent found nothing to say");
     /* the agent's words when it wrote no summary into the findings: the
      * built-in agent's finish, or a command agent's output when it wrote no
      * findings file at all */
     int own = v->agent.backend != NULL && strcmp(v->agent.backend, "openai") == 0;
-    if (v->fs.summary == NULL && (own || frc == FINDINGS_E_IO) && v->result.summary != NULL &&
+    if (v->fs.summary == NULL && (own || frc == FINDINGS_ERR_IO) && v->result.summary != NULL &&
         v->result.summary[0] != '\0')
         v->fs.summary = strdup(v->result.summary);
     /* the agent's own keys never reach the review, whatever it was asked */
@@ -453,8 +453,8 @@ static job_result_t post_review(review_t *v)
         return fail(v, jobgh_result(rc), "could not post the review: %s", ghapi_error(v->j.gh));
     snprintf(v->review_url, sizeof(v->review_url), "%s", or_empty(json_string_value(json_object_get(out, "html_url"))));
     jobgh_set_int(v->ctx, "review_id", json_integer_value(json_object_get(out, "id")));
-    jobgh_set(v->ctx, "review_url", v->review_url);
-    jobgh_set(v->ctx, "reviewed_sha", v->head_sha);
+    jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
+    jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
     json_decref(out);
 
     char title[160];
@@ -491,14 +491,14 @@ static job_result_t run(review_t *v)
         return r;
 
     char url[512] = "";
-    const char *done_sha = jobgh_str(v->ctx, "reviewed_sha");
+    const char *done_sha = jobgh_str(v->ctx, JOB_F_REVIEWED_SHA);
     if ((done_sha && strcmp(done_sha, v->head_sha) == 0) || find_review(v, url, sizeof(url))) {
         char why[700];
         snprintf(why, sizeof(why), "commit %.12s is already reviewed%s%s", v->head_sha, url[0] ? ": " : "", url);
         return skip(v, why);
     }
 
-    v->check_run_id = jobgh_int(v->ctx, "check_run_id");
+    v->check_run_id = jobgh_int(v->ctx, JOB_F_CHECK_RUN_ID);
     check_run(v, "in_progress", NULL, NULL, NULL);
     if ((r = read_diff(v)) != JOB_OK || (r = checkout(v)) != JOB_OK)
         return r;
@@ -517,10 +517,10 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     v.err = err;
     v.err_len = err_len;
     v.id = job_ctx_id(ctx);
-    v.sender = jobgh_str(ctx, "sender");
-    v.instruction = jobgh_str(ctx, "instruction");
-    v.action = jobgh_str(ctx, "action");
-    v.manual = jobgh_int(ctx, "comment_id") != 0;
+    v.sender = jobgh_str(ctx, JOB_F_SENDER);
+    v.instruction = jobgh_str(ctx, JOB_F_INSTRUCTION);
+    v.action = jobgh_str(ctx, JOB_F_ACTION);
+    v.manual = jobgh_int(ctx, JOB_F_COMMENT_ID) != 0;
     if (v.sender == NULL) {
         snprintf(err, err_len, "the job record lacks its sender");
         return JOB_ERR_PERMANENT;
@@ -530,7 +530,7 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     repoconfig_defaults(&v.rc);
     findings_t empty = FINDINGS_INIT;
     v.fs = empty;
-    workspace_config_init(&v.wcfg, v.cfg, jobgh_str(ctx, "delivery"), v.id);
+    workspace_config_init(&v.wcfg, v.cfg, jobgh_str(ctx, JOB_F_DELIVERY), v.id);
     if (v.manual && job_ctx_attempt(ctx) <= 1)
         jobgh_react(&v.j, "eyes");
 
@@ -562,7 +562,7 @@ void reviewjob_on_dead(job_ctx_t *ctx, const char *why)
     strbuf_t md = STRBUF_INIT;
     strbuf_appendf(&md, "patchbay gave up on this review (job %s) after its attempts ran out:\n\n> ", job_ctx_id(ctx));
     ghmd_sanitize(&md, why, strlen(why));
-    int64_t check = jobgh_int(ctx, "check_run_id");
+    int64_t check = jobgh_int(ctx, JOB_F_CHECK_RUN_ID);
     if (check != 0) {
         char now[CLOCK_ISO_BYTES];
         clock_format_iso(clock_wall_ms(), now);
@@ -572,7 +572,7 @@ void reviewjob_on_dead(job_ctx_t *ctx, const char *why)
             log_warn(NULL, job_ctx_id(ctx), "check run not completed: %s", ghapi_error(j.gh));
         json_decref(fields);
     }
-    if (jobgh_int(ctx, "comment_id") != 0 && ghapi_comment_create(NULL, j.gh, &j.r, j.number, md.data) != GHAPI_OK)
+    if (jobgh_int(ctx, JOB_F_COMMENT_ID) != 0 && ghapi_comment_create(NULL, j.gh, &j.r, j.number, md.data) != GHAPI_OK)
         log_warn(NULL, job_ctx_id(ctx), "could not tell the pull request the review died: %s", ghapi_error(j.gh));
     strbuf_free(&md);
     jobgh_close(&j);

@@ -113,6 +113,21 @@ int job_status_parse(const char *name);
 #define JOB_F_TITLE "title"
 #define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
 
+/* Fields the queue sets when it makes the record. */
+#define JOB_F_DELIVERY "delivery"    /* X-GitHub-Delivery */
+#define JOB_F_STOPS "stops"          /* stop: the ids of the jobs it stopped, comma-separated */
+
+/* Fields the job kinds set as they go: what a retry finds again, and what
+ * `jobs show` and the dashboard show. */
+#define JOB_F_PROGRESS_COMMENT_ID "progress_comment_id"
+#define JOB_F_BRANCH "branch"
+#define JOB_F_PUSHED_SHA "pushed_sha"
+#define JOB_F_PR_URL "pr_url"
+#define JOB_F_OUTCOME "outcome"
+#define JOB_F_REVIEW_URL "review_url"
+#define JOB_F_REVIEWED_SHA "reviewed_sha"
+#define JOB_F_CHECK_RUN_ID "check_run_id"
+
 #define JOB_MAX_FIELDS 24
 
 typedef struct {

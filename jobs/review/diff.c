@@ -587,10 +587,10 @@ int diff_parse_unified(diff_t **out, const char *text, size_t len, const diff_li
         lim = *limits;
     *out = NULL;
     if (len > lim.max_bytes)
-        return DIFF_E_TOO_LARGE;
+        return DIFF_ERR_TOO_LARGE;
     diff_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
-        return DIFF_E_NOMEM;
+        return DIFF_ERR_NOMEM;
     int rc = DIFF_OK;
     size_t cap = 0;
     section_t sec;
@@ -613,7 +613,7 @@ int diff_parse_unified(diff_t **out, const char *text, size_t len, const diff_li
         }
         if (git_start || plain_start) {
             if (section_finish(d, &cap, &sec) < 0) {
-                rc = DIFF_E_NOMEM;
+                rc = DIFF_ERR_NOMEM;
                 goto done;
             }
             sec.active = 1;
@@ -643,7 +643,7 @@ int diff_parse_unified(diff_t **out, const char *text, size_t len, const diff_li
         }
         if (has_prefix(s, hn, "@@ ")) {
             if (read_patch(&sec.file, &c, &lim) < 0) {
-                rc = DIFF_E_NOMEM;
+                rc = DIFF_ERR_NOMEM;
                 goto done;
             }
             sec.done = 1;
@@ -691,7 +691,7 @@ int diff_parse_unified(diff_t **out, const char *text, size_t len, const diff_li
         c.pos = next;
     }
     if (section_finish(d, &cap, &sec) < 0)
-        rc = DIFF_E_NOMEM;
+        rc = DIFF_ERR_NOMEM;
 done:
     section_reset(&sec);
     if (rc != DIFF_OK) {
@@ -765,7 +765,7 @@ static int file_from_json(diff_t *d, size_t *cap, const json_t *o, const diff_li
         if (*bytes > lim->max_bytes) {
             free(f.path);
             free(f.previous_path);
-            return DIFF_E_TOO_LARGE;
+            return DIFF_ERR_TOO_LARGE;
         }
         cursor_t c = {json_string_value(patch), plen, 0};
         const char *s;
@@ -802,7 +802,7 @@ nomem:
     drop_hunks(&f);
     free(f.path);
     free(f.previous_path);
-    return DIFF_E_NOMEM;
+    return DIFF_ERR_NOMEM;
 }
 
 int diff_parse_files_json(diff_t **out, const json_t *files, const diff_limits_t *limits)
@@ -812,10 +812,10 @@ int diff_parse_files_json(diff_t **out, const json_t *files, const diff_limits_t
         lim = *limits;
     *out = NULL;
     if (!json_is_array(files))
-        return DIFF_E_FORMAT;
+        return DIFF_ERR_FORMAT;
     diff_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
-        return DIFF_E_NOMEM;
+        return DIFF_ERR_NOMEM;
     size_t cap = 0, bytes = 0;
     for (size_t i = 0; i < json_array_size(files); i++) {
         const json_t *o = json_array_get(files, i);
@@ -844,11 +844,11 @@ int diff_parse_files_text(diff_t **out, const char *json, size_t len, const diff
         lim = *limits;
     *out = NULL;
     if (len > lim.max_bytes)
-        return DIFF_E_TOO_LARGE;
+        return DIFF_ERR_TOO_LARGE;
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (root == NULL)
-        return DIFF_E_FORMAT;
+        return DIFF_ERR_FORMAT;
     int rc = diff_parse_files_json(out, root, &lim);
     json_decref(root);
     return rc;

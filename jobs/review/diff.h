@@ -65,9 +65,9 @@ typedef struct {
 
 typedef enum {
     DIFF_OK = 0,
-    DIFF_E_TOO_LARGE = -1, /* input over limits.max_bytes */
-    DIFF_E_NOMEM = -2,
-    DIFF_E_FORMAT = -3, /* files JSON that is not an array of objects */
+    DIFF_ERR_TOO_LARGE = -1, /* input over limits.max_bytes */
+    DIFF_ERR_NOMEM = -2,
+    DIFF_ERR_FORMAT = -3, /* files JSON that is not an array of objects */
 } diff_error_t;
 
 /* GitHub's names: RIGHT is the head (new) file, LEFT the base (old) file. */

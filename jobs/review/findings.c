@@ -318,7 +318,7 @@ int findings_parse(findings_t *f, const char *text, size_t len)
             v = json_loadb(text + pos, len - pos, JSON_DISABLE_EOF_CHECK, &err);
         if (v == NULL) {
             if (values == 0)
-                return FINDINGS_E_SYNTAX;
+                return FINDINGS_ERR_SYNTAX;
             drop(f, f->seen++, NULL, 0, "not JSON after byte %zu", pos);
             break;
         }
@@ -336,18 +336,18 @@ int findings_load_file(findings_t *f, const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (fp == NULL)
-        return FINDINGS_E_IO;
+        return FINDINGS_ERR_IO;
     char *buf = malloc(FINDINGS_FILE_MAX_BYTES + 1);
     if (buf == NULL) {
         fclose(fp);
-        return FINDINGS_E_NOMEM;
+        return FINDINGS_ERR_NOMEM;
     }
     size_t n = fread(buf, 1, FINDINGS_FILE_MAX_BYTES + 1, fp);
     int failed = ferror(fp);
     fclose(fp);
     if (failed) {
         free(buf);
-        return FINDINGS_E_IO;
+        return FINDINGS_ERR_IO;
     }
     if (n > FINDINGS_FILE_MAX_BYTES) {
         log_warn(NULL, f->job, "review file is over %u bytes; the rest is ignored", FINDINGS_FILE_MAX_BYTES);

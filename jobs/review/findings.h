@@ -50,9 +50,9 @@
 
 typedef enum {
     FINDINGS_OK = 0,
-    FINDINGS_E_IO = -1,     /* the file could not be read */
-    FINDINGS_E_SYNTAX = -2, /* not JSON at all (nothing kept from it) */
-    FINDINGS_E_NOMEM = -3,
+    FINDINGS_ERR_IO = -1,     /* the file could not be read */
+    FINDINGS_ERR_SYNTAX = -2, /* not JSON at all (nothing kept from it) */
+    FINDINGS_ERR_NOMEM = -3,
 } findings_error_t;
 
 typedef enum { FINDING_INFO = 0, FINDING_WARNING, FINDING_ERROR, FINDING__SEVERITIES } finding_severity_t;
@@ -87,14 +87,14 @@ typedef struct {
 #define FINDINGS_INIT {NULL, 0, 0, NULL, 0, 0, {{0, {0}}}, 0, NULL}
 
 /* Reads every finding from JSON text into f (which may already hold some).
- * FINDINGS_E_SYNTAX when the text holds no JSON value at all (an empty text
+ * FINDINGS_ERR_SYNTAX when the text holds no JSON value at all (an empty text
  * is not an error: no findings); findings parsed before a syntax error later
  * in the text are kept, and the rest of the text counts as one drop. */
 int findings_parse(findings_t *f, const char *text, size_t len);
 
 /* Reads the file at path (at most FINDINGS_FILE_MAX_BYTES; a longer file is
  * read that far and its tail dropped with a log line). A missing file is
- * FINDINGS_E_IO: the caller decides whether "no review file" is an error. */
+ * FINDINGS_ERR_IO: the caller decides whether "no review file" is an error. */
 int findings_load_file(findings_t *f, const char *path);
 
 /* Validates one finding object (e.g. the arguments of a report_finding tool

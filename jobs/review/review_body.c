@@ -236,14 +236,14 @@ static int set_string(json_t *o, const char *key, const char *s, size_t n)
 {
     json_t *v = json_stringn(s, n);
     if (v == NULL)
-        return REVIEW_E_ENCODING;
-    return json_object_set_new(o, key, v) == 0 ? 0 : REVIEW_E_NOMEM;
+        return REVIEW_ERR_ENCODING;
+    return json_object_set_new(o, key, v) == 0 ? 0 : REVIEW_ERR_NOMEM;
 }
 
 static int set_int(json_t *o, const char *key, json_int_t v)
 {
     json_t *j = json_integer(v);
-    return j != NULL && json_object_set_new(o, key, j) == 0 ? 0 : REVIEW_E_NOMEM;
+    return j != NULL && json_object_set_new(o, key, j) == 0 ? 0 : REVIEW_ERR_NOMEM;
 }
 
 int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const findings_t *fs, const coverage_t *cov,
@@ -263,7 +263,7 @@ int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const fin
     strbuf_t body = STRBUF_INIT;
     size_t in_line[FINDING__SEVERITIES] = {0}, in_summary[FINDING__SEVERITIES] = {0};
     if (placed == NULL || order == NULL || review == NULL || comments == NULL) {
-        rc = REVIEW_E_NOMEM;
+        rc = REVIEW_ERR_NOMEM;
         goto done;
     }
 
@@ -301,14 +301,14 @@ int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const fin
         }
         json_t *c = json_object();
         if (c == NULL || json_array_append_new(comments, c) != 0) {
-            rc = REVIEW_E_NOMEM;
+            rc = REVIEW_ERR_NOMEM;
             goto done;
         }
         strbuf_t cb = STRBUF_INIT;
         comment_body(&cb, p);
         if (cb.truncated) {
             strbuf_free(&cb);
-            rc = REVIEW_E_NOMEM;
+            rc = REVIEW_ERR_NOMEM;
             goto done;
         }
         const char *side = diff_side_name(p->a.side);
@@ -365,7 +365,7 @@ int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const fin
     if (cov != NULL)
         append_coverage(&body, cov, REVIEW_BODY_MAX_BYTES - SUMMARY_RESERVE_BYTES);
     if (body.truncated) {
-        rc = REVIEW_E_NOMEM;
+        rc = REVIEW_ERR_NOMEM;
         goto done;
     }
     assert(body.len <= REVIEW_BODY_MAX_BYTES);
@@ -376,7 +376,7 @@ int review_build(json_t **out, review_stats_t *stats, const diff_t *d, const fin
         (rc = set_string(review, "body", body.data, body.len)) != 0)
         goto done;
     if (json_object_set(review, "comments", comments) != 0) {
-        rc = REVIEW_E_NOMEM;
+        rc = REVIEW_ERR_NOMEM;
         goto done;
     }
     *out = review;

@@ -67,8 +67,8 @@ typedef struct {
 
 typedef enum {
     REVIEW_OK = 0,
-    REVIEW_E_NOMEM = -1,
-    REVIEW_E_ENCODING = -2, /* a string jansson would not take (not UTF-8): a bug of ours */
+    REVIEW_ERR_NOMEM = -1,
+    REVIEW_ERR_ENCODING = -2, /* a string jansson would not take (not UTF-8): a bug of ours */
 } review_error_t;
 
 /* Builds the review. cov may be NULL (no coverage table); opt may be NULL

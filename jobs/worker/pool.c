@@ -1,11 +1,11 @@
 /* pool — see pool.h. */
 #include "pool.h"
-#include "app/common/clock.h"
-#include "jobs/kinds/kindpolicy.h"
-#include "app/common/log.h"
-#include "jobs/queue/queue.h"
-#include "app/common/redisconn.h"
 #include "worker.h"
+#include "app/common/clock.h"
+#include "app/common/log.h"
+#include "app/common/redisconn.h"
+#include "jobs/kinds/kindpolicy.h"
+#include "jobs/queue/queue.h"
 
 #include <errno.h>
 #include <signal.h>

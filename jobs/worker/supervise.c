@@ -1,7 +1,7 @@
 /* supervise — see supervise.h. */
 #include "supervise.h"
-#include "app/common/log.h"
 #include "pool.h"
+#include "app/common/log.h"
 #include "jobs/queue/redisproc.h"
 
 #include <errno.h>

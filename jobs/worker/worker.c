@@ -11,11 +11,11 @@
  */
 #include "worker.h"
 #include "app/common/clock.h"
+#include "app/common/log.h"
+#include "app/common/redisconn.h"
 #include "jobs/kinds/jobctx.h"
 #include "jobs/kinds/kinds.h"
-#include "app/common/log.h"
 #include "jobs/queue/queue.h"
-#include "app/common/redisconn.h"
 
 #include <assert.h>
 #include <errno.h>

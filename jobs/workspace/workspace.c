@@ -36,9 +36,9 @@
 #include "workspace.h"
 #include "workspace_int.h"
 
+#include "pathglob.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
-#include "pathglob.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -242,7 +242,7 @@ static int is_loose_object(const char *name)
     return 1;
 }
 
-static int link_objects(const char *mirror_git_dir, const char *repo_git_dir, char *err, size_t errlen)
+static int link_objects(const char *mirror_git_dir, const char *repo_git_dir, char *err, size_t err_len)
 {
     int linked = 0, copied = 0;
     char *src = ws_strf("%s/objects/pack", mirror_git_dir);
@@ -260,7 +260,7 @@ static int link_objects(const char *mirror_git_dir, const char *repo_git_dir, ch
         free(dst);
     }
     if (rc != 0)
-        return ws_fail(WORKSPACE_EIO, err, errlen, "cannot link the mirror's objects into %s: %s", repo_git_dir, strerror(-rc));
+        return ws_fail(WORKSPACE_EIO, err, err_len, "cannot link the mirror's objects into %s: %s", repo_git_dir, strerror(-rc));
     return 0;
 }
 
@@ -306,7 +306,7 @@ typedef struct {
 } bases_t;
 
 static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const workspace_spec_t *spec, char *err,
-                      size_t errlen)
+                      size_t err_len)
 {
     int rc = 0;
     git_reference *head = NULL;
@@ -316,12 +316,12 @@ static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const
     int grc = git_reference_lookup(&head, mirror, "HEAD");
     if (grc < 0 || git_reference_type(head) != GIT_REFERENCE_SYMBOLIC ||
         strncmp(git_reference_symbolic_target(head), "refs/heads/", 11) != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "the mirror of %s has no default branch", ws->repo);
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "the mirror of %s has no default branch", ws->repo);
         goto done;
     }
     ws->default_branch = ws_strf("%s", git_reference_symbolic_target(head) + 11);
     if (ref_oid(&b->default_tip, mirror, git_reference_symbolic_target(head)) != 0) {
-        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: the default branch %s has no commit", ws->repo, ws->default_branch);
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "%s: the default branch %s has no commit", ws->repo, ws->default_branch);
         goto done;
     }
 
@@ -341,15 +341,15 @@ static int read_bases(bases_t *b, workspace_t *ws, git_repository *mirror, const
     grc = ref_oid(&b->base, mirror, ws->base_ref);
     if (grc == GIT_ENOTFOUND) {
         if (spec->pull_number > 0)
-            rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: pull request #%d has no head on GitHub", ws->repo,
+            rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "%s: pull request #%d has no head on GitHub", ws->repo,
                          spec->pull_number);
         else
-            rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "%s: branch %s does not exist on GitHub", ws->repo,
+            rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "%s: branch %s does not exist on GitHub", ws->repo,
                          ws->base_ref + 11);
         goto done;
     }
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "%s: resolve %s in the mirror", ws->repo, ws->base_ref);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "%s: resolve %s in the mirror", ws->repo, ws->base_ref);
         goto done;
     }
     git_oid_tostr(ws->base_oid, sizeof(ws->base_oid), &b->base);
@@ -361,7 +361,7 @@ done:
 
 /* The job's repository: refs, origin (a plain URL), identity, checkout. */
 static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *b, const workspace_spec_t *spec, char *err,
-                           size_t errlen)
+                           size_t err_len)
 {
     int rc = 0;
     git_repository *repo = NULL;
@@ -370,7 +370,7 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
     char *name = NULL;
     int grc;
 
-    rc = ws_open_repo(&repo, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, errlen, "open the checkout");
+    rc = ws_open_repo(&repo, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, err_len, "open the checkout");
     if (rc != 0)
         goto done;
 
@@ -429,7 +429,7 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
     goto done;
 
 git_fail:
-    rc = ws_git_fail(grc, NULL, 0, err, errlen, "make the checkout %s", ws->path);
+    rc = ws_git_fail(grc, NULL, 0, err, err_len, "make the checkout %s", ws->path);
 done:
     free(name);
     git_reference_free(ref);
@@ -438,7 +438,7 @@ done:
     return rc;
 }
 
-int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t errlen)
+int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t err_len)
 {
     ws_names_t n;
     ws_lock_t lock = {-1};
@@ -451,26 +451,26 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     int64_t t0 = clock_mono_ms();
     *out = NULL;
 
-    int rc = workspace_init(err, errlen);
+    int rc = workspace_init(err, err_len);
     if (rc != 0)
         return rc;
-    rc = ws_names_init(&n, cfg, spec->repo, err, errlen);
+    rc = ws_names_init(&n, cfg, spec->repo, err, err_len);
     if (rc != 0)
         return rc;
     if (!valid_job_id(spec->job_id)) {
-        rc = ws_fail(WORKSPACE_EINVAL, err, errlen, "'%.80s' is not a valid job id for a workspace",
+        rc = ws_fail(WORKSPACE_EINVAL, err, err_len, "'%.80s' is not a valid job id for a workspace",
                      spec->job_id ? spec->job_id : "(null)");
         goto done;
     }
     if (!valid_branch(spec->branch) || (spec->base_branch != NULL && !valid_branch(spec->base_branch))) {
-        rc = ws_fail(WORKSPACE_EINVAL, err, errlen, "'%.200s' is not a valid branch name",
+        rc = ws_fail(WORKSPACE_EINVAL, err, err_len, "'%.200s' is not a valid branch name",
                      valid_branch(spec->branch) ? spec->base_branch : (spec->branch ? spec->branch : "(null)"));
         goto done;
     }
 
     ws = calloc(1, sizeof(*ws));
     if (ws == NULL) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "out of memory");
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "out of memory");
         goto done;
     }
     ws->dir = ws_strf("%s/workspaces/%s", cfg->data_dir, spec->job_id);
@@ -486,25 +486,25 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     if (e == 0)
         e = ws_mkdirs(n.owner_dir);
     if (e != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot create %s: %s", ws->dir, strerror(-e));
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", ws->dir, strerror(-e));
         goto done;
     }
 
-    rc = ws_lock(&lock, n.lock_path, cfg->lock_wait_ms > 0 ? cfg->lock_wait_ms : WORKSPACE_LOCK_WAIT_MS, err, errlen);
+    rc = ws_lock(&lock, n.lock_path, cfg->lock_wait_ms > 0 ? cfg->lock_wait_ms : WORKSPACE_LOCK_WAIT_MS, err, err_len);
     if (rc != 0)
         goto done;
     int pull = spec->pull_number;
-    rc = ws_mirror_sync_locked(cfg, &n, spec->token, pull > 0 ? &pull : NULL, pull > 0 ? 1 : 0, &created, err, errlen);
+    rc = ws_mirror_sync_locked(cfg, &n, spec->token, pull > 0 ? &pull : NULL, pull > 0 ? 1 : 0, &created, err, err_len);
     if (rc != 0)
         goto done;
     ws->mirror_created = created;
     int64_t t1 = clock_mono_ms();
     ws->fetch_ms = t1 - t0;
-    rc = ws_open_repo(&mirror, n.git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, errlen,
+    rc = ws_open_repo(&mirror, n.git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, err_len,
                       "open the mirror");
     if (rc != 0)
         goto done;
-    rc = read_bases(&b, ws, mirror, spec, err, errlen);
+    rc = read_bases(&b, ws, mirror, spec, err, err_len);
     if (rc != 0)
         goto done;
 
@@ -515,12 +515,12 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     git_error_clear();
     int grc = git_repository_init_ext(&repo, ws->path, &iopts);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "create the checkout %s", ws->path);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "create the checkout %s", ws->path);
         goto done;
     }
     git_repository_free(repo); /* reopened once its objects are in place */
     repo = NULL;
-    rc = link_objects(n.git_dir, repo_git_dir, err, errlen);
+    rc = link_objects(n.git_dir, repo_git_dir, err, err_len);
     if (rc != 0)
         goto done;
     git_repository_free(mirror);
@@ -528,7 +528,7 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     ws_unlock(&lock); /* the checkout has its own links now: the mirror may move on */
 
     int64_t t2 = clock_mono_ms();
-    rc = finish_checkout(ws, &n, &b, spec, err, errlen);
+    rc = finish_checkout(ws, &n, &b, spec, err, err_len);
     if (rc != 0)
         goto done;
     ws->checkout_ms = clock_mono_ms() - t1;
@@ -557,14 +557,14 @@ done:
     return rc;
 }
 
-int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t errlen)
+int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t err_len)
 {
     if (!valid_job_id(job_id))
-        return ws_fail(WORKSPACE_EINVAL, err, errlen, "'%.80s' is not a valid job id for a workspace",
+        return ws_fail(WORKSPACE_EINVAL, err, err_len, "'%.80s' is not a valid job id for a workspace",
                        job_id ? job_id : "(null)");
     char *dir = ws_strf("%s/workspaces/%s", cfg->data_dir, job_id);
     int e = ws_rmtree(dir);
-    int rc = e == 0 ? 0 : ws_fail(WORKSPACE_EIO, err, errlen, "cannot remove %s: %s", dir, strerror(-e));
+    int rc = e == 0 ? 0 : ws_fail(WORKSPACE_EIO, err, err_len, "cannot remove %s: %s", dir, strerror(-e));
     free(dir);
     return rc;
 }
@@ -573,7 +573,7 @@ int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *er
  * After the agent: open without trusting what it may have written
  * ------------------------------------------------------------------------- */
 
-static int open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t errlen)
+static int open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len)
 {
     int rc = 0;
     git_config *empty = NULL;
@@ -585,17 +585,17 @@ static int open_untrusted(git_repository **out, const workspace_t *ws, char *err
     *out = NULL;
 
     if (lstat(gitdir, &st) != 0 || !S_ISDIR(st.st_mode) || lstat(objects, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "%s/.git or its objects is no longer a plain directory", ws->path);
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "%s/.git or its objects is no longer a plain directory", ws->path);
         goto done;
     }
     if (lstat(alternates, &st) == 0 || lstat(commondir, &st) == 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen,
+        rc = ws_fail(WORKSPACE_EIO, err, err_len,
                      "%s borrows objects from elsewhere (objects/info/alternates or commondir), which patchbay "
                      "never writes: refusing to commit or push from it",
                      ws->path);
         goto done;
     }
-    rc = ws_open_repo(out, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, errlen, "open the checkout");
+    rc = ws_open_repo(out, ws->path, GIT_REPOSITORY_OPEN_NO_SEARCH, err, err_len, "open the checkout");
     if (rc != 0)
         goto done;
     git_error_clear();
@@ -612,7 +612,7 @@ static int open_untrusted(git_repository **out, const workspace_t *ws, char *err
     if (grc == 0 && !(wd != NULL && strncmp(wd, real, rl) == 0 && wd[rl] == '/' && wd[rl + 1] == '\0'))
         grc = git_repository_set_workdir(*out, ws->path, 0);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "open %s", ws->path);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "open %s", ws->path);
         goto done;
     }
 
@@ -643,7 +643,7 @@ static int skip_nested_repos(const char *path, const char *matched_pathspec, voi
 
 /* The whole work tree into the index (new files, deletions; .gitignore
  * respected; nested repositories left out) and the index into a tree. */
-static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t *ws, char *err, size_t errlen)
+static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t *ws, char *err, size_t err_len)
 {
     git_index *idx = NULL;
     git_error_clear();
@@ -660,11 +660,11 @@ static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t 
         grc = git_index_write_tree(tree_out, idx);
     git_index_free(idx);
     if (grc < 0)
-        return ws_git_fail(grc, NULL, 0, err, errlen, "stage the changes in %s", ws->path);
+        return ws_git_fail(grc, NULL, 0, err, err_len, "stage the changes in %s", ws->path);
     return 0;
 }
 
-static int base_commit(git_commit **out, git_repository *repo, const workspace_t *ws, char *err, size_t errlen)
+static int base_commit(git_commit **out, git_repository *repo, const workspace_t *ws, char *err, size_t err_len)
 {
     git_oid oid;
     git_error_clear();
@@ -672,7 +672,7 @@ static int base_commit(git_commit **out, git_repository *repo, const workspace_t
     if (grc == 0)
         grc = git_commit_lookup(out, repo, &oid);
     if (grc < 0)
-        return ws_git_fail(grc, NULL, 0, err, errlen, "find the base commit %.12s in %s", ws->base_oid, ws->path);
+        return ws_git_fail(grc, NULL, 0, err, err_len, "find the base commit %.12s in %s", ws->base_oid, ws->path);
     return 0;
 }
 
@@ -710,7 +710,7 @@ static char status_letter(git_delta_t s)
     }
 }
 
-int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t errlen)
+int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t err_len)
 {
     git_repository *repo = NULL;
     git_commit *base = NULL;
@@ -721,13 +721,13 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
     int grc = 0;
     memset(out, 0, sizeof(*out));
 
-    int rc = workspace_init(err, errlen);
+    int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, errlen);
+        rc = open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
-        rc = stage_all(&tree_oid, repo, ws, err, errlen);
+        rc = stage_all(&tree_oid, repo, ws, err, err_len);
     if (rc == 0)
-        rc = base_commit(&base, repo, ws, err, errlen);
+        rc = base_commit(&base, repo, ws, err, err_len);
     if (rc != 0)
         goto done;
 
@@ -746,7 +746,7 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
     size_t n = git_diff_num_deltas(diff);
     out->items = calloc(n ? n : 1, sizeof(*out->items));
     if (out->items == NULL) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "out of memory");
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -774,7 +774,7 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
     goto done;
 
 git_fail:
-    rc = ws_git_fail(grc, NULL, 0, err, errlen, "diff %s against %.12s", ws->path, ws->base_oid);
+    rc = ws_git_fail(grc, NULL, 0, err, err_len, "diff %s against %.12s", ws->path, ws->base_oid);
 done:
     if (rc != 0)
         workspace_changes_free(out);
@@ -817,7 +817,7 @@ static void append_clean(strbuf_t *b, const char *s)
 }
 
 int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
-                     const workspace_person_t *coauthor, char *err, size_t errlen)
+                     const workspace_person_t *coauthor, char *err, size_t err_len)
 {
     git_repository *repo = NULL;
     git_commit *base = NULL;
@@ -830,18 +830,18 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
     int grc = 0;
     oid_out[0] = '\0';
 
-    int rc = workspace_init(err, errlen);
+    int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, errlen);
+        rc = open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
-        rc = stage_all(&tree_oid, repo, ws, err, errlen);
+        rc = stage_all(&tree_oid, repo, ws, err, err_len);
     if (rc == 0)
-        rc = base_commit(&base, repo, ws, err, errlen);
+        rc = base_commit(&base, repo, ws, err, err_len);
     if (rc != 0)
         goto done;
     if (git_oid_equal(&tree_oid, git_commit_tree_id(base))) {
         rc =
-            ws_fail(WORKSPACE_ENOCHANGE, err, errlen, "nothing to commit in %s: the files equal %.12s", ws->path, ws->base_oid);
+            ws_fail(WORKSPACE_ENOCHANGE, err, err_len, "nothing to commit in %s: the files equal %.12s", ws->path, ws->base_oid);
         goto done;
     }
 
@@ -860,7 +860,7 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
         strbuf_append(&msg, ">\n");
     }
     if (msg.truncated) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "out of memory");
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "out of memory");
         goto done;
     }
 
@@ -882,7 +882,7 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
     goto done;
 
 git_fail:
-    rc = ws_git_fail(grc, NULL, 0, err, errlen, "commit in %s", ws->path);
+    rc = ws_git_fail(grc, NULL, 0, err, err_len, "commit in %s", ws->path);
 done:
     strbuf_free(&msg);
     free(refname);
@@ -898,7 +898,7 @@ done:
  * Push
  * ------------------------------------------------------------------------- */
 
-int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t errlen)
+int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t err_len)
 {
     ws_names_t n;
     git_repository *repo = NULL;
@@ -910,13 +910,13 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     int64_t t0 = clock_mono_ms();
     ws_remote_init(&ctx, token);
 
-    int rc = workspace_init(err, errlen);
+    int rc = workspace_init(err, err_len);
     if (rc != 0)
         goto out;
-    rc = ws_names_init(&n, cfg, ws->repo, err, errlen);
+    rc = ws_names_init(&n, cfg, ws->repo, err, err_len);
     if (rc != 0)
         goto out;
-    rc = open_untrusted(&repo, ws, err, errlen);
+    rc = open_untrusted(&repo, ws, err, err_len);
     if (rc != 0)
         goto done;
 
@@ -925,12 +925,12 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     grc = git_reference_lookup(&ref, repo, refname);
     free(refname);
     if (grc == GIT_ENOTFOUND) {
-        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "push %s: branch %s does not exist in %s", ws->repo, ws->branch,
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "push %s: branch %s does not exist in %s", ws->repo, ws->branch,
                      ws->path);
         goto done;
     }
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "push %s", ws->repo);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "push %s", ws->repo);
         goto done;
     }
 
@@ -941,7 +941,7 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     copts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
     git_error_clear();
     if ((grc = git_remote_create_with_opts(&remote, n.url, &copts)) < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "push %s", ws->repo);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "push %s", ws->repo);
         goto done;
     }
     /* '+': the branch is the bot's; a retried job replaces what a crashed
@@ -954,12 +954,12 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     git_error_clear();
     grc = git_remote_push(remote, &refspecs, &popts);
     if (grc < 0) {
-        rc = ws_git_fail(grc, &ctx, 1, err, errlen, "push %s to %s", ws->branch, ws->repo);
+        rc = ws_git_fail(grc, &ctx, 1, err, err_len, "push %s to %s", ws->branch, ws->repo);
         goto done;
     }
     if (ctx.push_refused) {
         /* libgit2 said 0; the server said no. */
-        rc = ws_git_fail(GIT_ERROR, &ctx, 1, err, errlen, "push %s to %s", ws->branch, ws->repo);
+        rc = ws_git_fail(GIT_ERROR, &ctx, 1, err, err_len, "push %s to %s", ws->branch, ws->repo);
         goto done;
     }
     const git_oid *pushed = git_reference_target(ref);

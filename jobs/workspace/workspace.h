@@ -118,7 +118,7 @@ typedef struct {
 } workspace_t;
 
 /* libgit2's global state and options. Idempotent; every other function calls it. */
-int workspace_init(char *err, size_t errlen);
+int workspace_init(char *err, size_t err_len);
 
 /* "patchbay/<number>-<slug>" with the slug from `title`: lowercase ASCII
  * letters and digits, runs of anything else as one '-', trimmed, at most
@@ -132,11 +132,11 @@ int workspace_branch_name(char *out, size_t outlen, long long number, const char
  * https URL. An existing workspaces/<job id>/ (a crashed attempt) is replaced.
  * Then evicts least recently used mirrors above the budget. *out is the
  * caller's (workspace_free). */
-int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t errlen);
+int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t err_len);
 void workspace_free(workspace_t *ws);
 
 /* Deletes <data_dir>/workspaces/<job_id>/. A missing directory is fine. */
-int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t errlen);
+int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t err_len);
 
 /* ---------------------------------------------------------------------------
  * What changed: the work tree (tracked and untracked files, .gitignore
@@ -161,7 +161,7 @@ typedef struct {
     size_t deletions;
 } workspace_changes_t;
 
-int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t errlen);
+int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t err_len);
 void workspace_changes_free(workspace_changes_t *c);
 
 /* Marks each change whose path (or old path) matches one of `globs`
@@ -189,13 +189,13 @@ int workspace_bot_identity(char *name, size_t namelen, char *email, size_t email
  * "Co-authored-by: Name <email>". Writes the commit's hex id into oid_out.
  * WORKSPACE_ENOCHANGE when the tree equals the base: no commit is made. */
 int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
-                     const workspace_person_t *coauthor, char *err, size_t errlen);
+                     const workspace_person_t *coauthor, char *err, size_t err_len);
 
 /* Pushes '+refs/heads/<branch>:refs/heads/<branch>' to GitHub with `token`.
  * Pushing the same commit again succeeds. A push GitHub refuses is
  * WORKSPACE_EREFUSED with the server's words (the hook's "remote:" lines and
  * the ref status) in err, never success. */
-int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t errlen);
+int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t err_len);
 
 /* ---------------------------------------------------------------------------
  * Mirrors (workspace_prepare uses these; exposed for maintenance and tests)
@@ -204,11 +204,11 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
 /* Locks, creates or fetches the mirror of `repo`, unlocks. `pulls` are PR
  * numbers whose refs/pull/N/head to fetch too. */
 int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls, size_t npulls,
-                          char *err, size_t errlen);
+                          char *err, size_t err_len);
 
 /* Deletes least recently used mirrors until their total size is at most the
  * budget, skipping `keep` ("owner/name" or NULL) and any mirror another
  * process holds locked. Returns how many it deleted, or a negative code. */
-int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char *err, size_t errlen);
+int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char *err, size_t err_len);
 
 #endif

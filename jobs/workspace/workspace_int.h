@@ -10,8 +10,8 @@
 #ifndef PATCHBAY_WORKSPACE_INT_H
 #define PATCHBAY_WORKSPACE_INT_H
 
-#include "app/common/strbuf.h"
 #include "workspace.h"
+#include "app/common/strbuf.h"
 
 #include <git2.h>
 #include <git2/sys/repository.h>
@@ -40,7 +40,7 @@ typedef struct {
     char *tmp_dir;   /* <owner_dir>/.<name>.git.tmp: a first fetch in progress */
 } ws_names_t;
 
-int ws_names_init(ws_names_t *n, const workspace_config_t *cfg, const char *repo, char *err, size_t errlen);
+int ws_names_init(ws_names_t *n, const workspace_config_t *cfg, const char *repo, char *err, size_t err_len);
 void ws_names_free(ws_names_t *n);
 
 /* One conversation with GitHub: the credentials and progress callbacks'
@@ -64,17 +64,17 @@ void ws_remote_callbacks(git_remote_callbacks *cb, ws_remote_t *r);
  * supplies what the callbacks saw, which wins over libgit2's message.
  * Callers clear libgit2's error (git_error_clear) before the call they
  * convert, so a message left over from an earlier call is never reported. */
-int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t errlen, const char *what, ...)
+int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err_len, const char *what, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* git_repository_open_ext on a repository we made, with one extra check:
  * libgit2 1.5.1 reports a repository owned by another user (as root) as
  * "config value 'safe.directory' was not found", GIT_ENOTFOUND; we say
  * what is actually wrong. `what` starts the error message. */
-int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen, const char *what);
+int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t err_len, const char *what);
 
 /* printf into err; returns code. */
-int ws_fail(int code, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int ws_fail(int code, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* mkdir -p (0755). 0 or -errno. */
 int ws_mkdirs(const char *path);
@@ -92,7 +92,7 @@ char *ws_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct {
     int fd;
 } ws_lock_t;
-int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t errlen);
+int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t err_len);
 void ws_unlock(ws_lock_t *l);
 
 /* Marks the mirror as just used (mtime of <git_dir>/patchbay-last-used). */
@@ -102,6 +102,6 @@ void ws_mirror_touch(const char *git_dir);
  * or open, fetch, set HEAD to GitHub's default branch. *created = 1 when this
  * call made the mirror. */
 int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, const char *token, const int *pulls,
-                          size_t npulls, int *created, char *err, size_t errlen);
+                          size_t npulls, int *created, char *err, size_t err_len);
 
 #endif

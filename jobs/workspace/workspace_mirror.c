@@ -57,7 +57,7 @@ static int lock_wait(const workspace_config_t *cfg)
  * ------------------------------------------------------------------------- */
 
 static int fetch_into(git_repository *repo, const ws_names_t *n, const char *token, const int *pulls, size_t npulls,
-                      const workspace_config_t *cfg, char *err, size_t errlen)
+                      const workspace_config_t *cfg, char *err, size_t err_len)
 {
     int rc = 0;
     git_remote *remote = NULL;
@@ -71,14 +71,14 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     size_t nspecs = 2 + npulls;
     specs = calloc(nspecs, sizeof(*specs));
     if (specs == NULL) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "out of memory");
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "out of memory");
         goto done;
     }
     specs[0] = ws_strf("+refs/heads/*:refs/heads/*");
     specs[1] = ws_strf("+refs/tags/*:refs/tags/*");
     for (size_t i = 0; i < npulls; i++) {
         if (pulls[i] <= 0) {
-            rc = ws_fail(WORKSPACE_EINVAL, err, errlen, "pull request number %d is not valid", pulls[i]);
+            rc = ws_fail(WORKSPACE_EINVAL, err, err_len, "pull request number %d is not valid", pulls[i]);
             goto done;
         }
         specs[2 + i] = ws_strf("+refs/pull/%d/head:refs/pull/%d/head", pulls[i], pulls[i]);
@@ -95,7 +95,7 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     git_error_clear();
     int grc = git_remote_create_with_opts(&remote, n->url, &copts);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "fetch %s/%s", n->owner, n->name);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "fetch %s/%s", n->owner, n->name);
         goto done;
     }
 
@@ -104,18 +104,18 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     git_error_clear();
     grc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL);
     if (grc < 0) {
-        rc = ws_git_fail(grc, &ctx, 1, err, errlen, "fetch %s/%s", n->owner, n->name);
+        rc = ws_git_fail(grc, &ctx, 1, err, err_len, "fetch %s/%s", n->owner, n->name);
         goto done;
     }
     git_error_clear();
     grc = git_remote_default_branch(&defbranch, remote);
     if (grc == GIT_ENOTFOUND) {
-        rc = ws_fail(WORKSPACE_ENOTFOUND, err, errlen, "fetch %s/%s: the repository is empty (no default branch)", n->owner,
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "fetch %s/%s: the repository is empty (no default branch)", n->owner,
                      n->name);
         goto done;
     }
     if (grc < 0) {
-        rc = ws_git_fail(grc, &ctx, 1, err, errlen, "fetch %s/%s", n->owner, n->name);
+        rc = ws_git_fail(grc, &ctx, 1, err, err_len, "fetch %s/%s", n->owner, n->name);
         goto done;
     }
 
@@ -139,7 +139,7 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
         grc = git_remote_prune(remote, &cb);
     }
     if (grc < 0) {
-        rc = ws_git_fail(grc, &ctx, 1, err, errlen, "fetch %s/%s", n->owner, n->name);
+        rc = ws_git_fail(grc, &ctx, 1, err, err_len, "fetch %s/%s", n->owner, n->name);
         goto done;
     }
     git_remote_disconnect(remote);
@@ -148,7 +148,7 @@ static int fetch_into(git_repository *repo, const ws_names_t *n, const char *tok
     git_error_clear();
     grc = git_reference_symbolic_create(&head, repo, "HEAD", defbranch.ptr, 1, NULL);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "set HEAD of the mirror of %s/%s to %s", n->owner, n->name, defbranch.ptr);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "set HEAD of the mirror of %s/%s to %s", n->owner, n->name, defbranch.ptr);
         goto done;
     }
 
@@ -314,7 +314,7 @@ done:
 }
 
 int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, const char *token, const int *pulls,
-                          size_t npulls, int *created, char *err, size_t errlen)
+                          size_t npulls, int *created, char *err, size_t err_len)
 {
     int rc = 0;
     git_repository *repo = NULL;
@@ -322,11 +322,11 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     *created = 0;
 
     if (stat(n->git_dir, &st) == 0) {
-        rc = ws_open_repo(&repo, n->git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, errlen,
+        rc = ws_open_repo(&repo, n->git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, err_len,
                           "open the mirror");
         if (rc != 0)
             goto done;
-        rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, errlen);
+        rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, err_len);
         if (rc == 0)
             consolidate_packs(repo, n, cfg);
         goto done;
@@ -337,7 +337,7 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     if (e == 0)
         e = ws_mkdirs(n->owner_dir);
     if (e != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot prepare %s: %s", n->tmp_dir, strerror(-e));
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot prepare %s: %s", n->tmp_dir, strerror(-e));
         goto done;
     }
     git_repository_init_options iopts;
@@ -346,11 +346,11 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     git_error_clear();
     int grc = git_repository_init_ext(&repo, n->tmp_dir, &iopts);
     if (grc < 0) {
-        rc = ws_git_fail(grc, NULL, 0, err, errlen, "create the mirror %s", n->tmp_dir);
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "create the mirror %s", n->tmp_dir);
         goto done;
     }
     log_info(cfg->delivery, cfg->job, "first fetch of %s/%s into a new mirror", n->owner, n->name);
-    rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, errlen);
+    rc = fetch_into(repo, n, token, pulls, npulls, cfg, err, err_len);
     git_repository_free(repo);
     repo = NULL;
     if (rc != 0) {
@@ -358,7 +358,7 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
         goto done;
     }
     if (rename(n->tmp_dir, n->git_dir) != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot move the new mirror into %s: %s", n->git_dir, strerror(errno));
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot move the new mirror into %s: %s", n->git_dir, strerror(errno));
         ws_rmtree(n->tmp_dir);
         goto done;
     }
@@ -372,26 +372,26 @@ done:
 }
 
 int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const char *token, const int *pulls, size_t npulls,
-                          char *err, size_t errlen)
+                          char *err, size_t err_len)
 {
     ws_names_t n;
     ws_lock_t lock = {-1};
     int created = 0;
-    int rc = workspace_init(err, errlen);
+    int rc = workspace_init(err, err_len);
     if (rc != 0)
         return rc;
-    rc = ws_names_init(&n, cfg, repo, err, errlen);
+    rc = ws_names_init(&n, cfg, repo, err, err_len);
     if (rc != 0)
         return rc;
     int e = ws_mkdirs(n.owner_dir);
     if (e != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot create %s: %s", n.owner_dir, strerror(-e));
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", n.owner_dir, strerror(-e));
         goto done;
     }
-    rc = ws_lock(&lock, n.lock_path, lock_wait(cfg), err, errlen);
+    rc = ws_lock(&lock, n.lock_path, lock_wait(cfg), err, err_len);
     if (rc != 0)
         goto done;
-    rc = ws_mirror_sync_locked(cfg, &n, token, pulls, npulls, &created, err, errlen);
+    rc = ws_mirror_sync_locked(cfg, &n, token, pulls, npulls, &created, err, err_len);
 
 done:
     ws_unlock(&lock);
@@ -512,7 +512,7 @@ static int delete_mirror(const mirror_entry_t *m)
     return rc;
 }
 
-int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char *err, size_t errlen)
+int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char *err, size_t err_len)
 {
     if (cfg->mirror_budget_bytes == 0)
         return 0;
@@ -522,7 +522,7 @@ int workspace_mirror_evict(const workspace_config_t *cfg, const char *keep, char
     int evicted = 0;
     int rc = scan_mirrors(&v, &n, root);
     if (rc != 0) {
-        rc = ws_fail(WORKSPACE_EIO, err, errlen, "cannot list %s: %s", root, strerror(-rc));
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot list %s: %s", root, strerror(-rc));
         goto done;
     }
     char keep_label[WS_OWNER_MAX + WS_NAME_MAX + 2] = "";

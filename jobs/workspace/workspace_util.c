@@ -51,12 +51,12 @@ char *ws_strf(const char *fmt, ...)
     return s;
 }
 
-int ws_fail(int code, char *err, size_t errlen, const char *fmt, ...)
+int ws_fail(int code, char *err, size_t err_len, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0) {
+    if (err != NULL && err_len > 0) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        vsnprintf(err, err_len, fmt, ap);
         va_end(ap);
     }
     return code;
@@ -89,11 +89,11 @@ static void init_libgit2(void)
     git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
 }
 
-int workspace_init(char *err, size_t errlen)
+int workspace_init(char *err, size_t err_len)
 {
     pthread_once(&init_once, init_libgit2);
     if (init_rc != 0)
-        return ws_fail(init_rc, err, errlen, "%s", init_err);
+        return ws_fail(init_rc, err, err_len, "%s", init_err);
     return 0;
 }
 
@@ -121,15 +121,15 @@ static int valid_name(const char *s, size_t n)
     return 1;
 }
 
-int ws_names_init(ws_names_t *n, const workspace_config_t *cfg, const char *repo, char *err, size_t errlen)
+int ws_names_init(ws_names_t *n, const workspace_config_t *cfg, const char *repo, char *err, size_t err_len)
 {
     memset(n, 0, sizeof(*n));
     const char *slash = repo ? strchr(repo, '/') : NULL;
     if (slash == NULL || !valid_owner(repo, (size_t)(slash - repo)) || !valid_name(slash + 1, strlen(slash + 1)))
-        return ws_fail(WORKSPACE_EINVAL, err, errlen, "'%.140s' is not a GitHub repository name (owner/name)",
+        return ws_fail(WORKSPACE_EINVAL, err, err_len, "'%.140s' is not a GitHub repository name (owner/name)",
                        repo ? repo : "(null)");
     if (cfg->data_dir == NULL || cfg->git_url == NULL)
-        return ws_fail(WORKSPACE_EINVAL, err, errlen, "workspace: data_dir and git_url must be set");
+        return ws_fail(WORKSPACE_EINVAL, err, err_len, "workspace: data_dir and git_url must be set");
     size_t olen = (size_t)(slash - repo);
     memcpy(n->owner, repo, olen);
     n->owner[olen] = '\0';
@@ -296,7 +296,7 @@ static int code_for_http(int status)
     return WORKSPACE_EIO;
 }
 
-int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t errlen, const char *what, ...)
+int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err_len, const char *what, ...)
 {
     char head[256];
     va_list ap;
@@ -312,12 +312,12 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
     /* What our callbacks saw is the truth; libgit2's message may be a
      * generic consequence of it. */
     if (r != NULL && r->auth_refused)
-        return ws_fail(WORKSPACE_EAUTH, err, errlen, "%s: GitHub refused the installation token (bad or expired)", head);
+        return ws_fail(WORKSPACE_EAUTH, err, err_len, "%s: GitHub refused the installation token (bad or expired)", head);
     if (r != NULL && r->push_refused)
-        return ws_fail(WORKSPACE_EREFUSED, err, errlen, "%s: push refused: %s%s%s", head, r->refused_ref, reason[0] ? ": " : "",
+        return ws_fail(WORKSPACE_EREFUSED, err, err_len, "%s: push refused: %s%s%s", head, r->refused_ref, reason[0] ? ": " : "",
                        reason);
     if (rc == GIT_EAUTH && r != NULL && r->token == NULL)
-        return ws_fail(WORKSPACE_EAUTH, err, errlen, "%s: GitHub asks for credentials and no token was given", head);
+        return ws_fail(WORKSPACE_EAUTH, err, err_len, "%s: GitHub asks for credentials and no token was given", head);
 
     int status = http_status_of(e);
     int code;
@@ -336,7 +336,7 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
         code = WORKSPACE_ECONFLICT;
         break;
     case GIT_EOWNER:
-        return ws_fail(WORKSPACE_EIO, err, errlen,
+        return ws_fail(WORKSPACE_EIO, err, err_len,
                        "%s: %s (the data dir belongs to another user: run patchbay as its owner, or chown it)", head, msg);
     case GIT_ECERTIFICATE:
         code = WORKSPACE_EIO; /* a certificate problem is configuration, not a passing fault */
@@ -356,14 +356,14 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
         break;
     }
     if (status == 404)
-        return ws_fail(code, err, errlen, "%s: repository not found, or the installation token cannot see it", head);
+        return ws_fail(code, err, err_len, "%s: repository not found, or the installation token cannot see it", head);
     if (status == 403)
-        return ws_fail(code, err, errlen, "%s: GitHub answered 403: the App lacks the permission (contents: write for a push)",
+        return ws_fail(code, err, err_len, "%s: GitHub answered 403: the App lacks the permission (contents: write for a push)",
                        head);
-    return ws_fail(code, err, errlen, "%s: %s%s%s", head, msg, reason[0] ? ": " : "", reason);
+    return ws_fail(code, err, err_len, "%s: %s%s%s", head, msg, reason[0] ? ": " : "", reason);
 }
 
-int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t errlen, const char *what)
+int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t err_len, const char *what)
 {
     *out = NULL;
     git_error_clear();
@@ -372,11 +372,11 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
         return 0;
     struct stat st;
     if (stat(path, &st) == 0 && st.st_uid != geteuid())
-        return ws_fail(WORKSPACE_EIO, err, errlen,
+        return ws_fail(WORKSPACE_EIO, err, err_len,
                        "%s: %s belongs to another user (uid %u, patchbay runs as uid %u): run patchbay as the data "
                        "dir's owner, or chown -R the data dir",
                        what, path, (unsigned)st.st_uid, (unsigned)geteuid());
-    return ws_git_fail(grc, NULL, 0, err, errlen, "%s", what);
+    return ws_git_fail(grc, NULL, 0, err, err_len, "%s", what);
 }
 
 /* ---------------------------------------------------------------------------
@@ -503,7 +503,7 @@ uint64_t ws_tree_bytes(const char *path)
  * The mirror lock
  * ------------------------------------------------------------------------- */
 
-int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t errlen)
+int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t err_len)
 {
     l->fd = -1;
     struct timespec start;
@@ -512,7 +512,7 @@ int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t errle
     for (;;) {
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
-            return ws_fail(WORKSPACE_EIO, err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+            return ws_fail(WORKSPACE_EIO, err, err_len, "cannot open the lock file %s: %s", path, strerror(errno));
         /* Polling rather than a blocking flock: the wait is bounded, and no
          * signal is needed to interrupt it in a threaded worker. */
         for (;;) {
@@ -521,14 +521,14 @@ int ws_lock(ws_lock_t *l, const char *path, int wait_ms, char *err, size_t errle
             if (errno != EWOULDBLOCK && errno != EINTR) {
                 int e = errno;
                 close(fd);
-                return ws_fail(WORKSPACE_EIO, err, errlen, "cannot lock %s: %s", path, strerror(e));
+                return ws_fail(WORKSPACE_EIO, err, err_len, "cannot lock %s: %s", path, strerror(e));
             }
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
             long waited = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
             if (wait_ms < 0 || waited >= wait_ms) {
                 close(fd);
-                return ws_fail(WORKSPACE_ERETRY, err, errlen,
+                return ws_fail(WORKSPACE_ERETRY, err, err_len,
                                "another process has held %s for %ld ms (a long first fetch?); try again later", path, waited);
             }
             struct timespec ts = {0, sleep_ms * 1000000L};

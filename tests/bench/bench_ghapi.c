@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "app/common/clock.h"
 #include "fakegh.h"
+#include "app/common/clock.h"
 #include "app/github/ghapi.h"
 
 static fakegh_t fake;

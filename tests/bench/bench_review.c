@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "app/common/strbuf.h"
 #include "jobs/review/coverage.h"
 #include "jobs/review/diff.h"
 #include "jobs/review/findings.h"
 #include "jobs/review/review_body.h"
-#include "app/common/strbuf.h"
 
 #define FILES 300
 #define HUNKS_PER_FILE 20

@@ -29,8 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "app/common/clock.h"
 #include "fakegh.h"
+#include "app/common/clock.h"
 #include "app/common/log.h"
 #include "jobs/workspace/workspace.h"
 

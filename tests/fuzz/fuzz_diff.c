@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/review/diff.h"
 #include "app/common/strbuf.h"
+#include "jobs/review/diff.h"
 
 static void check_file(const diff_file_t *f, int roundtrip);
 

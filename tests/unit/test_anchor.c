@@ -36,12 +36,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "app/common/strbuf.h"
 #include "jobs/review/anchor.h"
 #include "jobs/review/coverage.h"
 #include "jobs/review/diff.h"
 #include "jobs/review/findings.h"
 #include "jobs/review/review_body.h"
-#include "app/common/strbuf.h"
 
 /* ------------------------------------------------------------------------
  * Helpers

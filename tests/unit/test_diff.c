@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/review/diff.h"
 #include "app/common/strbuf.h"
+#include "jobs/review/diff.h"
 
 /* Canonical dump: one "F" line per file, "H" per hunk, one line per diff
  * line: kind, old number (or .), new number (or .), text, then "$" for
@@ -584,7 +584,7 @@ static void test_huge_hunk(void **state)
     lim = (diff_limits_t)DIFF_LIMITS_INIT;
     lim.max_bytes = b.len - 1;
     d = (diff_t *)&lim;
-    assert_int_equal(diff_parse_unified(&d, b.data, b.len, &lim), DIFF_E_TOO_LARGE);
+    assert_int_equal(diff_parse_unified(&d, b.data, b.len, &lim), DIFF_ERR_TOO_LARGE);
     assert_null(d);
     strbuf_free(&b);
 }
@@ -619,8 +619,8 @@ static void test_bad_json(void **state)
 {
     (void)state;
     diff_t *d = NULL;
-    assert_int_equal(diff_parse_files_text(&d, "{\"filename\":\"a\"}", 16, NULL), DIFF_E_FORMAT);
-    assert_int_equal(diff_parse_files_text(&d, "[{\"filename\":", 13, NULL), DIFF_E_FORMAT);
+    assert_int_equal(diff_parse_files_text(&d, "{\"filename\":\"a\"}", 16, NULL), DIFF_ERR_FORMAT);
+    assert_int_equal(diff_parse_files_text(&d, "[{\"filename\":", 13, NULL), DIFF_ERR_FORMAT);
     assert_null(d);
     assert_int_equal(diff_parse_unified(&d, NULL, 0, NULL), DIFF_OK);
     assert_int_equal(d->nfiles, 0);

@@ -170,9 +170,9 @@ static void test_document_shapes(void **state)
     f = parse("  \n", FINDINGS_OK);
     assert_int_equal(f.count, 0);
     findings_free(&f);
-    f = parse("I found 3 bugs!", FINDINGS_E_SYNTAX);
+    f = parse("I found 3 bugs!", FINDINGS_ERR_SYNTAX);
     findings_free(&f);
-    f = parse("\"just a string\"", FINDINGS_E_SYNTAX);
+    f = parse("\"just a string\"", FINDINGS_ERR_SYNTAX);
     findings_free(&f);
 }
 
@@ -219,7 +219,7 @@ static void test_duplicates_and_limits(void **state)
     strbuf_free(&b);
 
     /* invalid UTF-8 is not JSON (jansson refuses it) */
-    f = parse("[{\"path\":\"a\xFF.c\",\"line\":1,\"body\":\"x\"}]", FINDINGS_E_SYNTAX);
+    f = parse("[{\"path\":\"a\xFF.c\",\"line\":1,\"body\":\"x\"}]", FINDINGS_ERR_SYNTAX);
     findings_free(&f);
 }
 
@@ -240,7 +240,7 @@ static void test_load_file(void **state)
     findings_free(&f);
     assert_string_equal(f.job, "job-1");
     unlink(path);
-    assert_int_equal(findings_load_file(&f, path), FINDINGS_E_IO);
+    assert_int_equal(findings_load_file(&f, path), FINDINGS_ERR_IO);
     findings_free(&f);
 }
 

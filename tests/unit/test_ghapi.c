@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/common/clock.h"
 #include "fakegh.h"
+#include "app/common/clock.h"
 #include "app/github/ghapi.h"
 
 static fakegh_t fake;

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/common/strbuf.h"
 #include "jobs/review/coverage.h"
 #include "jobs/review/diff.h"
 #include "jobs/review/findings.h"
 #include "jobs/review/review_body.h"
-#include "app/common/strbuf.h"
 
 #define ZW "\xE2\x80\x8B" /* the zero-width space after a neutralised @ */
 
