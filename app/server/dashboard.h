@@ -1,7 +1,7 @@
 /*
  * dashboard — the jobs dashboard at /jobs and its JSON at /api/jobs, served
  * by the webhook server itself: plain HTML, CSS and a little JavaScript
- * embedded in the binary (app/dashboard/, no build step, no external asset),
+ * embedded in the binary (app/server/dashboard/, no build step, no external asset),
  * every page under a strict Content-Security-Policy, and every text from
  * GitHub put on the page as text, never as HTML.
  *
