@@ -34,6 +34,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -439,7 +440,10 @@ static int tool_report(loop_t *l, strbuf_t *answer, const json_t *args)
     findings_free(&check);
     char path[4200];
     snprintf(path, sizeof(path), "%s/" AGENT_FINDINGS_FILE, l->scratch);
-    FILE *f = fopen(path, "a");
+    int fd = fileio_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (f == NULL && fd >= 0)
+        close(fd);
     char *line = json_dumps(args, JSON_COMPACT);
     int ok = f != NULL && line != NULL && fprintf(f, "%s\n", line) > 0;
     if (f != NULL && fclose(f) != 0)
@@ -655,7 +659,10 @@ int agent_openai_run(agent_result_t *out, const agent_settings_t *s, const char 
     snprintf(l.url, sizeof(l.url), "%.*s/chat/completions", (int)blen, s->openai.base_url);
     char path[4200];
     snprintf(path, sizeof(path), "%s/" AGENT_OUTPUT_FILE, scratch);
-    l.log = fopen(path, "a");
+    int log_fd = fileio_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    l.log = log_fd >= 0 ? fdopen(log_fd, "a") : NULL;
+    if (l.log == NULL && log_fd >= 0)
+        close(log_fd);
     l.curl = curl_easy_init();
     if (l.curl == NULL || l.log == NULL) {
         snprintf(err, err_len, "cannot start the openai agent: %s", l.log ? "no curl handle" : strerror(errno));

@@ -69,7 +69,9 @@ int agent_tool_open(int root_fd, const char *path, int flags, int create_dirs)
         const char *nextc = next_component(&after, &clen);
         int fd;
         if (nextc == NULL) {
-            fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+            /* O_NONBLOCK: a FIFO the agent made opens without waiting for a
+             * writer, and the caller then refuses what is not a regular file */
+            fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NONBLOCK), 0644);
         } else {
             fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0 && errno == ENOENT && create_dirs && mkdirat(cur, comp, 0755) == 0)
@@ -282,7 +284,7 @@ static void walk(walk_t *w, int dir_fd, const char *rel, int depth)
                 close(sub);
             }
         } else if (w->re != NULL && S_ISREG(st.st_mode) && w->files < SEARCH_MAX_FILES) {
-            int f = openat(dirfd(d), names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int f = openat(dirfd(d), names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
             if (f >= 0) {
                 search_file(w, f, path);
                 close(f);

@@ -41,6 +41,7 @@
 #include "sandbox.h"
 #include "app/common/clock.h"
 #include "app/common/config.h"
+#include "app/common/fileio.h"
 #include "app/common/log.h"
 #include "app/common/strbuf.h"
 
@@ -949,7 +950,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         goto done;
     }
 
-    out_fd = open(o->output_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    out_fd = fileio_open_regular(o->output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out_fd < 0) {
         set_err(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
         rc = SANDBOX_ERR_START;
