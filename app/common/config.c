@@ -325,7 +325,7 @@ static const key_spec_t schema[] = {
     {"agent.openai.max_cost", KEY_STRING, OFF(agent.openai.max_cost), .def = "0", .check = check_dollars},
     {"agent.env", KEY_LIST, OFF(agent.env), .def_list = default_agent_env},
     {"agent.network", KEY_BOOL, OFF(agent.network), .def = "true"},
-    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "auto", .allowed = isolation_values},
+    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "bwrap", .allowed = isolation_values},
 };
 
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))

@@ -112,7 +112,7 @@ typedef struct {
         } openai;
         config_list_t env;  /* names of variables passed to the agent (its own API keys), when set */
         int network;        /* the agent, setup and test commands may reach the network */
-        char *isolation;    /* auto | bwrap | none */
+        char *isolation;    /* bwrap | none ("auto": bwrap, its old name) */
     } agent;
 } config_t;
 

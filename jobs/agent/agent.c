@@ -23,9 +23,8 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     s->command = rc && rc->agent.command ? rc->agent.command : cfg->agent.command.items;
     s->timeout_ms = (int64_t)(rc && rc->agent.timeout > 0 ? rc->agent.timeout : cfg->agent.timeout) * 1000;
     s->network = rc && rc->agent.network >= 0 ? rc->agent.network : cfg->agent.network;
-    s->isolation = strcmp(cfg->agent.isolation, "bwrap") == 0  ? SANDBOX_ISOLATE_BWRAP
-                   : strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE
-                                                               : SANDBOX_ISOLATE_AUTO;
+    /* only the operator's config can say none; "auto" is the old name of bwrap */
+    s->isolation = strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE : SANDBOX_ISOLATE_BWRAP;
     s->pass_env = (const char *const *)cfg->agent.env.items;
     s->environ_ = environ_;
     s->job = job;

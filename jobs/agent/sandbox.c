@@ -6,7 +6,9 @@
  * The parent prepares everything that allocates (the environment, bubblewrap's
  * argv, the resolved command path) before fork, because a multi-threaded
  * parent's child may only make async-signal-safe calls until exec. The child
- * takes its own process group, asks to die with its parent, resets signal
+ * starts its own session (setsid: a new process group and no controlling
+ * terminal, so nothing it runs can push keystrokes into the operator's
+ * terminal with TIOCSTI), asks to die with its parent, resets signal
  * masks and ignored dispositions (both survive exec: a server that ignores
  * SIGPIPE would hand that to `yes | head`), wires stdin/stdout/stderr, marks
  * every other descriptor close-on-exec (a worker's Redis socket must not reach
@@ -27,8 +29,7 @@
  * reports a child-pid). So the command is started through a one-line /bin/sh
  * trampoline inside the sandbox that writes one byte on fd 3 and execs the
  * real command: no byte and an exit means bubblewrap never got that far, and
- * AUTO falls back to running without it (the output so far, bwrap's own
- * complaint, goes into the warn line, not into the command's output).
+ * the run fails closed with bwrap's own complaint as the reason.
  *
  * Root inside a user namespace
  * ----------------------------
@@ -93,7 +94,7 @@ void sandbox_opts_init(sandbox_opts_t *o)
     o->output_limit_bytes = SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES;
     o->kill_grace_ms = SANDBOX_DEFAULT_KILL_GRACE_MS;
     o->network = 1;
-    o->isolation = SANDBOX_ISOLATE_AUTO;
+    o->isolation = SANDBOX_ISOLATE_BWRAP;
 }
 
 void sandbox_kill(pid_t pgid)
@@ -190,14 +191,18 @@ static int is_executable_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
-/* argv[0] as an absolute path on the host: looked up in SANDBOX_PATH when it
- * has no '/', else taken relative to the working directory. */
-static int resolve_command(char out[PATH_MAX], const char *cmd, const char *workdir)
+/* argv[0] as an absolute path on the host: an absolute path as given, or a
+ * name looked up in SANDBOX_PATH. Never a path relative to the work tree: the
+ * program that runs is the operator's, not a file the repository (or a pull
+ * request) put in the checkout. */
+static int resolve_command(char out[PATH_MAX], const char *cmd)
 {
-    if (strchr(cmd, '/') != NULL) {
-        int n = cmd[0] == '/' ? snprintf(out, PATH_MAX, "%s", cmd) : snprintf(out, PATH_MAX, "%s/%s", workdir, cmd);
+    if (cmd[0] == '/') {
+        int n = snprintf(out, PATH_MAX, "%s", cmd);
         return n > 0 && n < PATH_MAX && is_executable_file(out) ? 0 : -1;
     }
+    if (strchr(cmd, '/') != NULL)
+        return -1;
     const char *p = SANDBOX_PATH;
     while (*p) {
         size_t len = strcspn(p, ":");
@@ -385,6 +390,7 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
 {
     sv_push(a, bwrap);
     sv_push(a, "--die-with-parent");
+    sv_push(a, "--new-session");
     sv_push(a, "--unshare-all");
     if (o->network)
         sv_push(a, "--share-net");
@@ -438,6 +444,11 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "--bind");
     sv_push(a, o->workdir);
     sv_push(a, o->workdir);
+    /* after the work tree's bind, so these win: what the job shares with
+     * others (the objects hard-linked from the mirror) stays unchangeable */
+    for (size_t i = 0; o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
+        if (path_within(o->ro_overlays[i], o->workdir))
+            bwrap_ro_try(a, o->ro_overlays[i]);
     sv_push(a, "--chdir");
     sv_push(a, o->workdir);
     sv_push(a, "--");
@@ -541,16 +552,6 @@ static int sink_finish(sink_t *s)
     return omitted > 0;
 }
 
-static void sink_reset(sink_t *s)
-{
-    s->head_written = 0;
-    s->total = 0;
-    s->ring_start = s->ring_len = 0;
-    s->io_error = 0;
-    if (ftruncate(s->fd, 0) != 0 || lseek(s->fd, 0, SEEK_SET) != 0)
-        s->io_error = 1;
-}
-
 /* ---------------------------------------------------------------------------
  * The child
  * ------------------------------------------------------------------------- */
@@ -601,7 +602,7 @@ static void child_run(const child_plan_t *p)
     struct sigaction dfl;
     sigset_t none;
 
-    setpgid(0, 0);
+    setsid(); /* a new session: a new process group, and no controlling terminal */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != p->parent)
         _exit(127); /* the parent died before the line above */
@@ -709,7 +710,6 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     if (pid == 0)
         child_run(&plan);
 
-    setpgid(pid, pid); /* both sides, so the group exists before either goes on */
     close_fd(&out_w);
     close_fd(&err_w);
     close_fd(&st_w);
@@ -904,8 +904,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     strvec_t env = {0}, bargv = {0};
     sink_t sink = {0};
     int out_fd = -1;
-    char command[PATH_MAX], bwrap[PATH_MAX], fallback[256] = "";
-    int use_bwrap = 0;
+    char command[PATH_MAX], bwrap[PATH_MAX];
 
     assert(out != NULL && o != NULL);
     memset(out, 0, sizeof(*out));
@@ -923,31 +922,31 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         goto done;
     if ((rc = build_env(&env, o, err, err_len)) != 0)
         goto done;
-    if (resolve_command(command, o->argv[0], o->workdir) != 0) {
-        set_err(err, err_len, "command not found or not executable: %s", o->argv[0]);
+    if (resolve_command(command, o->argv[0]) != 0) {
+        if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
+            set_err(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
+                                  "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);
+        else
+            set_err(err, err_len, "command not found or not executable: %s", o->argv[0]);
         rc = SANDBOX_ERR_NOT_FOUND;
         goto done;
     }
 
-    if (o->isolation != SANDBOX_ISOLATE_NONE) {
-        if (sandbox_bwrap_find(bwrap, sizeof(bwrap), o->bwrap_path) == 0) {
-            char real[PATH_MAX];
-            /* inside, the command is reached by its real path: its directory is what gets bound */
-            build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command);
-            if (bargv.oom) {
-                set_err(err, err_len, "out of memory");
-                rc = SANDBOX_ERR_START;
-                goto done;
-            }
-            use_bwrap = 1;
-        } else {
-            snprintf(fallback, sizeof(fallback), "bubblewrap (bwrap) is not installed");
+    if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
+        if (sandbox_bwrap_find(bwrap, sizeof(bwrap), o->bwrap_path) != 0) {
+            set_err(err, err_len, "bubblewrap is not installed (%s; Debian package bubblewrap): refusing to run "
+                                  "without the sandbox", o->bwrap_path ? o->bwrap_path : "bwrap");
+            rc = SANDBOX_ERR_ISOLATION;
+            goto done;
         }
-    }
-    if (!use_bwrap && o->isolation == SANDBOX_ISOLATE_BWRAP) {
-        set_err(err, err_len, "isolation is bwrap but %s", fallback);
-        rc = SANDBOX_ERR_ISOLATION;
-        goto done;
+        char real[PATH_MAX];
+        /* inside, the command is reached by its real path: its directory is what gets bound */
+        build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command);
+        if (bargv.oom) {
+            set_err(err, err_len, "out of memory");
+            rc = SANDBOX_ERR_START;
+            goto done;
+        }
     }
 
     out_fd = fileio_open_regular(o->output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -963,39 +962,27 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     }
 
     supervise_t sv;
-    if (use_bwrap) {
+    if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
         rc = run_once(out, &sv, o, bwrap, bargv.v, env.v, 1, &sink, err, err_len);
-        if (rc == 0 && !sv.bwrap_failed) {
-            out->isolated = 1;
-            goto finish;
-        }
-        if (rc == 0) {
+        if (rc == 0 && sv.bwrap_failed) {
+            /* nothing of the command ran: what bwrap said is the reason */
             char said[200];
+            sink_finish(&sink);
             first_line_of(o->output_path, said, sizeof(said));
-            snprintf(fallback, sizeof(fallback), "bubblewrap failed to start (%s)", said[0] ? said : "no message");
-        } else {
-            snprintf(fallback, sizeof(fallback), "bubblewrap could not be run (%s)", err);
-        }
-        if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
-            set_err(err, err_len, "isolation is bwrap but %s", fallback);
+            set_err(err, err_len, "bubblewrap could not start the sandbox (%s): refusing to run without it",
+                    said[0] ? said : "no message");
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
         }
-        sink_reset(&sink);
+        if (rc != 0)
+            goto done;
+        out->isolated = 1;
+    } else {
+        rc = run_once(out, &sv, o, command, (char *const *)o->argv, env.v, 0, &sink, err, err_len);
+        if (rc != 0)
+            goto done;
     }
-    if (o->isolation != SANDBOX_ISOLATE_NONE) {
-        const char *fields[] = {"command", o->argv[0], NULL};
-        log_emit(LOG_WARN, NULL, o->log_job, fields,
-                 "sandbox: %s; running with a process group, rlimits and a scrubbed environment only: no filesystem or "
-                 "network isolation",
-                 fallback);
-    }
-    rc = run_once(out, &sv, o, command, (char *const *)o->argv, env.v, 0, &sink, err, err_len);
-    if (rc != 0)
-        goto done;
-    snprintf(out->fallback, sizeof(out->fallback), "%s", o->isolation == SANDBOX_ISOLATE_NONE ? "isolation is none" : fallback);
 
-finish:
     out->output_truncated = sink_finish(&sink);
     out->output_bytes = sink.total;
     if (sink.io_error)

@@ -4,9 +4,10 @@
  * job's workspace and nothing else, cannot see patchbay's secrets, and cannot
  * outlive its welcome.
  *
- * Every run gets, whatever the machine offers:
- *   - its own process group (setpgid), killed as a whole on timeout, on cancel
- *     and when the command's leader exits (stragglers do not survive it);
+ * Every run gets:
+ *   - its own session and process group (setsid), so it has no controlling
+ *     terminal to push keystrokes into, killed as a whole on timeout, on
+ *     cancel and when the command's leader exits (stragglers do not survive);
  *   - a scrubbed environment: an allowlist (PATH, HOME and TMPDIR in the run's
  *     scratch directory, LANG, TERM=dumb) plus the variables the caller passes
  *     by name, of which none may be a secret (config_env_is_secret: GitHub
@@ -18,15 +19,17 @@
  *     and the tail are kept around a "[patchbay: output truncated ...]"
  *     marker, through a bounded ring buffer, never in unbounded memory;
  *   - stdin from a file, or /dev/null.
- * And where bubblewrap (`bwrap`) works: new mount, pid, ipc, uts, cgroup and
- * (network off) net namespaces; a root with /usr read-only (plus the merged-
- * /usr symlinks /bin, /lib...), a few read-only files of /etc (and the DNS and
- * TLS ones when the network is on), a private /tmp, and only the workspace and
- * the scratch directory writable; --die-with-parent; as root, a user
- * namespace with an unprivileged uid and every capability dropped. When
+ * And, unless the operator chose SANDBOX_ISOLATE_NONE, bubblewrap (`bwrap`):
+ * new mount, pid, ipc, uts, cgroup and net namespaces, a new session
+ * (--new-session) and --die-with-parent, so nothing of the run outlives it; a
+ * root with /usr read-only (plus the merged-/usr symlinks /bin, /lib...), a
+ * few read-only files of /etc (and the DNS and TLS ones when the network is
+ * on), a private /tmp, and only the workspace and the scratch directory
+ * writable, less the paths in ro_overlays; as root, a user namespace with an
+ * unprivileged uid and every capability dropped. It fails closed: when
  * bubblewrap is missing or cannot start (no user namespaces in a container),
- * SANDBOX_ISOLATE_AUTO runs the command with the rest only and says so in one
- * warn line; SANDBOX_ISOLATE_BWRAP refuses to run instead.
+ * the run is refused with SANDBOX_ERR_ISOLATION and a reason, and nothing of
+ * the command ran.
  *
  * The scratch directory belongs to the caller (it holds the prompt, the
  * summary file...); the sandbox creates scratch/home and scratch/tmp in it
@@ -46,9 +49,8 @@
 #include <sys/types.h>
 
 typedef enum {
-    SANDBOX_ISOLATE_AUTO = 0, /* bubblewrap when it works, else the rest only (logged) */
-    SANDBOX_ISOLATE_BWRAP,    /* bubblewrap or refuse to run */
-    SANDBOX_ISOLATE_NONE,     /* process group, environment and rlimits only */
+    SANDBOX_ISOLATE_BWRAP = 0, /* bubblewrap or refuse to run */
+    SANDBOX_ISOLATE_NONE,      /* session, environment and rlimits only: the operator's explicit choice */
 } sandbox_isolation_t;
 
 /* rlimits; 0 leaves that limit as patchbay's own. */
@@ -69,7 +71,7 @@ typedef struct {
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 typedef struct {
-    const char *const *argv;      /* argv[0] without '/' is looked up in PATH; NULL-terminated */
+    const char *const *argv;      /* argv[0]: absolute, or a name looked up in SANDBOX_PATH; NULL-terminated */
     const char *workdir;          /* absolute; the working directory, writable */
     const char *scratch_dir;      /* absolute; writable; HOME = scratch/home, TMPDIR = scratch/tmp */
     const char *const *env;       /* extra "NAME=value" entries (NULL-terminated, may be NULL); override the allowlist */
@@ -83,6 +85,7 @@ typedef struct {
     sandbox_limits_t limits;
     const char *bwrap_path;       /* NULL: bwrap in /usr/bin, /usr/local/bin, /bin */
     const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
+    const char *const *ro_overlays; /* paths inside workdir made read-only inside (may be NULL; missing ones skipped) */
 
     /* Hooks, all optional. should_stop is polled a few times a second; a
      * non-zero answer kills the group and the run ends SANDBOX_CANCELLED.
@@ -94,7 +97,7 @@ typedef struct {
     const char *log_job;          /* job id on log lines, may be NULL */
 } sandbox_opts_t;
 
-/* Defaults: no limits, no timeout, network on, AUTO isolation, default output cap. */
+/* Defaults: no limits, no timeout, network on, bubblewrap, default output cap. */
 void sandbox_opts_init(sandbox_opts_t *o);
 
 typedef enum {
@@ -112,16 +115,15 @@ typedef struct {
     uint64_t output_bytes;  /* everything the command wrote, kept or not */
     int output_truncated;
     int isolated;           /* ran under bubblewrap */
-    char fallback[256];     /* why not, when isolation was AUTO and bubblewrap was not used */
 } sandbox_result_t;
 
 enum {
     SANDBOX_OK = 0,
     SANDBOX_ERR_ARGS = -1,      /* bad options (relative paths, empty argv) */
     SANDBOX_ERR_ENV = -2,       /* an explicit variable is a secret or malformed */
-    SANDBOX_ERR_NOT_FOUND = -3, /* argv[0] not found or not executable */
+    SANDBOX_ERR_NOT_FOUND = -3, /* argv[0] not found, not executable, or a relative path */
     SANDBOX_ERR_START = -4,     /* fork, exec, pipes, files */
-    SANDBOX_ERR_ISOLATION = -5, /* SANDBOX_ISOLATE_BWRAP and bubblewrap cannot run */
+    SANDBOX_ERR_ISOLATION = -5, /* bubblewrap is missing or cannot start: nothing ran */
 };
 
 /* Runs opts->argv to its end. 0 with *out filled whatever the command did

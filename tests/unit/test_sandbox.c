@@ -267,7 +267,7 @@ static void test_not_found_is_an_error(void **state)
     (void)state;
     const char *argv[] = {"no-such-agent-cli", "-p", NULL};
     sandbox_opts_t o;
-    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
     sandbox_result_t r;
     char err[256] = "";
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
@@ -276,6 +276,20 @@ static void test_not_found_is_an_error(void **state)
     const char *rel[] = {"./missing.sh", NULL};
     o.argv = rel;
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+
+    /* a program in the checkout never runs, even when it is there and executable */
+    char planted[192];
+    snprintf(planted, sizeof(planted), "%s/agent.sh", D.ws);
+    write_text(planted, "#!/bin/sh\necho PLANTED-RAN\n");
+    assert_int_equal(chmod(planted, 0755), 0);
+    const char *inside[] = {"./agent.sh", NULL};
+    o.argv = inside;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+    assert_non_null(strstr(err, "relative path is refused"));
+    const char *updir[] = {"../ws/agent.sh", NULL};
+    o.argv = updir;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+    assert_int_equal(access(D.out, F_OK), -1); /* refused before anything ran */
 
     const char *empty[] = {NULL};
     o.argv = empty;
@@ -409,7 +423,7 @@ static void test_cancel(void **state)
     (void)state;
     const char *argv[] = {"sh", "-c", "echo started; sleep 300", NULL};
     sandbox_opts_t o;
-    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    opts_for(&o, argv, have_bwrap() ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE);
     hooks_t h = {0, 3, 0, 0};
     o.should_stop = stop_hook;
     o.pgid = pgid_hook;
@@ -585,32 +599,21 @@ static void test_bwrap_missing_or_broken(void **state)
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
     assert_non_null(strstr(err, "not installed"));
 
-    /* AUTO and missing: it runs, without isolation, and says why */
-    o.isolation = SANDBOX_ISOLATE_AUTO;
-    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
-    assert_false(r.isolated);
-    assert_non_null(strstr(r.fallback, "not installed"));
-    char *out = slurp(D.out, NULL);
-    assert_string_equal(out, "ran\n");
-    free(out);
+    assert_int_equal(access(D.out, F_OK), -1); /* refused before anything was started */
 
-    /* a bwrap that fails to start (as in a container without user namespaces) */
+    /* a bwrap that fails to start (as in a container without user namespaces):
+     * refused with bwrap's own words, and the command never ran */
     char fake[160];
     snprintf(fake, sizeof(fake), "%s/fake-bwrap", D.root);
     write_text(fake, "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n");
     assert_int_equal(chmod(fake, 0755), 0);
     o.bwrap_path = fake;
-    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
-    assert_false(r.isolated);
-    assert_non_null(strstr(r.fallback, "failed to start"));
-    assert_non_null(strstr(r.fallback, "No permissions"));
-    out = slurp(D.out, NULL);
-    assert_string_equal(out, "ran\n"); /* bwrap's complaint is not the command's output */
-    free(out);
-
-    o.isolation = SANDBOX_ISOLATE_BWRAP;
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
-    assert_non_null(strstr(err, "failed to start"));
+    assert_non_null(strstr(err, "could not start the sandbox"));
+    assert_non_null(strstr(err, "No permissions"));
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "ran\n"));
+    free(out);
 
     /* the command's own exit 1 under a working bwrap is not a failure to start */
     if (have_bwrap()) {
@@ -620,6 +623,72 @@ static void test_bwrap_missing_or_broken(void **state)
         assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
         assert_true(r.isolated);
         assert_int_equal(r.exit_code, 1);
+    }
+}
+
+/* What the job shares with others (the pack files hard-linked from the
+ * repository's mirror) stays unchangeable inside, while the rest of the work
+ * tree is writable. */
+static void test_bwrap_read_only_overlays(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    char dir[192], pack[256], overlay[192];
+    snprintf(dir, sizeof(dir), "%s/.git", D.ws);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(dir, sizeof(dir), "%s/.git/objects", D.ws);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(overlay, sizeof(overlay), "%s/.git/objects/pack", D.ws);
+    assert_int_equal(mkdir(overlay, 0755), 0);
+    snprintf(pack, sizeof(pack), "%s/pack-1.pack", overlay);
+    write_text(pack, "PACKDATA");
+    assert_int_equal(chmod(pack, 0444), 0);
+    const char *argv[] = {"sh", "-c",
+                          "chmod 644 .git/objects/pack/pack-1.pack && echo CHMOD-OK;"
+                          "echo x >> .git/objects/pack/pack-1.pack && echo WRITE-OK;"
+                          "rm -f .git/objects/pack/pack-1.pack && echo RM-OK;"
+                          "ln .git/objects/pack/pack-1.pack other && echo LINK-OK;"
+                          "echo y > elsewhere.txt && echo TREE-OK",
+                          NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    const char *ro[] = {overlay, "/etc", NULL}; /* outside the work tree: ignored */
+    o.ro_overlays = ro;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "CHMOD-OK"));
+    assert_null(strstr(out, "WRITE-OK"));
+    assert_null(strstr(out, "RM-OK"));
+    assert_null(strstr(out, "LINK-OK"));
+    assert_non_null(strstr(out, "TREE-OK"));
+    free(out);
+    char *kept = slurp(pack, NULL);
+    assert_string_equal(kept, "PACKDATA");
+    free(kept);
+    struct stat st;
+    assert_int_equal(stat(pack, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0444);
+}
+
+/* A run is its own session: the leader of a new session, with no terminal
+ * to open, under bubblewrap and without it. */
+static void test_new_session(void **state)
+{
+    (void)state;
+    const char *script = "read -r pid _ _ _ _ sid _ < /proc/$$/stat; [ \"$pid\" = \"$sid\" ] && echo LEADER;"
+                         "(exec 3</dev/tty) 2>/dev/null && echo HAS-TTY || echo NO-TTY";
+    for (int iso = 0; iso < 2; iso++) {
+        if (iso == 0 && !have_bwrap())
+            continue;
+        sandbox_result_t r;
+        char *out = run_sh(&r, iso == 0 ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE, script, 0, 0);
+        assert_non_null(strstr(out, "NO-TTY"));
+        if (iso == 1) /* under bubblewrap the leader is bwrap's child, before the trampoline */
+            assert_non_null(strstr(out, "LEADER"));
+        free(out);
     }
 }
 
@@ -641,6 +710,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_filesystem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
