@@ -1,5 +1,6 @@
 /* agent_shell — see agent_shell.h. */
 #include "agent_shell.h"
+#include "jobs/workspace/workspace.h"
 
 void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *workdir, const char *scratch,
                       const agent_hooks_t *hooks)
@@ -9,6 +10,7 @@ void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
     o->scratch_dir = scratch;
     o->network = s->network;
     o->isolation = s->isolation;
+    o->ro_overlays = workspace_shared_paths;
     o->log_job = s->job;
     if (hooks != NULL) {
         o->should_stop = hooks->should_stop;

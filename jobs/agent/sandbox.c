@@ -446,9 +446,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, o->workdir);
     /* after the work tree's bind, so these win: what the job shares with
      * others (the objects hard-linked from the mirror) stays unchangeable */
-    for (size_t i = 0; o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
-        if (path_within(o->ro_overlays[i], o->workdir))
-            bwrap_ro_try(a, o->ro_overlays[i]);
+    for (size_t i = 0; o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++) {
+        const char *rel = o->ro_overlays[i];
+        if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") != NULL)
+            continue; /* sandbox_run refused these already */
+        sv_push(a, "--ro-bind-try");
+        sv_pushf(a, "%s/%s", o->workdir, rel);
+        sv_pushf(a, "%s/%s", o->workdir, rel);
+    }
     sv_push(a, "--chdir");
     sv_push(a, o->workdir);
     sv_push(a, "--");
@@ -917,6 +922,15 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         set_err(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
                               "must go to a file");
         goto done;
+    }
+    for (size_t i = 0; o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++) {
+        const char *rel = o->ro_overlays[i];
+        size_t n = strlen(rel);
+        if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") != NULL ||
+            (n >= 3 && strcmp(rel + n - 3, "/..") == 0)) {
+            set_err(err, err_len, "read-only overlay %s is not a path inside the work tree", rel);
+            goto done;
+        }
     }
     if ((rc = prepare_scratch(o, err, err_len)) != 0)
         goto done;

@@ -85,7 +85,8 @@ typedef struct {
     sandbox_limits_t limits;
     const char *bwrap_path;       /* NULL: bwrap in /usr/bin, /usr/local/bin, /bin */
     const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
-    const char *const *ro_overlays; /* paths inside workdir made read-only inside (may be NULL; missing ones skipped) */
+    const char *const *ro_overlays; /* paths relative to workdir made read-only inside (may be NULL; missing
+                                     * ones skipped; absolute paths and ".." refused) */
 
     /* Hooks, all optional. should_stop is polled a few times a second; a
      * non-zero answer kills the group and the run ends SANDBOX_CANCELLED.

@@ -51,6 +51,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const char *const workspace_shared_paths[] = {".git/objects/pack", NULL};
+
 #define COPY_CHUNK_BYTES (256 * 1024)
 
 /* ---------------------------------------------------------------------------

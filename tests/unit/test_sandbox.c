@@ -653,10 +653,16 @@ static void test_bwrap_read_only_overlays(void **state)
                           NULL};
     sandbox_opts_t o;
     opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
-    const char *ro[] = {overlay, "/etc", NULL}; /* outside the work tree: ignored */
-    o.ro_overlays = ro;
+    const char *outside[] = {"/etc", NULL};
+    o.ro_overlays = outside;
     sandbox_result_t r;
     char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+    const char *up[] = {"a/../../x", NULL};
+    o.ro_overlays = up;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+    const char *ro[] = {".git/objects/pack", "no/such/dir", NULL};
+    o.ro_overlays = ro;
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
     char *out = slurp(D.out, NULL);
     assert_null(strstr(out, "CHMOD-OK"));
