@@ -1146,6 +1146,15 @@ static void cross_check(load_t *L)
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
     }
+    /* a relative path would resolve inside the checkout, which is not the operator's */
+    const char *prog = cfg->agent.command.count > 0 ? cfg->agent.command.items[0] : "";
+    if (prog[0] != '/' && strchr(prog, '/') != NULL) {
+        int line = L->line[find_spec("agent.command") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'command' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH "
+                    "(/usr/local/bin, /usr/bin, /bin)",
+                    prog);
+    }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];
         if (line == 0)

@@ -21,7 +21,11 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     memset(s, 0, sizeof(*s));
     s->backend = rc && rc->agent.backend ? rc->agent.backend : cfg->agent.backend;
     s->command = rc && rc->agent.command ? rc->agent.command : cfg->agent.command.items;
-    s->timeout_ms = (int64_t)(rc && rc->agent.timeout > 0 ? rc->agent.timeout : cfg->agent.timeout) * 1000;
+    /* the operator's timeout is also the most a repository may ask for */
+    int timeout = cfg->agent.timeout;
+    if (rc && rc->agent.timeout > 0 && rc->agent.timeout < timeout)
+        timeout = rc->agent.timeout;
+    s->timeout_ms = (int64_t)timeout * 1000;
     s->network = rc && rc->agent.network >= 0 ? rc->agent.network : cfg->agent.network;
     /* only the operator's config can say none; "auto" is the old name of bwrap */
     s->isolation = strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE : SANDBOX_ISOLATE_BWRAP;

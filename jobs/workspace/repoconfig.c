@@ -240,6 +240,14 @@ static int k_command(walk_t *w, const yaml_node_t *v, const char *key, repoconfi
         return -1;
     if (c->agent.command[0] == NULL)
         return fail(w, v, key, "must not be empty");
+    /* The repository picks among the programs the operator installed; a path
+     * would run a file of the checkout (or of the host) with the operator's
+     * model key in its environment. */
+    if (strchr(c->agent.command[0], '/') != NULL) {
+        list_free(c->agent.command);
+        c->agent.command = NULL;
+        return fail(w, v, key, "must start with the name of a program on the sandbox's PATH (like claude), not a path");
+    }
     return 0;
 }
 static int k_timeout(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)

@@ -12,6 +12,10 @@
  *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true, attempts: 1,
  *            openai: { model: ..., base_url: ... } }
  *
+ * What a repository sets runs with the operator's keys, so it can choose but
+ * not bring: agent.command names a program on the sandbox's PATH (never a
+ * path), and limits and timeouts can only be lowered (agent_settings_init).
+ *
  * Every key is optional; unknown keys and wrong types are errors that name the
  * key and its line, so a repository owner learns what to fix from the comment
  * patchbay leaves. An absent file is the defaults.
