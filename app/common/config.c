@@ -299,6 +299,8 @@ static const key_spec_t schema[] = {
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
+    {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
+
     {"workspaces.mirror_budget_bytes", KEY_SIZE, OFF(workspaces.mirror_budget_bytes), 0, 1024 * 1024 * 1024 * MIB,
      .def = "10GiB"},
 
@@ -1154,6 +1156,13 @@ static void cross_check(load_t *L)
                     "'command' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH "
                     "(/usr/local/bin, /usr/bin, /bin)",
                     prog);
+    }
+    const char *uprog = cfg->review.untrusted_agent.count > 0 ? cfg->review.untrusted_agent.items[0] : "";
+    if (uprog[0] != '/' && strchr(uprog, '/') != NULL) {
+        int line = L->line[find_spec("review.untrusted_agent") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'untrusted_agent' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH",
+                    uprog);
     }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];

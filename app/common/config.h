@@ -90,6 +90,15 @@ typedef struct {
     } workspaces;
 
     struct {
+        /* The agent for pull requests whose code is a stranger's (a fork, or an
+         * author without write access): empty: the built-in agent when
+         * agent.backend is openai, else none (no review, a note); [builtin]:
+         * the built-in agent; any other list: this command agent (the
+         * operator accepts that it reads the stranger's code with its key). */
+        config_list_t untrusted_agent;
+    } review;
+
+    struct {
         char *backend;               /* command | openai */
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */

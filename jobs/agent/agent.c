@@ -49,6 +49,25 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     s->openai.max_cost = strtod(cfg->agent.openai.max_cost, NULL);
 }
 
+int agent_settings_untrusted(agent_settings_t *s, const config_t *cfg, char *const *environ_, const char *job)
+{
+    const config_list_t *u = &cfg->review.untrusted_agent;
+    int builtin = u->count == 1 && strcmp(u->items[0], "builtin") == 0;
+    agent_settings_init(s, cfg, NULL, environ_, job);
+    if (builtin || (u->count == 0 && strcmp(cfg->agent.backend, "openai") == 0)) {
+        s->backend = "openai";
+        s->no_run = 1;
+        return 0;
+    }
+    if (u->count > 0) {
+        s->backend = "command";
+        s->command = u->items;
+        return 0;
+    }
+    memset(s, 0, sizeof(*s));
+    return -1;
+}
+
 void agent_secrets(redact_set_t *set, const agent_settings_t *s)
 {
     memset(set, 0, sizeof(*set));

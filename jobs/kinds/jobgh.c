@@ -114,6 +114,22 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
     return prc != 0 ? 1 : GHAPI_OK;
 }
 
+int jobgh_once(jobgh_t *j, const char *what)
+{
+    redisContext *c = job_ctx_redis(j->ctx);
+    if (c == NULL)
+        return 1;
+    char key[512];
+    snprintf(key, sizeof(key), "patchbay:once:%s:%s#%lld", what, j->r.repo, (long long)j->number);
+    long long ttl = (long long)job_ctx_config(j->ctx)->workers.retention_days * 86400;
+    redisReply *r = redisCommand(c, "SET %s 1 NX EX %lld", key, ttl);
+    /* OK: we set it, first time; nil: it was there */
+    int first = r == NULL || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return first;
+}
+
 void jobgh_react(jobgh_t *j, const char *content)
 {
     ghapi_react_on_t on = GHAPI_REACT_ISSUE;

@@ -60,6 +60,12 @@ int jobgh_permission(jobgh_t *j, const char *login, const char *needed, char **p
  * err. */
 int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len);
 
+/* Whether this is the first time `what` happens on this issue or pull
+ * request, remembered in Redis for the retention period: for notes a person
+ * should read once, not on every push. 1 also when Redis cannot say (twice
+ * is better than never). */
+int jobgh_once(jobgh_t *j, const char *what);
+
 /* A reaction on the comment that asked (comment_id and comment_type from the
  * record), else on the issue itself. Best effort: logged when it fails. */
 void jobgh_react(jobgh_t *j, const char *content);
