@@ -918,6 +918,7 @@ static job_result_t run(fix_t *f)
     if (jobgh_stopping(f->ctx))
         return stopped(f);
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
+    jobgh_note_isolation(f->ctx, &f->agent);
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;

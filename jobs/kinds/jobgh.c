@@ -114,6 +114,13 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
     return prc != 0 ? 1 : GHAPI_OK;
 }
 
+void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s)
+{
+    if (s->isolation == SANDBOX_ISOLATE_NONE)
+        job_ctx_log(ctx, LOG_WARN, "NO SANDBOX: agent.isolation is none, so the agent and the repository's commands "
+                                   "run as patchbay, beside its secrets");
+}
+
 int jobgh_once(jobgh_t *j, const char *what)
 {
     redisContext *c = job_ctx_redis(j->ctx);

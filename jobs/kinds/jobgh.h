@@ -73,6 +73,10 @@ void jobgh_react(jobgh_t *j, const char *content);
 /* Whether the job must stop (cancelled, or its worker is stopping). */
 int jobgh_stopping(job_ctx_t *ctx);
 
+/* Says in the job's log, at warn level, when its commands will run without a
+ * sandbox (the operator's agent.isolation: none): every job's log shows it. */
+void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s);
+
 /* The hooks an agent, a setup or a test command runs with: the job's stop
  * flag and its process-group registry, both safe from any thread (best of N
  * runs attempts on threads of their own). */

@@ -420,6 +420,7 @@ static job_result_t run_agent(review_t *v)
     strbuf_free(&left_out);
 
     v->agent.review = 1;
+    jobgh_note_isolation(v->ctx, &v->agent);
     agent_hooks_t hooks = jobgh_hooks(v->ctx);
     char err[512];
     job_ctx_log(v->ctx, LOG_INFO, "running the agent on %zu bytes of task", task.len);
