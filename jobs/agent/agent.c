@@ -15,6 +15,13 @@ static const char *env_value(char *const *environ_, const char *name)
     return NULL;
 }
 
+/* A repository can ask for less than the operator allows, never for more. */
+static void lower(uint64_t *limit, unsigned long long wanted)
+{
+    if (wanted > 0 && wanted < *limit)
+        *limit = wanted;
+}
+
 void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc, char *const *environ_,
                          const char *job)
 {
@@ -29,6 +36,23 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     s->network = rc && rc->agent.network >= 0 ? rc->agent.network : cfg->agent.network;
     /* only the operator's config can say none; "auto" is the old name of bwrap */
     s->isolation = strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE : SANDBOX_ISOLATE_BWRAP;
+    s->limits.memory_bytes = cfg->sandbox.memory_bytes;
+    s->limits.processes = (uint64_t)cfg->sandbox.processes;
+    s->limits.file_size_bytes = cfg->sandbox.file_size_bytes;
+    s->limits.open_files = (uint64_t)cfg->sandbox.open_files;
+    s->limits.cpu_seconds = (uint64_t)cfg->sandbox.cpu_seconds;
+    s->limits.tree_bytes = cfg->sandbox.tree_bytes;
+    if (rc != NULL) {
+        lower(&s->limits.memory_bytes, rc->sandbox.memory_bytes);
+        lower(&s->limits.processes, (unsigned long long)rc->sandbox.processes);
+        lower(&s->limits.file_size_bytes, rc->sandbox.file_size_bytes);
+        lower(&s->limits.open_files, (unsigned long long)rc->sandbox.open_files);
+        lower(&s->limits.cpu_seconds, (unsigned long long)rc->sandbox.cpu_seconds);
+        lower(&s->limits.tree_bytes, rc->sandbox.tree_bytes);
+    }
+    s->egress_allow = (const char *const *)cfg->sandbox.egress_allow.items;
+    s->bwrap_path = cfg->sandbox.bwrap_path;
+    s->slirp4netns_path = cfg->sandbox.slirp4netns_path;
     s->pass_env = (const char *const *)cfg->agent.env.items;
     s->environ_ = environ_;
     s->job = job;

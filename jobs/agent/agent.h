@@ -44,6 +44,11 @@ typedef struct {
     int64_t timeout_ms;
     int network;
     sandbox_isolation_t isolation;
+    sandbox_limits_t limits;              /* the operator's sandbox.*, lowered by the repository's */
+    const char *const *egress_allow;      /* sandbox.egress_allow (the operator's only) */
+    const char *bwrap_path, *slirp4netns_path;
+    uid_t uid;                            /* the job's host user (sandbox_user.h); 0: patchbay's */
+    gid_t gid;
     const char *const *pass_env; /* names to pass when set (the agent's API keys), NULL-terminated; may be NULL */
     char *const *environ_;      /* where to read them from (patchbay's environment) */
     const char *job;            /* for log lines */

@@ -19,6 +19,12 @@ void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
     o->network = s->network;
     o->isolation = s->isolation;
     o->ro_overlays = workspace_shared_paths;
+    o->limits = s->limits;
+    o->egress_allow = s->egress_allow;
+    o->bwrap_path = s->bwrap_path;
+    o->slirp4netns_path = s->slirp4netns_path;
+    o->uid = s->uid;
+    o->gid = s->gid;
     o->log_job = s->job;
     if (hooks != NULL) {
         o->should_stop = hooks->should_stop;

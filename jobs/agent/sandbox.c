@@ -40,6 +40,7 @@
  * only the few files a program needs to start, resolve names and check TLS.
  */
 #include "sandbox.h"
+#include "netjail.h"
 #include "app/common/clock.h"
 #include "app/common/config.h"
 #include "app/common/fileio.h"
@@ -47,6 +48,7 @@
 #include "app/common/strbuf.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,6 +62,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <grp.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +80,15 @@
 
 /* The trampoline: tells the parent the sandbox is up, then becomes the command. */
 static const char TRAMPOLINE[] = "printf x >&3; exec 3>&-; exec \"$@\"";
+/* With the jailed network it first waits for the parent's "go" on fd 6, sent
+ * once netjail has set the namespace up: bwrap's --block-fd alone takes an
+ * end of file (a parent that died) as leave to start. */
+static const char TRAMPOLINE_GATED[] =
+    "IFS= read -r go <&6 && [ \"$go\" = go ] || exit 125; exec 6<&-; printf x >&3; exec 3>&-; exec \"$@\"";
+
+/* Descriptors a bwrap child gets, by number (sandbox_run builds bwrap's argv
+ * with these numbers before the fork). */
+enum { FD_STARTED = 3, FD_INFO = 4, FD_BLOCK = 5, FD_GO = 6, FD_RESOLV = 7, FD_CHILD_MAX = 8 };
 
 static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -110,6 +123,7 @@ const char *sandbox_describe(const sandbox_result_t *r, char *buf, size_t len)
     case SANDBOX_SIGNALED: snprintf(buf, len, "killed by signal %d (%s)", r->signal, strsignal(r->signal)); break;
     case SANDBOX_TIMEOUT: snprintf(buf, len, "timed out after %lld ms", (long long)r->elapsed_ms); break;
     case SANDBOX_CANCELLED: snprintf(buf, len, "cancelled"); break;
+    case SANDBOX_TOO_BIG: snprintf(buf, len, "stopped: its work tree grew past the size limit"); break;
     }
     return buf;
 }
@@ -391,10 +405,16 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, bwrap);
     sv_push(a, "--die-with-parent");
     sv_push(a, "--new-session");
+    /* the network namespace is always the sandbox's own: with the network on,
+     * netjail gives it outbound NAT and nothing else (never --share-net) */
     sv_push(a, "--unshare-all");
-    if (o->network)
-        sv_push(a, "--share-net");
-    if (geteuid() == 0) {
+    if (o->network) {
+        sv_push(a, "--info-fd");
+        sv_pushf(a, "%d", FD_INFO);
+        sv_push(a, "--block-fd");
+        sv_pushf(a, "%d", FD_BLOCK);
+    }
+    if (geteuid() == 0) { /* bwrap runs as root, or as the job's user (o->uid) with a user namespace of its own */
         sv_push(a, "--unshare-user");
         sv_push(a, "--uid");
         sv_pushf(a, "%d", SANDBOX_UID);
@@ -415,9 +435,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "/tmp");
     for (size_t i = 0; etc_base[i] != NULL; i++)
         bwrap_ro_try(a, etc_base[i]);
-    if (o->network)
-        for (size_t i = 0; etc_net[i] != NULL; i++)
+    if (o->network) {
+        /* slirp's resolver: the host's is usually loopback or private, which the jail blocks */
+        sv_push(a, "--ro-bind-data");
+        sv_pushf(a, "%d", FD_RESOLV);
+        sv_push(a, "/etc/resolv.conf");
+        for (size_t i = 1; etc_net[i] != NULL; i++) /* [0] is resolv.conf */
             bwrap_ro_try(a, etc_net[i]);
+    }
     /* a passwd naming the sandbox's user, so tools that look themselves up work */
     sv_push(a, "--ro-bind");
     sv_pushf(a, "%s/etc/passwd", o->scratch_dir);
@@ -459,11 +484,74 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "--");
     sv_push(a, "/bin/sh");
     sv_push(a, "-c");
-    sv_push(a, TRAMPOLINE);
+    sv_push(a, o->network ? TRAMPOLINE_GATED : TRAMPOLINE);
     sv_push(a, "patchbay-sandbox");
     sv_push(a, command);
     for (size_t i = 1; o->argv[i] != NULL; i++)
         sv_push(a, o->argv[i]);
+}
+
+/* ---------------------------------------------------------------------------
+ * The work tree's size, watched
+ * ------------------------------------------------------------------------- */
+
+#define TREE_CHECK_MIN_MS 500   /* a writer at 300 MB/s overshoots by ~150 MB between checks */
+#define TREE_CHECK_MAX_MS 5000  /* for huge trees: a walk costs ~3 ms per 1,000 files here */
+#define TREE_DEPTH_MAX 128
+
+/* Bytes of disk under dir_fd (st_blocks, so sparse files count as written),
+ * not following links, not crossing into skipped subtrees (what the job
+ * shares read-only) or into other filesystems. Closes dir_fd. */
+static uint64_t tree_size_at(int dir_fd, dev_t dev, const char *rel, const sandbox_opts_t *o, int depth)
+{
+    uint64_t sum = 0;
+    DIR *d = fdopendir(dir_fd);
+    if (d == NULL) {
+        close(dir_fd);
+        return 0;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev)
+            continue;
+        sum += (uint64_t)st.st_blocks * 512;
+        if (!S_ISDIR(st.st_mode) || depth >= TREE_DEPTH_MAX)
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+        int skip = 0;
+        for (size_t i = 0; rel != NULL && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
+            skip |= strcmp(o->ro_overlays[i], sub) == 0;
+        if (skip)
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            sum += tree_size_at(fd, dev, sub, o, depth + 1);
+    }
+    closedir(d);
+    return sum;
+}
+
+static uint64_t tree_size(const sandbox_opts_t *o)
+{
+    uint64_t sum = 0;
+    const char *roots[] = {o->workdir, o->scratch_dir};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            continue;
+        }
+        /* ro_overlays are relative to the work tree; in scratch nothing matches */
+        sum += tree_size_at(fd, st.st_dev, i == 0 ? "" : "\x01", o, 0);
+    }
+    return sum;
 }
 
 /* ---------------------------------------------------------------------------
@@ -566,13 +654,16 @@ typedef struct {
     char *const *argv;
     char *const *envp;
     const char *workdir;
-    int stdin_fd, out_fd, started_fd, err_fd; /* all >= FD_LOW_WATER, close-on-exec */
+    int stdin_fd, out_fd, err_fd; /* all >= FD_LOW_WATER, close-on-exec */
+    int extra[FD_CHILD_MAX];      /* extra[n] >= 0 becomes descriptor n (n >= 3) */
+    uid_t uid;                    /* 0: stay who we are */
+    gid_t gid;
     pid_t parent;
     sandbox_limits_t limits;
 } child_plan_t;
 
 typedef struct {
-    int stage; /* 1 chdir, 2 rlimit, 3 exec, 4 fds */
+    int stage; /* 1 chdir, 2 rlimit, 3 exec, 4 fds, 5 user */
     int err;
 } child_report_t;
 
@@ -608,9 +699,6 @@ static void child_run(const child_plan_t *p)
     sigset_t none;
 
     setsid(); /* a new session: a new process group, and no controlling terminal */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != p->parent)
-        _exit(127); /* the parent died before the line above */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     memset(&dfl, 0, sizeof(dfl));
@@ -621,10 +709,12 @@ static void child_run(const child_plan_t *p)
     if (dup2(p->stdin_fd, 0) < 0 || dup2(p->out_fd, 1) < 0 || dup2(p->out_fd, 2) < 0)
         child_fail(p->err_fd, 4);
     int first_closed = 3;
-    if (p->started_fd >= 0) {
-        if (dup2(p->started_fd, 3) < 0)
+    for (int n = 3; n < FD_CHILD_MAX; n++) {
+        if (p->extra[n] < 0)
+            continue;
+        if (dup2(p->extra[n], n) < 0)
             child_fail(p->err_fd, 4);
-        first_closed = 4;
+        first_closed = n + 1;
     }
     /* everything else (sockets, files the worker has open) closes at exec */
     if (syscall(SYS_close_range, (unsigned)first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
@@ -639,10 +729,19 @@ static void child_run(const child_plan_t *p)
         child_fail(p->err_fd, 1);
     umask(022);
     /* the CPU limit's hard value a little above the soft one: SIGXCPU first, then SIGKILL */
-    if (child_limit(RLIMIT_CPU, p->limits.cpu_seconds, 5) != 0 || child_limit(RLIMIT_AS, p->limits.address_space_bytes, 0) != 0 ||
+    if (child_limit(RLIMIT_CPU, p->limits.cpu_seconds, 5) != 0 || child_limit(RLIMIT_DATA, p->limits.memory_bytes, 0) != 0 ||
+        child_limit(RLIMIT_AS, p->limits.address_space_bytes, 0) != 0 ||
         child_limit(RLIMIT_FSIZE, p->limits.file_size_bytes, 0) != 0 ||
         child_limit(RLIMIT_NPROC, p->limits.processes, 0) != 0 || child_limit(RLIMIT_NOFILE, p->limits.open_files, 0) != 0)
         child_fail(p->err_fd, 2);
+    /* the job's own host user (RLIMIT_NPROC counts per real uid, and is not
+     * enforced at all for root): from here on nothing of root's */
+    if (p->uid != 0 && (setgroups(0, NULL) != 0 || setgid(p->gid) != 0 || setuid(p->uid) != 0))
+        child_fail(p->err_fd, 5);
+    /* after setuid, which clears it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != p->parent)
+        _exit(127); /* the parent died before the line above */
     execve(p->exec_path, p->argv, p->envp);
     child_fail(p->err_fd, 3);
 }
@@ -673,11 +772,52 @@ typedef struct {
 } supervise_t;
 
 /* One attempt: fork, exec, supervise until the group is gone. */
+/* bwrap's --info-fd JSON, read to its end: {"child-pid": N, ...}. The pid,
+ * or -1 when bwrap said nothing (it failed before making the sandbox). */
+static pid_t read_child_pid(int fd, int64_t timeout_ms)
+{
+    char buf[1024];
+    size_t len = 0;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return -1;
+        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (len += (size_t)r) == sizeof(buf) - 1)
+            break;
+    }
+    buf[len] = '\0';
+    const char *k = strstr(buf, "\"child-pid\"");
+    if (k == NULL || (k = strchr(k, ':')) == NULL)
+        return -1;
+    long pid = strtol(k + 1, NULL, 10);
+    return pid > 1 ? (pid_t)pid : -1;
+}
+
+/* How long bwrap may take to make the namespaces and report them. */
+#define BWRAP_INFO_TIMEOUT_MS 10000
+
+/* One attempt: fork, exec, supervise until the group is gone. Under
+ * bubblewrap (use_bwrap) the trampoline's byte says the command started;
+ * with the network on, the sandbox's namespace is jailed (netjail) before
+ * the command may start, and the jail stops with the run. */
 static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t *o, const char *exec_path,
-                    char *const *argv, char *const *envp, int use_started, sink_t *sink, char *err, size_t err_len)
+                    char *const *argv, char *const *envp, int use_bwrap, sink_t *sink, char *err, size_t err_len)
 {
     int rc = SANDBOX_ERR_START;
     int stdin_fd = -1, out_r = -1, out_w = -1, st_r = -1, st_w = -1, err_r = -1, err_w = -1, pidfd = -1;
+    int info_r = -1, info_w = -1, block_r = -1, block_w = -1, go_r = -1, go_w = -1, resolv = -1;
+    int jailed = use_bwrap && o->network;
+    netjail_t *jail = NULL;
     int p[2];
     pid_t pid = -1;
     int64_t start = clock_mono_ms();
@@ -697,16 +837,43 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         goto pipe_fail;
     err_r = fd_high(p[0]);
     err_w = fd_high(p[1]);
-    if (use_started) {
+    if (out_r < 0 || out_w < 0 || err_r < 0 || err_w < 0)
+        goto pipe_fail;
+    if (use_bwrap) {
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
         st_r = fd_high(p[0]);
         st_w = fd_high(p[1]);
+        if (st_r < 0 || st_w < 0)
+            goto pipe_fail;
     }
-    if (out_r < 0 || out_w < 0 || err_r < 0 || err_w < 0 || (use_started && (st_r < 0 || st_w < 0)))
-        goto pipe_fail;
+    if (jailed) {
+        if (pipe2(p, O_CLOEXEC) != 0)
+            goto pipe_fail;
+        info_r = fd_high(p[0]);
+        info_w = fd_high(p[1]);
+        if (pipe2(p, O_CLOEXEC) != 0)
+            goto pipe_fail;
+        block_r = fd_high(p[0]);
+        block_w = fd_high(p[1]);
+        if (pipe2(p, O_CLOEXEC) != 0)
+            goto pipe_fail;
+        go_r = fd_high(p[0]);
+        go_w = fd_high(p[1]);
+        const char *rc_text = netjail_resolv_conf();
+        resolv = fd_high(memfd_create("resolv.conf", MFD_CLOEXEC));
+        if (info_r < 0 || info_w < 0 || block_r < 0 || block_w < 0 || go_r < 0 || go_w < 0 || resolv < 0 ||
+            write(resolv, rc_text, strlen(rc_text)) != (ssize_t)strlen(rc_text) || lseek(resolv, 0, SEEK_SET) != 0)
+            goto pipe_fail;
+    }
 
-    child_plan_t plan = {exec_path, argv, envp, o->workdir, stdin_fd, out_w, st_w, err_w, getpid(), o->limits};
+    child_plan_t plan = {exec_path, argv, envp, o->workdir, stdin_fd, out_w, err_w,
+                         {-1, -1, -1, -1, -1, -1, -1, -1}, o->uid, o->gid, getpid(), o->limits};
+    plan.extra[FD_STARTED] = st_w;
+    plan.extra[FD_INFO] = info_w;
+    plan.extra[FD_BLOCK] = block_r;
+    plan.extra[FD_GO] = go_r;
+    plan.extra[FD_RESOLV] = resolv;
     pid = fork();
     if (pid < 0) {
         set_err(err, err_len, "fork: %s", strerror(errno));
@@ -719,6 +886,10 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     close_fd(&err_w);
     close_fd(&st_w);
     close_fd(&stdin_fd);
+    close_fd(&info_w);
+    close_fd(&block_r);
+    close_fd(&go_r);
+    close_fd(&resolv);
 
     child_report_t report;
     ssize_t got;
@@ -727,9 +898,13 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     while (got < 0 && errno == EINTR);
     close_fd(&err_r);
     if (got == (ssize_t)sizeof(report)) {
-        static const char *const stages[] = {"", "cannot enter the working directory", "cannot set resource limits",
-                                             "cannot execute", "cannot set up its input and output"};
-        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
+        static const char *const stages[] = {"",
+                                             "cannot enter the working directory",
+                                             "cannot set resource limits",
+                                             "cannot execute",
+                                             "cannot set up its input and output",
+                                             "cannot become the sandbox's user for"};
+        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 5 ? report.stage : 0],
                 report.stage == 1 ? o->workdir : exec_path, strerror(report.err));
         rc = report.stage == 3 ? SANDBOX_ERR_NOT_FOUND : SANDBOX_ERR_START;
         waitpid(pid, NULL, 0);
@@ -739,8 +914,38 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     if (o->pgid != NULL)
         o->pgid(o->hook_arg, pid, 1);
 
+    if (jailed) {
+        /* the namespace exists and the command waits at the gate: jail it,
+         * then let it go; any failure kills the sandbox with nothing run */
+        pid_t inner = read_child_pid(info_r, BWRAP_INFO_TIMEOUT_MS);
+        close_fd(&info_r);
+        if (inner < 0) {
+            sv->bwrap_failed = 1; /* bwrap exits with its complaint; the loop below collects it */
+            close_fd(&go_w);
+            close_fd(&block_w);
+        } else {
+            netjail_opts_t no = {.allow = o->egress_allow, .slirp4netns_path = o->slirp4netns_path};
+            if (netjail_start(&jail, inner, &no, err, err_len) != 0) {
+                rc = SANDBOX_ERR_ISOLATION;
+                if (o->pgid != NULL)
+                    o->pgid(o->hook_arg, pid, 0);
+                goto done; /* done: kills the group, reaps bwrap */
+            }
+            ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
+            close_fd(&go_w);
+            close_fd(&block_w);
+            if (w1 != 3 || w2 != 1) {
+                set_err(err, err_len, "cannot release the sandbox: %s", strerror(errno));
+                if (o->pgid != NULL)
+                    o->pgid(o->hook_arg, pid, 0);
+                goto done;
+            }
+        }
+    }
+
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int exited = 0, status = 0, timed_out = 0, cancelled = 0, started = 0;
+    int exited = 0, status = 0, timed_out = 0, cancelled = 0, started = 0, too_big = 0;
+    int64_t next_tree_check = o->limits.tree_bytes ? clock_mono_ms() + TREE_CHECK_MIN_MS : 0;
     int64_t deadline = o->timeout_ms > 0 ? start + o->timeout_ms : 0;
     int64_t grace = o->kill_grace_ms >= 0 ? o->kill_grace_ms : SANDBOX_DEFAULT_KILL_GRACE_MS;
     int64_t kill_at = 0, exit_at = 0;
@@ -778,6 +983,18 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         }
         if (!exited && timed_out && now >= kill_at)
             kill(-pid, SIGKILL);
+        if (!exited && !too_big && next_tree_check && now >= next_tree_check) {
+            uint64_t used = tree_size(o);
+            int64_t took = clock_mono_ms() - now;
+            int64_t every = took * 10 < TREE_CHECK_MIN_MS ? TREE_CHECK_MIN_MS
+                            : took * 10 > TREE_CHECK_MAX_MS ? TREE_CHECK_MAX_MS
+                                                            : took * 10;
+            next_tree_check = clock_mono_ms() + every;
+            if (used > o->limits.tree_bytes) {
+                too_big = 1;
+                kill(-pid, SIGKILL);
+            }
+        }
 
         int64_t wait = POLL_TICK_MS;
         if (!exited && deadline && !timed_out && deadline - now < wait)
@@ -826,6 +1043,8 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         cancelled = 1; /* the job's watchdog got there first */
     if (cancelled) {
         out->end = SANDBOX_CANCELLED;
+    } else if (too_big) {
+        out->end = SANDBOX_TOO_BIG;
     } else if (timed_out) {
         out->end = SANDBOX_TIMEOUT;
     } else if (WIFEXITED(status)) {
@@ -835,7 +1054,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         out->end = SANDBOX_SIGNALED;
         out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     }
-    if (use_started && !started && !cancelled && !timed_out)
+    if (use_bwrap && !started && !cancelled && !timed_out && !too_big)
         sv->bwrap_failed = 1;
     pid = -1;
     rc = 0;
@@ -856,6 +1075,14 @@ done:
     close_fd(&err_r);
     close_fd(&err_w);
     close_fd(&pidfd);
+    close_fd(&info_r);
+    close_fd(&info_w);
+    close_fd(&block_r);
+    close_fd(&block_w);
+    close_fd(&go_r);
+    close_fd(&go_w);
+    close_fd(&resolv);
+    netjail_stop(jail);
     return rc;
 }
 
@@ -866,9 +1093,21 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
     static const char *const dirs[] = {"home", "tmp", "etc", NULL};
     for (size_t i = 0; dirs[i] != NULL; i++) {
         snprintf(path, sizeof(path), "%s/%s", o->scratch_dir, dirs[i]);
-        if (mkdir_if_missing(path, 0700) != 0) {
+        /* etc holds only the sandbox's passwd and group, which bwrap reads as the job's user */
+        if (mkdir_if_missing(path, strcmp(dirs[i], "etc") == 0 ? 0755 : 0700) != 0) {
             set_err(err, err_len, "cannot create %s: %s", path, strerror(errno));
             return SANDBOX_ERR_START;
+        }
+    }
+    /* the job's own user writes its summary, HOME and TMPDIR here */
+    if (o->uid != 0) {
+        static const char *const mine[] = {"", "/home", "/tmp", NULL};
+        for (size_t i = 0; mine[i] != NULL; i++) {
+            snprintf(path, sizeof(path), "%s%s", o->scratch_dir, mine[i]);
+            if (chown(path, o->uid, o->gid) != 0) {
+                set_err(err, err_len, "cannot give %s to the sandbox's user %d: %s", path, (int)o->uid, strerror(errno));
+                return SANDBOX_ERR_START;
+            }
         }
     }
     snprintf(path, sizeof(path), "%s/etc/passwd", o->scratch_dir);

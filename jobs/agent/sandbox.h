@@ -53,13 +53,18 @@ typedef enum {
     SANDBOX_ISOLATE_NONE,      /* session, environment and rlimits only: the operator's explicit choice */
 } sandbox_isolation_t;
 
-/* rlimits; 0 leaves that limit as patchbay's own. */
+/* Limits; 0 leaves that limit as patchbay's own. All but tree_bytes are
+ * rlimits, so per process (processes: per host user, see uid). */
 typedef struct {
     uint64_t cpu_seconds;
-    uint64_t address_space_bytes;
+    uint64_t memory_bytes;        /* RLIMIT_DATA: heap and private writable mappings. Not RLIMIT_AS:
+                                   * V8 and Go reserve gigabytes they never touch (Node needs >= 768 MiB
+                                   * of address space to start; each WebAssembly memory reserves ~10 GiB) */
+    uint64_t address_space_bytes; /* RLIMIT_AS, for operators who want it anyway */
     uint64_t file_size_bytes;
-    uint64_t processes; /* counted per real user id: run patchbay as its own user */
+    uint64_t processes;           /* RLIMIT_NPROC: counted per real user id, never for root */
     uint64_t open_files;
+    uint64_t tree_bytes;          /* the work tree and scratch directory together, watched while it runs */
 } sandbox_limits_t;
 
 #define SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES (10u * 1024 * 1024)
@@ -80,10 +85,20 @@ typedef struct {
     size_t output_limit_bytes;    /* 0: SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES */
     int64_t timeout_ms;           /* wall clock; 0 = none */
     int64_t kill_grace_ms;        /* SIGTERM to SIGKILL on timeout; <0: SANDBOX_DEFAULT_KILL_GRACE_MS */
-    int network;                  /* 1: the host's network; 0: loopback only (bubblewrap only) */
+    int network;                  /* 1: outbound only, through user-mode NAT; 0: loopback only
+                                   * (under SANDBOX_ISOLATE_NONE: 1 is the host's network) */
     sandbox_isolation_t isolation;
     sandbox_limits_t limits;
     const char *bwrap_path;       /* NULL: bwrap in /usr/bin, /usr/local/bin, /bin */
+    /* network on, under bubblewrap: outbound only (netjail.h), plus these
+     * "ip:port" destinations of the host's or private networks */
+    const char *const *egress_allow;
+    const char *slirp4netns_path; /* NULL: the default places */
+    /* The host user the command runs as (0: patchbay's own). As root,
+     * patchbay gives each job one (sandbox_user.h), so that RLIMIT_NPROC
+     * binds and nothing the job runs owns a file of root's. */
+    uid_t uid;
+    gid_t gid;
     const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
     const char *const *ro_overlays; /* paths relative to workdir made read-only inside (may be NULL; missing
                                      * ones skipped; absolute paths and ".." refused) */
@@ -105,6 +120,7 @@ typedef enum {
     SANDBOX_EXITED = 0, /* exit_code is valid */
     SANDBOX_SIGNALED,   /* signal is valid (killed from inside, CPU limit, ...) */
     SANDBOX_TIMEOUT,    /* the wall-clock limit ended it */
+    SANDBOX_TOO_BIG,    /* the work tree grew past limits.tree_bytes */
     SANDBOX_CANCELLED,  /* should_stop said so, or the job's watchdog killed the group */
 } sandbox_end_t;
 

@@ -114,6 +114,29 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
     return prc != 0 ? 1 : GHAPI_OK;
 }
 
+int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    if (sandbox_user_acquire(u, cfg->data_dir, (uid_t)cfg->sandbox.user_base, (unsigned)cfg->sandbox.users, err,
+                             err_len) != 0)
+        return -1;
+    if (u->uid != 0)
+        job_ctx_log(ctx, LOG_DEBUG, "sandboxed commands run as host user %d", (int)u->uid);
+    return 0;
+}
+
+int jobgh_user_give(job_ctx_t *ctx, const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err,
+                    size_t err_len)
+{
+    const char *data_dir = job_ctx_config(ctx)->data_dir;
+    if (sandbox_user_reach(u, data_dir, work_tree, err, err_len) != 0 ||
+        (scratch != NULL && sandbox_user_reach(u, data_dir, scratch, err, err_len) != 0))
+        return -1;
+    if (sandbox_user_give(u, work_tree, workspace_shared_paths, err, err_len) != 0)
+        return -1;
+    return scratch != NULL ? sandbox_user_give(u, scratch, NULL, err, err_len) : 0;
+}
+
 void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s)
 {
     if (s->isolation == SANDBOX_ISOLATE_NONE)

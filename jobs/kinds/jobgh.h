@@ -17,6 +17,7 @@
 #include "jobctx.h"
 #include "app/github/ghapi.h"
 #include "jobs/agent/agent.h"
+#include "jobs/agent/sandbox_user.h"
 #include "jobs/queue/job.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
@@ -72,6 +73,16 @@ void jobgh_react(jobgh_t *j, const char *content);
 
 /* Whether the job must stop (cancelled, or its worker is stopping). */
 int jobgh_stopping(job_ctx_t *ctx);
+
+/* The job's own host user for its sandboxed commands (sandbox_user.h), from
+ * the operator's sandbox.user_base and .users; uid 0 when patchbay is not
+ * root. 0, or -1 with the reason in err (every user taken). */
+int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_len);
+
+/* Gives a work tree (all but what it shares with the mirror) and its scratch
+ * directory to the job's user. 0, or -1 with the reason in err. */
+int jobgh_user_give(job_ctx_t *ctx, const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err,
+                    size_t err_len);
 
 /* Says in the job's log, at warn level, when its commands will run without a
  * sandbox (the operator's agent.isolation: none): every job's log shows it. */

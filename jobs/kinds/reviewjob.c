@@ -51,6 +51,7 @@ typedef struct {
     workspace_config_t wcfg;
     workspace_t *ws;
     char scratch[4096];
+    sandbox_user_t user; /* the job's own host user for the agent (as root) */
     agent_settings_t agent;
     agent_result_t result;
     char review_url[512];
@@ -398,6 +399,12 @@ static job_result_t checkout(review_t *v)
     snprintf(v->scratch, sizeof(v->scratch), "%s/scratch", v->ws->dir);
     if (mkdir(v->scratch, 0700) != 0 && errno != EEXIST)
         return fail(v, JOB_ERR_RETRY, "cannot create %s: %s", v->scratch, strerror(errno));
+    if (jobgh_user_acquire(v->ctx, &v->user, err, sizeof(err)) != 0)
+        return fail(v, JOB_ERR_RETRY, "no sandbox user: %s", err);
+    if (jobgh_user_give(v->ctx, &v->user, v->ws->path, v->scratch, err, sizeof(err)) != 0)
+        return fail(v, JOB_ERR_RETRY, "%s", err);
+    v->agent.uid = v->user.uid;
+    v->agent.gid = v->user.gid;
     return JOB_OK;
 }
 
@@ -584,6 +591,7 @@ static job_result_t run(review_t *v)
 job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     review_t v = {0};
+    v.user = (sandbox_user_t)SANDBOX_USER_INIT;
     v.ctx = ctx;
     v.cfg = job_ctx_config(ctx);
     v.err = err;
@@ -609,6 +617,7 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     job_result_t r = run(&v);
 
     jobgh_drop_tree(ctx, &v.wcfg, v.id, v.ws);
+    sandbox_user_release(&v.user);
     if (v.token != NULL) {
         memset(v.token, 0, strlen(v.token));
         free(v.token);

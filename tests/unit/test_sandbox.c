@@ -35,6 +35,7 @@
 
 #include "app/common/log.h"
 #include "jobs/agent/sandbox.h"
+#include "jobs/agent/sandbox_user.h"
 
 typedef struct {
     char root[64];
@@ -558,6 +559,24 @@ static int listen_loopback(int *port)
     return s;
 }
 
+/* Whether a connection reached the listener: accepts what is queued, without waiting. */
+static int accepted(int s)
+{
+    int n = 0;
+    for (;;) {
+        int c = accept4(s, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return n;
+        close(c);
+        n++;
+    }
+}
+
+static int have_slirp(void)
+{
+    return access("/usr/bin/slirp4netns", X_OK) == 0 || access("/usr/local/bin/slirp4netns", X_OK) == 0;
+}
+
 static void test_bwrap_network(void **state)
 {
     (void)state;
@@ -565,24 +584,61 @@ static void test_bwrap_network(void **state)
         skip();
     int port = 0;
     int s = listen_loopback(&port);
-    char script[512];
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    char script[1024];
     snprintf(script, sizeof(script),
-             "/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", %d), timeout=5); "
-             "print(\"CONNECTED\")'",
-             port);
+             "/usr/bin/python3 -c '\n"
+             "import socket\n"
+             "for host, port in ((\"127.0.0.1\", %d), (\"169.254.169.254\", 80), (\"10.0.2.2\", %d)):\n"
+             "    try:\n"
+             "        socket.create_connection((host, port), timeout=3).close(); print(\"CONNECTED\", host)\n"
+             "    except OSError as e:\n"
+             "        print(\"REFUSED\", host, e.errno)\n"
+             "'",
+             port, port);
     sandbox_result_t r;
+    /* network off: loopback only, its own */
     char *out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 0, 0);
     assert_true(r.isolated);
     assert_null(strstr(out, "CONNECTED"));
-    assert_true(r.end == SANDBOX_EXITED && r.exit_code != 0);
     free(out);
+    assert_int_equal(accepted(s), 0);
+    if (!have_slirp()) {
+        close(s);
+        skip();
+    }
 
-    /* the same with the network on reaches this process's listener */
+    /* network on: outbound only; neither the host's loopback (directly or
+     * through slirp's gateway) nor the cloud metadata address */
     out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 1, 0);
     assert_true(r.isolated);
-    assert_non_null(strstr(out, "CONNECTED"));
-    assert_int_equal(r.exit_code, 0);
+    assert_null(strstr(out, "CONNECTED"));
+    assert_non_null(strstr(out, "REFUSED 169.254.169.254"));
     free(out);
+    assert_int_equal(accepted(s), 0);
+
+    /* unless the operator allows exactly that destination */
+    char allow[64];
+    snprintf(allow, sizeof(allow), "127.0.0.1:%d", port);
+    const char *allowed[] = {allow, NULL};
+    const char *argv[] = {"sh", "-c", script, NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    o.network = 1;
+    o.egress_allow = allowed;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    out = slurp(D.out, NULL);
+    assert_non_null(strstr(out, "CONNECTED 127.0.0.1"));
+    assert_null(strstr(out, "CONNECTED 10.0.2.2"));
+    free(out);
+    assert_int_equal(accepted(s), 1);
+
+    /* a broken allowlist entry fails closed, naming it */
+    const char *bad[] = {"8.8.8.8:53", NULL};
+    o.egress_allow = bad;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
+    assert_non_null(strstr(err, "8.8.8.8:53"));
     close(s);
 }
 
@@ -698,6 +754,73 @@ static void test_new_session(void **state)
     }
 }
 
+/* Each limit bites, under bubblewrap as a job runs: memory (RLIMIT_DATA),
+ * the work tree's size (watched), and, as root with a job user of its own,
+ * processes. */
+static void test_limits_bite(void **state)
+{
+    (void)state;
+    sandbox_isolation_t iso = have_bwrap() ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE;
+    const char *mem[] = {"sh", "-c",
+                         "/usr/bin/python3 -c 'x = bytearray(300 * 1024 * 1024); print(\"ALLOCATED\")' 2>&1 | tail -1",
+                         NULL};
+    sandbox_opts_t o;
+    opts_for(&o, mem, iso);
+    o.network = 0;
+    o.limits.memory_bytes = 128ULL * 1024 * 1024;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "ALLOCATED"));
+    assert_non_null(strstr(out, "MemoryError"));
+    free(out);
+
+    const char *big[] = {"sh", "-c", "for i in $(seq 200); do head -c 1048576 /dev/zero > f$i; sleep 0.02; done; "
+                                     "echo WROTE-ALL", NULL};
+    opts_for(&o, big, iso);
+    o.network = 0;
+    o.limits.tree_bytes = 20ULL * 1024 * 1024;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_int_equal(r.end, SANDBOX_TOO_BIG);
+    out = slurp(D.out, NULL);
+    assert_null(strstr(out, "WROTE-ALL"));
+    free(out);
+    char desc[96];
+    assert_non_null(strstr(sandbox_describe(&r, desc, sizeof(desc)), "size limit"));
+
+    if (geteuid() != 0 || !have_bwrap())
+        return;
+    sandbox_user_t u = SANDBOX_USER_INIT;
+    assert_int_equal(sandbox_user_acquire(&u, D.data, 1879048192, 16, err, sizeof(err)), 0);
+    assert_true(u.uid >= 1879048192);
+    /* a second lease gets another user */
+    sandbox_user_t u2 = SANDBOX_USER_INIT;
+    assert_int_equal(sandbox_user_acquire(&u2, D.data, 1879048192, 16, err, sizeof(err)), 0);
+    assert_true(u2.uid != u.uid);
+    sandbox_user_release(&u2);
+    assert_int_equal(sandbox_user_reach(&u, D.root, D.ws, err, sizeof(err)), 0);
+    assert_int_equal(sandbox_user_give(&u, D.ws, NULL, err, sizeof(err)), 0);
+    const char *forks[] = {"sh", "-c", "touch mine.txt && echo OWNS-TREE; n=0; for i in $(seq 60); do "
+                                       "sleep 5 & n=$((n+1)); done 2>/dev/null; echo STARTED $n", NULL};
+    opts_for(&o, forks, SANDBOX_ISOLATE_BWRAP);
+    o.network = 0;
+    o.uid = u.uid;
+    o.gid = u.gid;
+    o.limits.processes = 20;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    out = slurp(D.out, NULL);
+    assert_null(strstr(out, "STARTED 60"));
+    assert_non_null(strstr(out, "OWNS-TREE"));
+    free(out);
+    char mine[192];
+    struct stat st;
+    snprintf(mine, sizeof(mine), "%s/mine.txt", D.ws);
+    assert_int_equal(stat(mine, &st), 0);
+    assert_int_equal(st.st_uid, u.uid);
+    sandbox_user_release(&u);
+}
+
 int main(void)
 {
     /* the fallback's warn lines are expected here */
@@ -718,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_bite, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
