@@ -62,7 +62,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <grp.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -88,7 +87,23 @@ static const char TRAMPOLINE_GATED[] =
 
 /* Descriptors a bwrap child gets, by number (sandbox_run builds bwrap's argv
  * with these numbers before the fork). */
-enum { FD_STARTED = 3, FD_INFO = 4, FD_BLOCK = 5, FD_GO = 6, FD_RESOLV = 7, FD_CHILD_MAX = 8 };
+enum {
+    FD_STARTED = 3,
+    FD_INFO = 4,
+    FD_BLOCK = 5,
+    FD_GO = 6,
+    FD_RESOLV = 7,
+    /* The job's own places, bound by descriptor: bwrap may run as the job's
+     * user (o->uid), who cannot walk the host path down to them (a data dir
+     * under /root), and a descriptor cannot be swapped for a symlink. */
+    FD_WORK = 8,
+    FD_SCRATCH = 9,
+    FD_PASSWD = 10,
+    FD_GROUP = 11,
+    FD_OVERLAY = 12, /* ... FD_OVERLAY + OVERLAYS_MAX - 1 */
+    OVERLAYS_MAX = 4,
+    FD_CHILD_MAX = FD_OVERLAY + OVERLAYS_MAX
+};
 
 static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -255,19 +270,6 @@ static int mkdir_if_missing(const char *path, mode_t mode)
     return -1;
 }
 
-static int write_small_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(text);
-    ssize_t w = write(fd, text, n);
-    int rc = (w == (ssize_t)n) ? 0 : -1;
-    if (close(fd) != 0)
-        rc = -1;
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------
  * The environment
  * ------------------------------------------------------------------------- */
@@ -389,6 +391,22 @@ static void bwrap_ro_try(strvec_t *a, const char *path)
     sv_push(a, path);
 }
 
+/* --perms 0755 --dir for every directory above path (absolute), but /: a
+ * directory that exists already inside keeps its mode (/tmp, /usr). */
+static void bwrap_passable_parents(strvec_t *a, const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *s = strchr(buf + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        sv_push(a, "--perms");
+        sv_push(a, "0755");
+        sv_push(a, "--dir");
+        sv_push(a, buf);
+        *s = '/';
+    }
+}
+
 /* Whether the host path is visible inside without an extra bind. */
 static int visible_inside(const char *path, const sandbox_opts_t *o)
 {
@@ -400,21 +418,41 @@ static int visible_inside(const char *path, const sandbox_opts_t *o)
     return 0;
 }
 
-static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_t *o, const char *command)
+/* As root with a job user: bubblewrap runs as root (it must walk the host's
+ * paths to bind them: a data dir under /root is no user's to pass) and
+ * without a user namespace, and setpriv makes the command the job's user as
+ * the trampoline's last step. The command's real uid is then that user's,
+ * which is what RLIMIT_NPROC counts. */
+static int sandbox_drops_to_user(const sandbox_opts_t *o)
 {
+    return geteuid() == 0 && o->uid != 0;
+}
+
+static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_t *o, const char *command,
+                             const int fds[FD_CHILD_MAX])
+{
+    int drop = sandbox_drops_to_user(o);
     sv_push(a, bwrap);
     sv_push(a, "--die-with-parent");
     sv_push(a, "--new-session");
     /* the network namespace is always the sandbox's own: with the network on,
      * netjail gives it outbound NAT and nothing else (never --share-net) */
-    sv_push(a, "--unshare-all");
+    if (drop) {
+        /* no user namespace: the command becomes the job's host user itself */
+        static const char *const ns[] = {"--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
+                                         "--unshare-net", NULL};
+        for (size_t i = 0; ns[i] != NULL; i++)
+            sv_push(a, ns[i]);
+    } else {
+        sv_push(a, "--unshare-all");
+    }
     if (o->network) {
         sv_push(a, "--info-fd");
         sv_pushf(a, "%d", FD_INFO);
         sv_push(a, "--block-fd");
         sv_pushf(a, "%d", FD_BLOCK);
     }
-    if (geteuid() == 0) { /* bwrap runs as root, or as the job's user (o->uid) with a user namespace of its own */
+    if (geteuid() == 0 && !drop) { /* root inside a user namespace: an unprivileged uid, no capability */
         sv_push(a, "--unshare-user");
         sv_push(a, "--uid");
         sv_pushf(a, "%d", SANDBOX_UID);
@@ -431,6 +469,9 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "/proc");
     sv_push(a, "--dev");
     sv_push(a, "/dev");
+    /* sticky and writable by all: the command may be an ordinary user */
+    sv_push(a, "--perms");
+    sv_push(a, "01777");
     sv_push(a, "--tmpfs");
     sv_push(a, "/tmp");
     for (size_t i = 0; etc_base[i] != NULL; i++)
@@ -444,11 +485,11 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
             bwrap_ro_try(a, etc_net[i]);
     }
     /* a passwd naming the sandbox's user, so tools that look themselves up work */
-    sv_push(a, "--ro-bind");
-    sv_pushf(a, "%s/etc/passwd", o->scratch_dir);
+    sv_push(a, "--ro-bind-data");
+    sv_pushf(a, "%d", FD_PASSWD);
     sv_push(a, "/etc/passwd");
-    sv_push(a, "--ro-bind");
-    sv_pushf(a, "%s/etc/group", o->scratch_dir);
+    sv_push(a, "--ro-bind-data");
+    sv_pushf(a, "%d", FD_GROUP);
     sv_push(a, "/etc/group");
     for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
         bwrap_ro_try(a, o->ro_paths[i]);
@@ -459,25 +500,30 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
             char *slash = strrchr(dir, '/');
             if (slash != NULL && slash != dir)
                 *slash = '\0';
+            bwrap_passable_parents(a, dir);
             bwrap_ro_try(a, dir);
         }
         free(dir);
     }
-    sv_push(a, "--bind");
+    /* the directories leading to them, passable: bwrap would make them like
+     * the host's (a data dir in /root: 0700 root's), and the command may be
+     * an ordinary user */
+    bwrap_passable_parents(a, o->scratch_dir);
+    bwrap_passable_parents(a, o->workdir);
+    sv_push(a, "--bind-fd");
+    sv_pushf(a, "%d", FD_SCRATCH);
     sv_push(a, o->scratch_dir);
-    sv_push(a, o->scratch_dir);
-    sv_push(a, "--bind");
-    sv_push(a, o->workdir);
+    sv_push(a, "--bind-fd");
+    sv_pushf(a, "%d", FD_WORK);
     sv_push(a, o->workdir);
     /* after the work tree's bind, so these win: what the job shares with
      * others (the objects hard-linked from the mirror) stays unchangeable */
-    for (size_t i = 0; o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++) {
-        const char *rel = o->ro_overlays[i];
-        if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") != NULL)
-            continue; /* sandbox_run refused these already */
-        sv_push(a, "--ro-bind-try");
-        sv_pushf(a, "%s/%s", o->workdir, rel);
-        sv_pushf(a, "%s/%s", o->workdir, rel);
+    for (int i = 0; i < OVERLAYS_MAX && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++) {
+        if (fds[FD_OVERLAY + i] < 0)
+            continue; /* not in this work tree */
+        sv_push(a, "--ro-bind-fd");
+        sv_pushf(a, "%d", FD_OVERLAY + i);
+        sv_pushf(a, "%s/%s", o->workdir, o->ro_overlays[i]);
     }
     sv_push(a, "--chdir");
     sv_push(a, o->workdir);
@@ -486,6 +532,19 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "-c");
     sv_push(a, o->network ? TRAMPOLINE_GATED : TRAMPOLINE);
     sv_push(a, "patchbay-sandbox");
+    if (drop) {
+        /* the last step as root: become the job's user, with no capability
+         * left (effective, inheritable, bounding) and no way back (no new
+         * privileges: a setuid program stays the user's) */
+        sv_push(a, SANDBOX_SETPRIV);
+        sv_pushf(a, "--reuid=%u", (unsigned)o->uid);
+        sv_pushf(a, "--regid=%u", (unsigned)o->gid);
+        sv_push(a, "--clear-groups");
+        sv_push(a, "--inh-caps=-all");
+        sv_push(a, "--bounding-set=-all");
+        sv_push(a, "--no-new-privs");
+        sv_push(a, "--");
+    }
     sv_push(a, command);
     for (size_t i = 1; o->argv[i] != NULL; i++)
         sv_push(a, o->argv[i]);
@@ -656,14 +715,12 @@ typedef struct {
     const char *workdir;
     int stdin_fd, out_fd, err_fd; /* all >= FD_LOW_WATER, close-on-exec */
     int extra[FD_CHILD_MAX];      /* extra[n] >= 0 becomes descriptor n (n >= 3) */
-    uid_t uid;                    /* 0: stay who we are */
-    gid_t gid;
     pid_t parent;
     sandbox_limits_t limits;
 } child_plan_t;
 
 typedef struct {
-    int stage; /* 1 chdir, 2 rlimit, 3 exec, 4 fds, 5 user */
+    int stage; /* 1 chdir, 2 rlimit, 3 exec, 4 fds */
     int err;
 } child_report_t;
 
@@ -734,11 +791,6 @@ static void child_run(const child_plan_t *p)
         child_limit(RLIMIT_FSIZE, p->limits.file_size_bytes, 0) != 0 ||
         child_limit(RLIMIT_NPROC, p->limits.processes, 0) != 0 || child_limit(RLIMIT_NOFILE, p->limits.open_files, 0) != 0)
         child_fail(p->err_fd, 2);
-    /* the job's own host user (RLIMIT_NPROC counts per real uid, and is not
-     * enforced at all for root): from here on nothing of root's */
-    if (p->uid != 0 && (setgroups(0, NULL) != 0 || setgid(p->gid) != 0 || setuid(p->uid) != 0))
-        child_fail(p->err_fd, 5);
-    /* after setuid, which clears it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != p->parent)
         _exit(127); /* the parent died before the line above */
@@ -807,12 +859,13 @@ static pid_t read_child_pid(int fd, int64_t timeout_ms)
 #define BWRAP_INFO_TIMEOUT_MS 10000
 
 /* One attempt: fork, exec, supervise until the group is gone. Under
- * bubblewrap (use_bwrap) the trampoline's byte says the command started;
+ * bubblewrap (bind_fds: what it binds by descriptor) the trampoline's byte says the command started;
  * with the network on, the sandbox's namespace is jailed (netjail) before
  * the command may start, and the jail stops with the run. */
 static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t *o, const char *exec_path,
-                    char *const *argv, char *const *envp, int use_bwrap, sink_t *sink, char *err, size_t err_len)
+                    char *const *argv, char *const *envp, const int *bind_fds, sink_t *sink, char *err, size_t err_len)
 {
+    int use_bwrap = bind_fds != NULL;
     int rc = SANDBOX_ERR_START;
     int stdin_fd = -1, out_r = -1, out_w = -1, st_r = -1, st_w = -1, err_r = -1, err_w = -1, pidfd = -1;
     int info_r = -1, info_w = -1, block_r = -1, block_w = -1, go_r = -1, go_w = -1, resolv = -1;
@@ -868,12 +921,16 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     }
 
     child_plan_t plan = {exec_path, argv, envp, o->workdir, stdin_fd, out_w, err_w,
-                         {-1, -1, -1, -1, -1, -1, -1, -1}, o->uid, o->gid, getpid(), o->limits};
+                         {0}, getpid(), o->limits};
+    for (int i = 0; i < FD_CHILD_MAX; i++)
+        plan.extra[i] = -1;
     plan.extra[FD_STARTED] = st_w;
     plan.extra[FD_INFO] = info_w;
     plan.extra[FD_BLOCK] = block_r;
     plan.extra[FD_GO] = go_r;
     plan.extra[FD_RESOLV] = resolv;
+    for (int i = FD_WORK; bind_fds != NULL && i < FD_CHILD_MAX; i++)
+        plan.extra[i] = bind_fds[i];
     pid = fork();
     if (pid < 0) {
         set_err(err, err_len, "fork: %s", strerror(errno));
@@ -902,9 +959,8 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                                              "cannot enter the working directory",
                                              "cannot set resource limits",
                                              "cannot execute",
-                                             "cannot set up its input and output",
-                                             "cannot become the sandbox's user for"};
-        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 5 ? report.stage : 0],
+                                             "cannot set up its input and output"};
+        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
                 report.stage == 1 ? o->workdir : exec_path, strerror(report.err));
         rc = report.stage == 3 ? SANDBOX_ERR_NOT_FOUND : SANDBOX_ERR_START;
         waitpid(pid, NULL, 0);
@@ -1086,15 +1142,14 @@ done:
     return rc;
 }
 
-/* The scratch directory's home, tmp and the sandbox's passwd and group files. */
+/* The scratch directory's home and tmp, the job user's when it has one. */
 static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
 {
-    char path[PATH_MAX], text[PATH_MAX + 128];
-    static const char *const dirs[] = {"home", "tmp", "etc", NULL};
+    char path[PATH_MAX];
+    static const char *const dirs[] = {"home", "tmp", NULL};
     for (size_t i = 0; dirs[i] != NULL; i++) {
         snprintf(path, sizeof(path), "%s/%s", o->scratch_dir, dirs[i]);
-        /* etc holds only the sandbox's passwd and group, which bwrap reads as the job's user */
-        if (mkdir_if_missing(path, strcmp(dirs[i], "etc") == 0 ? 0755 : 0700) != 0) {
+        if (mkdir_if_missing(path, 0700) != 0) {
             set_err(err, err_len, "cannot create %s: %s", path, strerror(errno));
             return SANDBOX_ERR_START;
         }
@@ -1110,19 +1165,42 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
             }
         }
     }
-    snprintf(path, sizeof(path), "%s/etc/passwd", o->scratch_dir);
-    snprintf(text, sizeof(text), "patchbay:x:%d:%d:patchbay agent:%s/home:/bin/sh\n", SANDBOX_UID, SANDBOX_GID,
-             o->scratch_dir);
-    if (write_small_file(path, text) != 0)
-        goto fail;
-    snprintf(path, sizeof(path), "%s/etc/group", o->scratch_dir);
-    snprintf(text, sizeof(text), "patchbay:x:%d:\n", SANDBOX_GID);
-    if (write_small_file(path, text) != 0)
-        goto fail;
     return 0;
-fail:
-    set_err(err, err_len, "cannot write %s: %s", path, strerror(errno));
-    return SANDBOX_ERR_START;
+}
+
+/* A sealed-enough copy of text for --ro-bind-data: bwrap copies it in. */
+static int memfd_with(const char *name, const char *text)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    size_t n = strlen(text);
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n || lseek(fd, 0, SEEK_SET) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd_high(fd);
+}
+
+/* What bwrap binds by descriptor (FD_WORK...): -1 where nothing. */
+static int open_bind_fds(int fds[FD_CHILD_MAX], const sandbox_opts_t *o, char *err, size_t err_len)
+{
+    char text[PATH_MAX + 128];
+    fds[FD_WORK] = fd_high(open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fds[FD_SCRATCH] = fd_high(open(o->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    int drop = sandbox_drops_to_user(o);
+    unsigned uid = drop ? (unsigned)o->uid : (unsigned)SANDBOX_UID, gid = drop ? (unsigned)o->gid : (unsigned)SANDBOX_GID;
+    snprintf(text, sizeof(text), "patchbay:x:%u:%u:patchbay agent:%s/home:/bin/sh\n", uid, gid, o->scratch_dir);
+    fds[FD_PASSWD] = memfd_with("passwd", text);
+    snprintf(text, sizeof(text), "patchbay:x:%u:\n", gid);
+    fds[FD_GROUP] = memfd_with("group", text);
+    if (fds[FD_WORK] < 0 || fds[FD_SCRATCH] < 0 || fds[FD_PASSWD] < 0 || fds[FD_GROUP] < 0) {
+        set_err(err, err_len, "cannot open the work tree or scratch directory for the sandbox: %s", strerror(errno));
+        return SANDBOX_ERR_START;
+    }
+    for (int i = 0; i < OVERLAYS_MAX && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
+        fds[FD_OVERLAY + i] =
+            fd_high(openat(fds[FD_WORK], o->ro_overlays[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    return 0;
 }
 
 /* The first line of what bubblewrap said, for the warn line. */
@@ -1149,6 +1227,9 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     sink_t sink = {0};
     int out_fd = -1;
     char command[PATH_MAX], bwrap[PATH_MAX];
+    int bind_fds[FD_CHILD_MAX];
+    for (int i = 0; i < FD_CHILD_MAX; i++)
+        bind_fds[i] = -1;
 
     assert(out != NULL && o != NULL);
     memset(out, 0, sizeof(*out));
@@ -1192,9 +1273,11 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
         }
+        if ((rc = open_bind_fds(bind_fds, o, err, err_len)) != 0)
+            goto done;
         char real[PATH_MAX];
         /* inside, the command is reached by its real path: its directory is what gets bound */
-        build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command);
+        build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command, bind_fds);
         if (bargv.oom) {
             set_err(err, err_len, "out of memory");
             rc = SANDBOX_ERR_START;
@@ -1216,7 +1299,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
 
     supervise_t sv;
     if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
-        rc = run_once(out, &sv, o, bwrap, bargv.v, env.v, 1, &sink, err, err_len);
+        rc = run_once(out, &sv, o, bwrap, bargv.v, env.v, bind_fds, &sink, err, err_len);
         if (rc == 0 && sv.bwrap_failed) {
             /* nothing of the command ran: what bwrap said is the reason */
             char said[200];
@@ -1231,7 +1314,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             goto done;
         out->isolated = 1;
     } else {
-        rc = run_once(out, &sv, o, command, (char *const *)o->argv, env.v, 0, &sink, err, err_len);
+        rc = run_once(out, &sv, o, command, (char *const *)o->argv, env.v, NULL, &sink, err, err_len);
         if (rc != 0)
             goto done;
     }
@@ -1246,5 +1329,7 @@ done:
         close(out_fd);
     sv_free(&env);
     sv_free(&bargv);
+    for (int i = 0; i < FD_CHILD_MAX; i++)
+        close_fd(&bind_fds[i]);
     return rc;
 }

@@ -74,6 +74,8 @@ typedef struct {
 #define SANDBOX_GID 1000
 /* PATH inside; the directories of extra read-only paths are not added. */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* util-linux's, in every Debian: turns the sandbox's last root step into the job's user */
+#define SANDBOX_SETPRIV "/usr/bin/setpriv"
 
 typedef struct {
     const char *const *argv;      /* argv[0]: absolute, or a name looked up in SANDBOX_PATH; NULL-terminated */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -73,38 +72,6 @@ void sandbox_user_release(sandbox_user_t *u)
     u->lock_fd = -1;
     u->uid = 0;
     u->gid = 0;
-}
-
-int sandbox_user_reach(const sandbox_user_t *u, const char *top, const char *dir, char *err, size_t err_len)
-{
-    if (u->uid == 0)
-        return 0;
-    char abs_top[PATH_MAX], path[PATH_MAX];
-    if (realpath(top, abs_top) == NULL || realpath(dir, path) == NULL) {
-        snprintf(err, err_len, "cannot resolve %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    size_t n = strlen(abs_top);
-    if (strncmp(path, abs_top, n) != 0 || (path[n] != '/' && path[n] != '\0')) {
-        snprintf(err, err_len, "%s is not under %s", path, abs_top);
-        return -1;
-    }
-    /* top, then each deeper directory; dir itself is given whole */
-    for (size_t end = n; path[end] == '/';) {
-        path[end] = '\0';
-        struct stat st;
-        int ok = stat(path, &st) == 0 && chmod(path, (st.st_mode & 07777) | S_IXOTH) == 0;
-        if (!ok) {
-            snprintf(err, err_len, "cannot let the sandbox's user pass %s: %s", path, strerror(errno));
-            return -1;
-        }
-        path[end] = '/';
-        const char *next = strchr(path + end + 1, '/');
-        if (next == NULL)
-            break;
-        end = (size_t)(next - path);
-    }
-    return 0;
 }
 
 static int kept(const char *rel, const char *const *keep)

@@ -47,13 +47,6 @@ int sandbox_user_acquire(sandbox_user_t *u, const char *data_dir, uid_t base, un
                          size_t err_len);
 void sandbox_user_release(sandbox_user_t *u);
 
-/* Lets u pass through every directory from top down to dir (adding the
- * others' execute bit: pass, not list), so that bubblewrap, running as u,
- * can reach the work tree it binds. The directories in between hold nothing
- * u may read otherwise (mirrors and secrets are 0700 of their own). 0, or -1
- * with the directory in err. */
-int sandbox_user_reach(const sandbox_user_t *u, const char *top, const char *dir, char *err, size_t err_len);
-
 /* Gives dir and everything under it to u (lchown, not following links, not
  * leaving the filesystem), except the subtrees in keep (relative paths, may
  * be NULL). Nothing to do for uid 0. 0, or -1 with the path in err. */

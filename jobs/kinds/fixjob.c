@@ -299,7 +299,7 @@ static job_result_t prepare_tree(fix_t *f, const char *tree_id, workspace_t **ws
         return fail(f, JOB_ERR_RETRY, "cannot create %s: %s", scratch, strerror(errno));
     if (f->user.lock_fd < 0 && jobgh_user_acquire(f->ctx, &f->user, err, sizeof(err)) != 0)
         return fail(f, JOB_ERR_RETRY, "no sandbox user: %s", err);
-    if (jobgh_user_give(f->ctx, &f->user, (*ws)->path, scratch, err, sizeof(err)) != 0)
+    if (jobgh_user_give(&f->user, (*ws)->path, scratch, err, sizeof(err)) != 0)
         return fail(f, JOB_ERR_RETRY, "%s", err);
     return JOB_OK;
 }

@@ -125,13 +125,8 @@ int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_
     return 0;
 }
 
-int jobgh_user_give(job_ctx_t *ctx, const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err,
-                    size_t err_len)
+int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len)
 {
-    const char *data_dir = job_ctx_config(ctx)->data_dir;
-    if (sandbox_user_reach(u, data_dir, work_tree, err, err_len) != 0 ||
-        (scratch != NULL && sandbox_user_reach(u, data_dir, scratch, err, err_len) != 0))
-        return -1;
     if (sandbox_user_give(u, work_tree, workspace_shared_paths, err, err_len) != 0)
         return -1;
     return scratch != NULL ? sandbox_user_give(u, scratch, NULL, err, err_len) : 0;

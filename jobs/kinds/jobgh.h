@@ -81,8 +81,7 @@ int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_
 
 /* Gives a work tree (all but what it shares with the mirror) and its scratch
  * directory to the job's user. 0, or -1 with the reason in err. */
-int jobgh_user_give(job_ctx_t *ctx, const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err,
-                    size_t err_len);
+int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len);
 
 /* Says in the job's log, at warn level, when its commands will run without a
  * sandbox (the operator's agent.isolation: none): every job's log shows it. */

@@ -401,7 +401,7 @@ static job_result_t checkout(review_t *v)
         return fail(v, JOB_ERR_RETRY, "cannot create %s: %s", v->scratch, strerror(errno));
     if (jobgh_user_acquire(v->ctx, &v->user, err, sizeof(err)) != 0)
         return fail(v, JOB_ERR_RETRY, "no sandbox user: %s", err);
-    if (jobgh_user_give(v->ctx, &v->user, v->ws->path, v->scratch, err, sizeof(err)) != 0)
+    if (jobgh_user_give(&v->user, v->ws->path, v->scratch, err, sizeof(err)) != 0)
         return fail(v, JOB_ERR_RETRY, "%s", err);
     v->agent.uid = v->user.uid;
     v->agent.gid = v->user.gid;

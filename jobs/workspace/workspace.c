@@ -484,7 +484,7 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     /* A workspace left by a crashed attempt of this job is replaced whole. */
     int e = ws_rmtree(ws->dir);
     if (e == 0)
-        e = ws_mkdirs(ws->dir, 0711);
+        e = ws_mkdirs(ws->dir, 0700);
     if (e == 0)
         e = ws_mkdirs(n.owner_dir, 0700);
     if (e != 0) {

@@ -77,9 +77,9 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
 int ws_fail(int code, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* mkdir -p (0755). 0 or -errno. */
-/* mkdir -p with `mode` for the directories it makes (0 or -errno). Mirrors
- * are patchbay's alone (0700); the directories down to a work tree only
- * need to be passable (0711) for the job's own sandbox user. */
+/* mkdir -p with `mode` for the directories it makes (0 or -errno): 0700 for
+ * mirrors and work trees, which are patchbay's (and the job's sandbox user's,
+ * given to it inside: sandbox_user.h). */
 int ws_mkdirs(const char *path, mode_t mode);
 /* rm -rf without following symlinks; a missing path is fine. 0 or -errno. */
 int ws_rmtree(const char *path);

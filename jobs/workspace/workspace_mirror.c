@@ -321,8 +321,7 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     git_repository *repo = NULL;
     struct stat st;
     *created = 0;
-    /* patchbay's alone, even in a data dir made by an older version (0755):
-     * the data dir itself is passable for the jobs' sandbox users */
+    /* patchbay's alone, even in a data dir an older version made 0755 */
     char root[PATH_MAX];
     snprintf(root, sizeof(root), "%s/mirrors", cfg->data_dir);
     if (chmod(root, 0700) != 0 && errno != ENOENT)

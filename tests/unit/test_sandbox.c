@@ -799,7 +799,6 @@ static void test_limits_bite(void **state)
     assert_int_equal(sandbox_user_acquire(&u2, D.data, 1879048192, 16, err, sizeof(err)), 0);
     assert_true(u2.uid != u.uid);
     sandbox_user_release(&u2);
-    assert_int_equal(sandbox_user_reach(&u, D.root, D.ws, err, sizeof(err)), 0);
     assert_int_equal(sandbox_user_give(&u, D.ws, NULL, err, sizeof(err)), 0);
     const char *forks[] = {"sh", "-c", "touch mine.txt && echo OWNS-TREE; n=0; for i in $(seq 60); do "
                                        "sleep 5 & n=$((n+1)); done 2>/dev/null; echo STARTED $n", NULL};
@@ -808,7 +807,9 @@ static void test_limits_bite(void **state)
     o.uid = u.uid;
     o.gid = u.gid;
     o.limits.processes = 20;
-    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    int urc = sandbox_run(&r, &o, err, sizeof(err));
+    if (urc != 0)
+        fail_msg("%d %s", urc, err);
     out = slurp(D.out, NULL);
     assert_null(strstr(out, "STARTED 60"));
     assert_non_null(strstr(out, "OWNS-TREE"));
