@@ -319,6 +319,12 @@ static const key_spec_t schema[] = {
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
+    {"environments.allow_registry_images", KEY_BOOL, OFF(environments.allow_registry_images), .def = "false"},
+    {"environments.cache_bytes", KEY_SIZE, OFF(environments.cache_bytes), 64 * MIB, 1024 * 1024 * 1024 * MIB,
+     .def = "20GiB"},
+    {"environments.refresh_seconds", KEY_INT, OFF(environments.refresh_seconds), 0, 30 * 86400, .def = "3600"},
+    {"default_environment", KEY_STRING, OFF(default_environment), .def = NULL},
+
     {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
 
     {"sandbox.memory_bytes", KEY_SIZE, OFF(sandbox.memory_bytes), 64 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
@@ -994,6 +1000,60 @@ static void apply_node(load_t *L, const key_spec_t *k, const node_t *val)
     L->line[k - schema] = val->line;
 }
 
+/* environments: { NAME: { image: REF }, ... }: the names are the operator's,
+ * beside the section's own settings (allow_registry_images, cache_bytes). */
+static void add_environment(load_t *L, const node_t *key, const node_t *val)
+{
+    config_t *cfg = L->cfg;
+    const char *name = key->text;
+    if (key->len == 0 || key->len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                                             key->len) {
+        errors_addf(L->errors, L->file, key->line,
+                    "environment name '%.64s' must be 1-64 letters, digits, '.', '_' or '-'", name);
+        return;
+    }
+    const char *image = NULL;
+    int image_line = val->line;
+    for (size_t i = 0; i + 1 < val->count; i += 2) {
+        const node_t *k = val->kids[i], *v = val->kids[i + 1];
+        if (k->kind == NODE_SCALAR && strcmp(k->text, "image") == 0 && v->kind == NODE_SCALAR && v->len > 0) {
+            image = v->text;
+            image_line = v->line;
+        } else {
+            errors_addf(L->errors, L->file, k->line,
+                        "environment '%s': only 'image' is known here (an OCI image reference, like "
+                        "docker://docker.io/library/node:20-bookworm)",
+                        name);
+            return;
+        }
+    }
+    if (image == NULL || strchr(image, ':') == NULL || strncmp(image, "docker-daemon:", 14) == 0) {
+        errors_addf(L->errors, L->file, image_line,
+                    "environment '%s' needs 'image': an image reference skopeo understands, like "
+                    "docker://docker.io/library/node:20-bookworm or oci:/srv/images/layout:tag",
+                    name);
+        return;
+    }
+    config_environment_t *items = realloc(cfg->environments.items,
+                                          (cfg->environments.count + 1) * sizeof(*items));
+    if (items == NULL)
+        oom();
+    cfg->environments.items = items;
+    items[cfg->environments.count].name = strdup(name);
+    items[cfg->environments.count].image = strdup(image);
+    if (items[cfg->environments.count].name == NULL || items[cfg->environments.count].image == NULL)
+        oom();
+    cfg->environments.count++;
+}
+
+const config_environment_t *config_environment(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->environments.count; i++)
+        if (strcmp(cfg->environments.items[i].name, name) == 0)
+            return &cfg->environments.items[i];
+    return NULL;
+}
+
 static void walk_map(load_t *L, const node_t *map, const char *prefix)
 {
     for (size_t i = 0; i + 1 < map->count; i += 2) {
@@ -1033,6 +1093,8 @@ static void walk_map(load_t *L, const node_t *map, const char *prefix)
         }
         if (k != NULL) {
             apply_node(L, k, val);
+        } else if (strcmp(prefix, "environments") == 0 && val->kind == NODE_MAP && full != NULL) {
+            add_environment(L, key, val);
         } else if (section) {
             if (val->kind == NODE_MAP)
                 walk_map(L, val, full);
@@ -1189,6 +1251,11 @@ static void cross_check(load_t *L)
                     "(/usr/local/bin, /usr/bin, /bin)",
                     prog);
     }
+    if (cfg->default_environment != NULL && config_environment(cfg, cfg->default_environment) == NULL) {
+        int line = L->line[find_spec("default_environment") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'default_environment' names '%s', which is not one of 'environments'", cfg->default_environment);
+    }
     const char *uprog = cfg->review.untrusted_agent.count > 0 ? cfg->review.untrusted_agent.items[0] : "";
     if (uprog[0] != '/' && strchr(uprog, '/') != NULL) {
         int line = L->line[find_spec("review.untrusted_agent") - schema];
@@ -1332,6 +1399,11 @@ void config_free(config_t *cfg)
         else if (schema[i].type == KEY_LIST)
             list_clear(field);
     }
+    for (size_t i = 0; i < cfg->environments.count; i++) {
+        free(cfg->environments.items[i].name);
+        free(cfg->environments.items[i].image);
+    }
+    free(cfg->environments.items);
     free(cfg->path);
     free(cfg);
 }

@@ -24,6 +24,12 @@ typedef struct {
     size_t count;
 } config_list_t;
 
+/* One named environment: the OCI image a job's commands run in. */
+typedef struct {
+    char *name;  /* what a repository writes: environment: node20 */
+    char *image; /* any skopeo reference: docker://..., oci:/path:tag, ... */
+} config_environment_t;
+
 typedef struct {
     /* where the file came from, NULL when built-in defaults only */
     char *path;
@@ -106,6 +112,15 @@ typedef struct {
     } sandbox;
 
     struct {
+        config_environment_t *items; /* the operator's named images, in file order */
+        size_t count;
+        int allow_registry_images;   /* a repository may name a docker:// image itself */
+        size_t cache_bytes;          /* unpacked images above this are pruned, least recently used first */
+        int refresh_seconds;         /* a registry image's reference is looked up again after this */
+    } environments;
+    char *default_environment;       /* the environment of repositories that name none; NULL: the host's /usr */
+
+    struct {
         /* The agent for pull requests whose code is a stranger's (a fork, or an
          * author without write access): empty: the built-in agent when
          * agent.backend is openai, else none (no review, a note); [builtin]:
@@ -140,6 +155,9 @@ typedef struct {
         char *isolation;    /* bwrap | none ("auto": bwrap, its old name) */
     } agent;
 } config_t;
+
+/* The operator's environment called name, or NULL. */
+const config_environment_t *config_environment(const config_t *cfg, const char *name);
 
 /* "26214400", "25MiB", "25 MB", "64k": bytes, binary multiples, however
  * written. 0, or -1 when it is not a size. */

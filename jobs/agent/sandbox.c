@@ -77,13 +77,10 @@
 #define FD_LOW_WATER 10           /* our pipes live above the fds the child rewires */
 #define READ_CHUNK_BYTES 65536
 
-/* The trampoline: tells the parent the sandbox is up, then becomes the command. */
-static const char TRAMPOLINE[] = "printf x >&3; exec 3>&-; exec \"$@\"";
-/* With the jailed network it first waits for the parent's "go" on fd 6, sent
- * once netjail has set the namespace up: bwrap's --block-fd alone takes an
- * end of file (a parent that died) as leave to start. */
-static const char TRAMPOLINE_GATED[] =
-    "IFS= read -r go <&6 && [ \"$go\" = go ] || exit 125; exec 6<&-; printf x >&3; exec 3>&-; exec \"$@\"";
+/* Where patchbay-enter (app/enter_main.c) is bound inside: the sandbox's
+ * first program, which waits for the go, says it started, becomes the job's
+ * user and execs the command. */
+#define ENTER_INSIDE "/.patchbay-enter"
 
 /* Descriptors a bwrap child gets, by number (sandbox_run builds bwrap's argv
  * with these numbers before the fork). */
@@ -243,6 +240,29 @@ static int resolve_command(char out[PATH_MAX], const char *cmd)
             p++;
     }
     return -1;
+}
+
+int sandbox_enter_find(char *path, size_t len, const char *configured)
+{
+    if (configured != NULL) {
+        snprintf(path, len, "%s", configured);
+        return is_executable_file(path) ? 0 : -1;
+    }
+    /* next to the running program: patchbay, or a test binary one level down */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    snprintf(path, len, "%s/" SANDBOX_ENTER_PROGRAM, self);
+    if (is_executable_file(path))
+        return 0;
+    snprintf(path, len, "%s/../" SANDBOX_ENTER_PROGRAM, self);
+    return is_executable_file(path) ? 0 : -1;
 }
 
 int sandbox_bwrap_find(char *path, size_t len, const char *configured)
@@ -420,16 +440,16 @@ static int visible_inside(const char *path, const sandbox_opts_t *o)
 
 /* As root with a job user: bubblewrap runs as root (it must walk the host's
  * paths to bind them: a data dir under /root is no user's to pass) and
- * without a user namespace, and setpriv makes the command the job's user as
- * the trampoline's last step. The command's real uid is then that user's,
+ * without a user namespace, and patchbay-enter makes the command the job's
+ * user as its last step. The command's real uid is then that user's,
  * which is what RLIMIT_NPROC counts. */
 static int sandbox_drops_to_user(const sandbox_opts_t *o)
 {
     return geteuid() == 0 && o->uid != 0;
 }
 
-static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_t *o, const char *command,
-                             const int fds[FD_CHILD_MAX])
+static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, const sandbox_opts_t *o,
+                             const char *command, const int fds[FD_CHILD_MAX])
 {
     int drop = sandbox_drops_to_user(o);
     sv_push(a, bwrap);
@@ -525,26 +545,28 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
         sv_pushf(a, "%d", FD_OVERLAY + i);
         sv_pushf(a, "%s/%s", o->workdir, o->ro_overlays[i]);
     }
+    sv_push(a, "--ro-bind");
+    sv_push(a, enter);
+    sv_push(a, ENTER_INSIDE);
     sv_push(a, "--chdir");
     sv_push(a, o->workdir);
     sv_push(a, "--");
-    sv_push(a, "/bin/sh");
-    sv_push(a, "-c");
-    sv_push(a, o->network ? TRAMPOLINE_GATED : TRAMPOLINE);
-    sv_push(a, "patchbay-sandbox");
-    if (drop) {
-        /* the last step as root: become the job's user, with no capability
-         * left (effective, inheritable, bounding) and no way back (no new
-         * privileges: a setuid program stays the user's) */
-        sv_push(a, SANDBOX_SETPRIV);
-        sv_pushf(a, "--reuid=%u", (unsigned)o->uid);
-        sv_pushf(a, "--regid=%u", (unsigned)o->gid);
-        sv_push(a, "--clear-groups");
-        sv_push(a, "--inh-caps=-all");
-        sv_push(a, "--bounding-set=-all");
-        sv_push(a, "--no-new-privs");
-        sv_push(a, "--");
+    sv_push(a, ENTER_INSIDE);
+    sv_push(a, "--started");
+    sv_pushf(a, "%d", FD_STARTED);
+    if (o->network) {
+        sv_push(a, "--gate");
+        sv_pushf(a, "%d", FD_GO);
     }
+    if (drop) {
+        /* the last step as root: the job's user, with no capability left
+         * and no new privileges (a setuid program stays the user's) */
+        sv_push(a, "--uid");
+        sv_pushf(a, "%u", (unsigned)o->uid);
+        sv_push(a, "--gid");
+        sv_pushf(a, "%u", (unsigned)o->gid);
+    }
+    sv_push(a, "--");
     sv_push(a, command);
     for (size_t i = 1; o->argv[i] != NULL; i++)
         sv_push(a, o->argv[i]);
@@ -1226,7 +1248,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     strvec_t env = {0}, bargv = {0};
     sink_t sink = {0};
     int out_fd = -1;
-    char command[PATH_MAX], bwrap[PATH_MAX];
+    char command[PATH_MAX], bwrap[PATH_MAX], enter[PATH_MAX];
     int bind_fds[FD_CHILD_MAX];
     for (int i = 0; i < FD_CHILD_MAX; i++)
         bind_fds[i] = -1;
@@ -1273,11 +1295,17 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
         }
+        if (sandbox_enter_find(enter, sizeof(enter), o->enter_path) != 0) {
+            set_err(err, err_len, "%s is missing (it is built and installed with patchbay, next to it): refusing to "
+                                  "run without the sandbox", o->enter_path ? o->enter_path : SANDBOX_ENTER_PROGRAM);
+            rc = SANDBOX_ERR_ISOLATION;
+            goto done;
+        }
         if ((rc = open_bind_fds(bind_fds, o, err, err_len)) != 0)
             goto done;
         char real[PATH_MAX];
         /* inside, the command is reached by its real path: its directory is what gets bound */
-        build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command, bind_fds);
+        build_bwrap_argv(&bargv, bwrap, enter, o, realpath(command, real) ? real : command, bind_fds);
         if (bargv.oom) {
             set_err(err, err_len, "out of memory");
             rc = SANDBOX_ERR_START;

@@ -74,8 +74,9 @@ typedef struct {
 #define SANDBOX_GID 1000
 /* PATH inside; the directories of extra read-only paths are not added. */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-/* util-linux's, in every Debian: turns the sandbox's last root step into the job's user */
-#define SANDBOX_SETPRIV "/usr/bin/setpriv"
+/* The sandbox's first program (app/enter_main.c), built and installed next
+ * to patchbay: static, so it runs in any image. */
+#define SANDBOX_ENTER_PROGRAM "patchbay-enter"
 
 typedef struct {
     const char *const *argv;      /* argv[0]: absolute, or a name looked up in SANDBOX_PATH; NULL-terminated */
@@ -92,6 +93,7 @@ typedef struct {
     sandbox_isolation_t isolation;
     sandbox_limits_t limits;
     const char *bwrap_path;       /* NULL: bwrap in /usr/bin, /usr/local/bin, /bin */
+    const char *enter_path;       /* NULL: patchbay-enter next to this program (sandbox_enter_find) */
     /* network on, under bubblewrap: outbound only (netjail.h), plus these
      * "ip:port" destinations of the host's or private networks */
     const char *const *egress_allow;
@@ -155,6 +157,10 @@ void sandbox_kill(pid_t pgid);
 
 /* "exited 3", "killed by signal 9", "timed out", "cancelled" into buf. */
 const char *sandbox_describe(const sandbox_result_t *r, char *buf, size_t len);
+
+/* patchbay-enter: configured, else next to the running program (or one
+ * directory up, for test binaries in build/tests/). 0 when found. */
+int sandbox_enter_find(char *path, size_t len, const char *configured);
 
 /* The bubblewrap binary that would be used (opts->bwrap_path or the default
  * places) into path; 0 when found, -1 when not. */
