@@ -992,37 +992,40 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     if (o->pgid != NULL)
         o->pgid(o->hook_arg, pid, 1);
 
+    int stopped_early = 0; /* the job was stopped while the jail was being made */
     if (jailed) {
         /* the namespace exists and the command waits at the gate: jail it,
-         * then let it go; any failure kills the sandbox with nothing run */
+         * then let it go; any failure kills the sandbox with nothing run.
+         * A bwrap that said nothing failed to start, or was killed because
+         * the job stopped: the loop below collects it and tells which. */
         pid_t inner = read_child_pid(info_r, BWRAP_INFO_TIMEOUT_MS);
         close_fd(&info_r);
-        if (inner < 0) {
-            sv->bwrap_failed = 1; /* bwrap exits with its complaint; the loop below collects it */
-            close_fd(&go_w);
-            close_fd(&block_w);
-        } else {
+        if (inner >= 0) {
             netjail_opts_t no = {.allow = o->egress_allow, .slirp4netns_path = o->slirp4netns_path};
-            if (netjail_start(&jail, inner, &no, err, err_len) != 0) {
-                rc = SANDBOX_ERR_ISOLATION;
-                if (o->pgid != NULL)
-                    o->pgid(o->hook_arg, pid, 0);
-                goto done; /* done: kills the group, reaps bwrap */
+            int released = 0;
+            if (netjail_start(&jail, inner, &no, err, err_len) == 0) {
+                ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
+                released = w1 == 3 && w2 == 1;
+                if (!released)
+                    set_err(err, err_len, "cannot release the sandbox: %s", strerror(errno));
             }
-            ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
-            close_fd(&go_w);
-            close_fd(&block_w);
-            if (w1 != 3 || w2 != 1) {
-                set_err(err, err_len, "cannot release the sandbox: %s", strerror(errno));
-                if (o->pgid != NULL)
-                    o->pgid(o->hook_arg, pid, 0);
-                goto done;
+            if (!released) {
+                kill(-pid, SIGKILL);
+                if (!(o->should_stop != NULL && o->should_stop(o->hook_arg))) {
+                    rc = SANDBOX_ERR_ISOLATION;
+                    if (o->pgid != NULL)
+                        o->pgid(o->hook_arg, pid, 0);
+                    goto done; /* done: reaps bwrap */
+                }
+                stopped_early = 1; /* not the jail's fault: the job was stopped under it */
             }
         }
+        close_fd(&go_w);
+        close_fd(&block_w);
     }
 
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int exited = 0, status = 0, timed_out = 0, cancelled = 0, started = 0, too_big = 0;
+    int exited = 0, status = 0, timed_out = 0, cancelled = stopped_early, started = 0, too_big = 0;
     int64_t next_tree_check = o->limits.tree_bytes ? clock_mono_ms() + TREE_CHECK_MIN_MS : 0;
     int64_t deadline = o->timeout_ms > 0 ? start + o->timeout_ms : 0;
     int64_t grace = o->kill_grace_ms >= 0 ? o->kill_grace_ms : SANDBOX_DEFAULT_KILL_GRACE_MS;

@@ -143,7 +143,7 @@ static int open_progress(fix_t *f)
     strbuf_free(&body);
     if (rc == GHAPI_OK) {
         f->progress_comment_id = json_integer_value(json_object_get(c, "id"));
-        jobgh_set_int(f->ctx, "progress_comment_id", f->progress_comment_id);
+        jobgh_set_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID, f->progress_comment_id);
     }
     json_decref(c);
     return rc;
@@ -872,7 +872,7 @@ static job_result_t open_pull_request(fix_t *f)
     snprintf(f->pr_url, sizeof(f->pr_url), "%s", or_empty(json_string_value(json_object_get(pr, "html_url"))));
     json_decref(pr);
     jobgh_set(f->ctx, JOB_F_PR_URL, f->pr_url);
-    jobgh_set_int(f->ctx, "pr_number", f->pr_number);
+    jobgh_set_int(f->ctx, JOB_F_PR_NUMBER, f->pr_number);
     char detail[64];
     snprintf(detail, sizeof(detail), "#%" PRId64, f->pr_number);
     step_done(f, f->s_pr, PROGRESS_DONE, detail);

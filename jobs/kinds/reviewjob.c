@@ -94,7 +94,7 @@ static void check_run(review_t *v, const char *status, const char *conclusion, c
         rc = ghapi_check_run_create(&out, v->j.gh, &v->j.r, fields);
         if (rc == GHAPI_OK) {
             v->check_run_id = json_integer_value(json_object_get(out, "id"));
-            jobgh_set_int(v->ctx, "check_run_id", v->check_run_id);
+            jobgh_set_int(v->ctx, JOB_F_CHECK_RUN_ID, v->check_run_id);
         }
     } else {
         rc = ghapi_check_run_update(&out, v->j.gh, &v->j.r, v->check_run_id, fields);
@@ -529,7 +529,7 @@ static job_result_t post_review(review_t *v)
     if (rc != GHAPI_OK)
         return fail(v, jobgh_result(rc), "could not post the review: %s", ghapi_error(v->j.gh));
     snprintf(v->review_url, sizeof(v->review_url), "%s", or_empty(json_string_value(json_object_get(out, "html_url"))));
-    jobgh_set_int(v->ctx, "review_id", json_integer_value(json_object_get(out, "id")));
+    jobgh_set_int(v->ctx, JOB_F_REVIEW_ID, json_integer_value(json_object_get(out, "id")));
     jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
     jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
     json_decref(out);
