@@ -320,7 +320,17 @@ static const char *lang_value(void)
 
 static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t err_len)
 {
-    sv_pushf(env, "PATH=%s", SANDBOX_PATH);
+    /* an image's own Env comes first (its PATH, its toolchain's variables);
+     * patchbay's allowlist and the caller's variables win over it */
+    const char *path = SANDBOX_PATH;
+    for (size_t i = 0; o->rootfs != NULL && o->rootfs_env != NULL && o->rootfs_env[i] != NULL; i++) {
+        const char *e = o->rootfs_env[i];
+        if (strncmp(e, "PATH=", 5) == 0)
+            path = e + 5;
+        else if (strncmp(e, "HOME=", 5) != 0 && strncmp(e, "TMPDIR=", 7) != 0 && strncmp(e, "TERM=", 5) != 0)
+            sv_push(env, e);
+    }
+    sv_pushf(env, "PATH=%s", path);
     sv_pushf(env, "HOME=%s/home", o->scratch_dir);
     sv_pushf(env, "TMPDIR=%s/tmp", o->scratch_dir);
     sv_pushf(env, "LANG=%s", lang_value());
@@ -427,6 +437,45 @@ static void bwrap_passable_parents(strvec_t *a, const char *path)
     }
 }
 
+/* An unpacked image (imagestore.h) as the sandbox's root: each of its
+ * top-level entries bound read-only (a directory, a file) or copied (a
+ * symlink), on bubblewrap's own tmpfs root, so that the mount points for the
+ * work tree and scratch can still be made; /proc, /dev and /tmp are the
+ * sandbox's own. */
+static void bwrap_image_root(strvec_t *a, const char *rootfs)
+{
+    DIR *d = opendir(rootfs);
+    if (d == NULL)
+        return; /* bwrap then finds no /bin: the run fails and says so */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, "proc") == 0 || strcmp(n, "dev") == 0 ||
+            strcmp(n, "tmp") == 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", rootfs, n);
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t len = readlink(path, target, sizeof(target) - 1);
+            if (len <= 0)
+                continue;
+            target[len] = '\0';
+            sv_push(a, "--symlink");
+            sv_push(a, target);
+            sv_pushf(a, "/%s", n);
+        } else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+            sv_push(a, "--ro-bind");
+            sv_push(a, path);
+            sv_pushf(a, "/%s", n);
+        }
+    }
+    closedir(d);
+}
+
 /* Whether the host path is visible inside without an extra bind. */
 static int visible_inside(const char *path, const sandbox_opts_t *o)
 {
@@ -481,10 +530,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, 
         sv_push(a, "--cap-drop");
         sv_push(a, "ALL");
     }
-    sv_push(a, "--ro-bind");
-    sv_push(a, "/usr");
-    sv_push(a, "/usr");
-    bwrap_mirror_top_dirs(a);
+    if (o->rootfs != NULL) {
+        bwrap_image_root(a, o->rootfs);
+    } else {
+        sv_push(a, "--ro-bind");
+        sv_push(a, "/usr");
+        sv_push(a, "/usr");
+        bwrap_mirror_top_dirs(a);
+    }
     sv_push(a, "--proc");
     sv_push(a, "/proc");
     sv_push(a, "--dev");
@@ -494,14 +547,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, 
     sv_push(a, "01777");
     sv_push(a, "--tmpfs");
     sv_push(a, "/tmp");
-    for (size_t i = 0; etc_base[i] != NULL; i++)
+    for (size_t i = 0; o->rootfs == NULL && etc_base[i] != NULL; i++) /* an image has its own /etc */
         bwrap_ro_try(a, etc_base[i]);
     if (o->network) {
         /* slirp's resolver: the host's is usually loopback or private, which the jail blocks */
         sv_push(a, "--ro-bind-data");
         sv_pushf(a, "%d", FD_RESOLV);
         sv_push(a, "/etc/resolv.conf");
-        for (size_t i = 1; etc_net[i] != NULL; i++) /* [0] is resolv.conf */
+        for (size_t i = 1; o->rootfs == NULL && etc_net[i] != NULL; i++) /* [0] is resolv.conf */
             bwrap_ro_try(a, etc_net[i]);
     }
     /* a passwd naming the sandbox's user, so tools that look themselves up work */
@@ -513,8 +566,9 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, 
     sv_push(a, "/etc/group");
     for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
         bwrap_ro_try(a, o->ro_paths[i]);
-    /* a command installed outside /usr (~/.local/bin/claude): its own directory, read-only */
-    if (!visible_inside(command, o)) {
+    /* a command installed outside /usr (~/.local/bin/claude): its own directory,
+     * read-only; in an image, commands are the image's own */
+    if (o->rootfs == NULL && !visible_inside(command, o)) {
         char *dir = strdup(command);
         if (dir != NULL) {
             char *slash = strrchr(dir, '/');
@@ -1281,7 +1335,15 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         goto done;
     if ((rc = build_env(&env, o, err, err_len)) != 0)
         goto done;
-    if (resolve_command(command, o->argv[0]) != 0) {
+    if (o->rootfs != NULL) {
+        /* the image's program, found in the image's PATH by patchbay-enter */
+        if (strchr(o->argv[0], '/') != NULL && o->argv[0][0] != '/') {
+            set_err(err, err_len, "command %s: a relative path is refused", o->argv[0]);
+            rc = SANDBOX_ERR_NOT_FOUND;
+            goto done;
+        }
+        snprintf(command, sizeof(command), "%s", o->argv[0]);
+    } else if (resolve_command(command, o->argv[0]) != 0) {
         if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
             set_err(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
                                   "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);
@@ -1308,7 +1370,8 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             goto done;
         char real[PATH_MAX];
         /* inside, the command is reached by its real path: its directory is what gets bound */
-        build_bwrap_argv(&bargv, bwrap, enter, o, realpath(command, real) ? real : command, bind_fds);
+        build_bwrap_argv(&bargv, bwrap, enter, o, o->rootfs == NULL && realpath(command, real) ? real : command,
+                         bind_fds);
         if (bargv.oom) {
             set_err(err, err_len, "out of memory");
             rc = SANDBOX_ERR_START;

@@ -104,6 +104,11 @@ typedef struct {
     uid_t uid;
     gid_t gid;
     const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
+    /* An unpacked OCI image (imagestore.h) to run in, read-only, instead of
+     * the host's /usr; its Env ("NAME=value", NULL-terminated) applied.
+     * bubblewrap only; argv[0] is then looked up in the image's PATH. */
+    const char *rootfs;
+    const char *const *rootfs_env;
     const char *const *ro_overlays; /* paths relative to workdir made read-only inside (may be NULL; missing
                                      * ones skipped; absolute paths and ".." refused) */
 

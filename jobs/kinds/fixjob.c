@@ -43,7 +43,9 @@ typedef struct {
     ghapi_repo_t r;   /* j.r */
     progress_t progress;
     int64_t progress_comment_id;
-    size_t s_prepare, s_checkout, s_setup, s_agent, s_tests, s_push, s_pr;
+    size_t s_prepare, s_checkout, s_env, s_setup, s_agent, s_tests, s_push, s_pr;
+    image_t image;           /* the job's environment, when it has one (jobgh_environment) */
+    const char *env_name;
     repoconfig_t rc;
     json_t *issue, *comments;
     char *token;
@@ -819,6 +821,31 @@ static job_result_t commit_and_push(fix_t *f)
     return JOB_OK;
 }
 
+/* The image the job's commands run in, when the repository or the operator
+ * names one; the checklist shows the fetch. */
+static job_result_t prepare_environment(fix_t *f)
+{
+    int shown = f->s_env != SIZE_MAX; /* a step only where there are environments to choose from */
+    if (shown) {
+        step_start(f, f->s_env);
+        progress_push(f, 0);
+    }
+    char err[1024];
+    if (jobgh_environment(f->ctx, &f->rc, &f->image, &f->agent, &f->env_name, err, sizeof(err)) != 0)
+        return fail(f, JOB_ERR_PERMANENT, "%s", err);
+    if (!shown)
+        return JOB_OK;
+    if (f->env_name == NULL) {
+        step_done(f, f->s_env, PROGRESS_SKIPPED, "none named: the host's tools");
+        return JOB_OK;
+    }
+    char detail[200];
+    snprintf(detail, sizeof(detail), "%s, %.19s%s", f->env_name, f->image.digest,
+             f->image.fetched ? " (fetched)" : "");
+    step_done(f, f->s_env, PROGRESS_DONE, detail);
+    return JOB_OK;
+}
+
 static void pr_body(fix_t *f, strbuf_t *b)
 {
     const char *s = f->result.summary ? f->result.summary : "";
@@ -846,6 +873,13 @@ static void pr_body(fix_t *f, strbuf_t *b)
         for (size_t i = 0; f->agent.command && f->agent.command[i]; i++)
             strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
         strbuf_appendf(b, "`%s, %s.\n\n", f->result.isolated ? " in bubblewrap" : "", took);
+    }
+    if (f->env_name != NULL) {
+        strbuf_append(b, "Environment: ");
+        ghmd_code_span(b, f->env_name, 0);
+        strbuf_append(b, ", image ");
+        ghmd_code_span(b, f->image.digest, 0);
+        strbuf_append(b, ".\n\n");
     }
     strbuf_appendf(b, "<!-- patchbay:job=%s -->\n", f->id);
 }
@@ -926,6 +960,8 @@ static job_result_t run(fix_t *f)
     f->agent.uid = f->user.uid;
     f->agent.gid = f->user.gid;
     jobgh_note_isolation(f->ctx, &f->agent);
+    if ((r = prepare_environment(f)) != JOB_OK)
+        return r;
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
@@ -942,6 +978,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     fix_t f = {0};
     f.user = (sandbox_user_t)SANDBOX_USER_INIT;
+    f.image = (image_t)IMAGE_INIT;
     f.ctx = ctx;
     f.cfg = job_ctx_config(ctx);
     f.err = err;
@@ -979,6 +1016,10 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     progress_init(&f.progress, f.id, heading, f.cfg->server.public_url, f.started_ms);
     f.s_prepare = progress_add(&f.progress, "Check permission and read the issue");
     f.s_checkout = progress_add(&f.progress, "Check out the repository");
+    /* only where there are environments to choose from */
+    f.s_env = f.cfg->environments.count > 0 || f.cfg->default_environment || f.cfg->environments.allow_registry_images
+                  ? progress_add(&f.progress, "Prepare the environment")
+                  : SIZE_MAX;
     f.s_setup = progress_add(&f.progress, "Run the setup commands");
     f.s_agent = progress_add(&f.progress, "Run the agent");
     f.s_tests = progress_add(&f.progress, "Run the tests");
@@ -1006,6 +1047,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     for (size_t i = 0; i < f.nspare; i++)
         jobgh_drop_tree(ctx, &f.wcfg, f.spare_ids[i], f.spare[i]);
     sandbox_user_release(&f.user); /* after the trees: nothing of the job's is left to that user */
+    image_release(&f.image);
     if (f.token != NULL) {
         memset(f.token, 0, strlen(f.token));
         free(f.token);

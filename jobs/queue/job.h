@@ -127,6 +127,7 @@ int job_status_parse(const char *name);
 #define JOB_F_REVIEW_URL "review_url"
 #define JOB_F_REVIEWED_SHA "reviewed_sha"
 #define JOB_F_CHECK_RUN_ID "check_run_id"
+#define JOB_F_ENVIRONMENT "environment"   /* "node20 (sha256:...)": what the job's commands ran in */
 #define JOB_F_REVIEW_ID "review_id"
 #define JOB_F_PR_NUMBER "pr_number"
 
