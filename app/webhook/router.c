@@ -229,6 +229,19 @@ static const char *span_dup(route_ctx_t *c, const char *p, size_t n)
     return dst;
 }
 
+/* The instruction as a string of its own. It is a span of the comment body
+ * that decode() wrote into scratch, and the body is not read again: ending
+ * the span in place costs nothing, where a copy could need as much scratch
+ * again as the body took (a long comment with a short payload around it
+ * would not fit). */
+static const char *instruction_of(const mention_t *m)
+{
+    if (m->instruction_len == 0)
+        return "";
+    ((char *)m->instruction)[m->instruction_len] = '\0';
+    return m->instruction;
+}
+
 /* A mention in a comment: shared by issue comments and review comments. The
  * comment body is only decoded once the cheaper rules have let it through. */
 static int find_mention(route_ctx_t *c, mention_t *m, int *err)
@@ -288,7 +301,7 @@ static int route_issue_comment(route_ctx_t *c)
     add(c, JOB_F_IS_PR, is_pr ? "1" : "0");
     add(c, JOB_F_COMMENT_ID, comment_id);
     add(c, JOB_F_COMMENT_TYPE, "issue_comment");
-    add(c, JOB_F_INSTRUCTION, span_dup(c, m.instruction, m.instruction_len));
+    add(c, JOB_F_INSTRUCTION, instruction_of(&m));
     add(c, JOB_F_TITLE, decode(c, P_ISSUE_TITLE));
     return ROUTER_OK;
 }
@@ -339,7 +352,7 @@ static int route_review_comment(route_ctx_t *c)
     add(c, JOB_F_IS_PR, "1");
     add(c, JOB_F_COMMENT_ID, comment_id);
     add(c, JOB_F_COMMENT_TYPE, "review_comment");
-    add(c, JOB_F_INSTRUCTION, span_dup(c, m.instruction, m.instruction_len));
+    add(c, JOB_F_INSTRUCTION, instruction_of(&m));
     add(c, JOB_F_PATH, decode(c, P_COMMENT_PATH));
     if (c->v[P_COMMENT_LINE].type == JSCAN_NUMBER) {
         int line_err = ROUTER_OK;

@@ -186,8 +186,34 @@ static void test_custom_handle(void **state)
     free(scratch);
 }
 
+/* A long instruction in a payload with little else around it: its copy once
+ * needed as much scratch again as the comment, and the server aborted. */
+static void test_long_instruction_in_a_small_payload(void **state)
+{
+    (void)state;
+    const size_t n = 64 * 1024;
+    const char *head = "{\"action\":\"created\",\"issue\":{\"number\":1,\"title\":\"T\",\"user\":{\"login\":\"a\"}},"
+                       "\"comment\":{\"id\":7,\"author_association\":\"OWNER\",\"body\":\"@patchbay ";
+    const char *tail = "\"},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
+                       "\"sender\":{\"login\":\"a\",\"type\":\"User\"}}";
+    size_t len = strlen(head) + n + strlen(tail);
+    char *body = malloc(len);
+    memcpy(body, head, strlen(head));
+    memset(body + strlen(head), 'x', n);
+    memcpy(body + strlen(head) + n, tail, strlen(tail));
+    char *scratch = malloc(len + ROUTER_SCRATCH_EXTRA);
+    router_result_t r;
+    assert_int_equal(router_route(&r, &rules, "issue_comment", body, len, scratch, len + ROUTER_SCRATCH_EXTRA), ROUTER_OK);
+    assert_int_equal(r.outcome, ROUTE_JOB);
+    assert_int_equal(strlen(job_fields_get(&r.fields, JOB_F_INSTRUCTION)), n);
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_TITLE), "T");
+    free(scratch);
+    free(body);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle),
+                                       cmocka_unit_test(test_long_instruction_in_a_small_payload)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
