@@ -112,6 +112,13 @@ int job_status_parse(const char *name);
 #define JOB_F_DRAFT "draft"
 #define JOB_F_TITLE "title"
 #define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
+/* What the event itself is, whatever delivery carried it: "issue_comment.
+ * created:<repo>:<comment id>", "issues.labeled:<repo>#<n>:<issue's
+ * updated_at>:<label>", "pull_request.<action>:<repo>#<n>:<head sha>". GitHub
+ * signs the body only, so a captured body replayed under a fresh
+ * X-GitHub-Delivery is still this event: the queue makes one job of it. */
+#define JOB_F_EVENT_ID "event_id"
+#define JOB_EVENT_ID_MAX_BYTES 448
 
 /* Fields the queue sets when it makes the record. */
 #define JOB_F_DELIVERY "delivery"    /* X-GitHub-Delivery */

@@ -94,9 +94,17 @@
  *
  * KEYS: 1 seq, 2 stream, 3 index, then one delivery key per delivery
  * ARGV: 1 count, 2 ttl_s, then per delivery:
- *       now_ms, kind, target ("repo#number" or ""), sender, nrec, then nrec
- *       record field/value arguments (everything but the id, built in C)
+ *       now_ms, kind, target ("repo#number" or ""), sender, event key
+ *       ("patchbay:event:<identity>" or ""), nrec, then nrec record
+ *       field/value arguments (everything but the id, built in C)
  * Returns one {1, id} (a new job) or {0, id} (seen before) per delivery.
+ *
+ * Seen before: the delivery id, or the event's own identity (job.h,
+ * JOB_F_EVENT_ID) under another delivery id. GitHub signs the body only, so
+ * a captured delivery replayed with a fresh X-GitHub-Delivery is still the
+ * same comment, label or push; its payload copy, stored by the SET NX before
+ * the script, belongs to no job and is dropped. The event key is the one key
+ * this adds per job, kept as long as the delivery key.
  *
  * The record arrives ready for HSET and goes in with unpack(), because Lua
  * table work per field cost more than the Redis commands themselves
@@ -114,11 +122,21 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "local out = {}\n"
     "local a = 3\n"
     "for d = 1, tonumber(ARGV[1]) do\n"
-    "  local now, kind, target, sender = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
-    "  local first = a + 5\n"
-    "  local last = first + tonumber(ARGV[a + 4]) - 1\n"
+    "  local now, kind, target, sender, ek = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local first = a + 6\n"
+    "  local last = first + tonumber(ARGV[a + 5]) - 1\n"
     "  a = last + 1\n"
     "  local id = redis.call('GET', KEYS[3 + d])\n"
+    "  if not id and ek ~= '' then\n"
+    "    id = redis.call('GET', ek)\n"
+    "    if id then\n"
+    "      for i = first, last - 1, 2 do\n"
+    "        if ARGV[i] == 'payload_key' and redis.call('HGET', 'patchbay:job:' .. id, 'payload_key') ~= ARGV[i + 1] then\n"
+    "          redis.call('DEL', ARGV[i + 1])\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
     "  if id then\n"
     "    out[d] = {0, id}\n"
     "  else\n"
@@ -126,6 +144,7 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "    local jk = 'patchbay:job:' .. id\n"
     "    redis.call('HSET', jk, 'id', id, unpack(ARGV, first, last))\n"
     "    redis.call('SET', KEYS[3 + d], id, 'EX', ARGV[2])\n"
+    "    if ek ~= '' then redis.call('SET', ek, id, 'EX', ARGV[2]) end\n"
     "    redis.call('ZADD', KEYS[3], now, id)\n"
     "    redis.call('ZADD', 'patchbay:queued:' .. kind, now, id)\n"
     "    if target ~= '' then\n"
@@ -192,6 +211,7 @@ typedef struct {
     char now_ms[24];
     char created_at[CLOCK_ISO_BYTES];
     char target[320];
+    char event_key[sizeof(QUEUE_EVENT_PREFIX) + JOB_EVENT_ID_MAX_BYTES];
     char nrec[8];
     char payload_bytes[24];
 } delivery_scratch_t;
@@ -202,9 +222,9 @@ typedef struct {
     char nkeys[8];
 } batch_scratch_t;
 
-/* Fixed arguments per delivery in the script call: 5 header values, then the
+/* Fixed arguments per delivery in the script call: 6 header values, then the
  * record's 16 fixed ones (8 pairs); the job fields come on top. */
-#define SCRIPT_ARGS_PER_DELIVERY (5 + 16)
+#define SCRIPT_ARGS_PER_DELIVERY (6 + 16)
 #define RECORD_FIXED_ARGS 16
 
 typedef struct {
@@ -299,11 +319,17 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
         per[i].target[0] = '\0';
         if (repo != NULL && number != NULL)
             snprintf(per[i].target, sizeof(per[i].target), "%.255s#%.20s", repo, number);
+        const char *event_id = job_fields_get(d->fields, JOB_F_EVENT_ID);
+        per[i].event_key[0] = '\0';
+        if (event_id != NULL && event_id[0] != '\0')
+            snprintf(per[i].event_key, sizeof(per[i].event_key), "%s%.*s", QUEUE_EVENT_PREFIX,
+                     JOB_EVENT_ID_MAX_BYTES, event_id);
         snprintf(per[i].nrec, sizeof(per[i].nrec), "%zu", RECORD_FIXED_ARGS + 2 * d->fields->count);
         push_str(&a, per[i].now_ms);
         push_str(&a, kind ? kind : "");
         push_str(&a, per[i].target);
         push_str(&a, sender ? sender : "a user");
+        push_str(&a, per[i].event_key);
         push_str(&a, per[i].nrec);
         /* the record, ready for HSET */
         push_str(&a, "status");

@@ -131,6 +131,7 @@ class AppSetup(harness.AppCase):
         self.assertIn(status, (200, 202), body)
         # and a worker acts as the new App: a help job answered by its bot
         c = self.pb.conn()
+        comment = self.gh.add_comment(repo, issue["number"], "@patchbay help", user="alice")
         payload = harness.issue_comment(body="@patchbay help", association="COLLABORATOR", sender="alice",
                                         number=issue["number"], repo=repo, installation=55,
                                         comment_id=comment["id"])

@@ -119,6 +119,25 @@ static const route_case_t cases[] = {
      "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
      "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
      ROUTER_OK, ROUTE_JOB, "followup", "path=a.c"},
+    /* the event's own identity, whatever delivery carries it */
+    {"comment identity", "issue_comment", IC("created", "@patchbay fix it", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "fix", "event_id=issue_comment.created:o/r:7"},
+    {"label identity", "issues",
+     "{\"action\":\"labeled\",\"label\":{\"name\":\"ai-fix\"},\"issue\":{\"number\":5,\"updated_at\":"
+     "\"2026-11-23T10:00:00Z\"},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},\"sender\":{"
+     "\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "fix", "event_id=issues.labeled:o/r#5:2026-11-23T10:00:00Z:ai-fix"},
+    {"PR identity", "pull_request",
+     "{\"action\":\"synchronize\",\"pull_request\":{\"number\":9,\"author_association\":\"MEMBER\",\"user\":{"
+     "\"login\":\"bob\"},\"head\":{\"ref\":\"f\",\"sha\":\"def\"}},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "review", "event_id=pull_request.synchronize:o/r#9:def"},
+    {"review comment identity", "pull_request_review_comment",
+     "{\"action\":\"created\",\"comment\":{\"id\":8,\"body\":\"@patchbay rename\",\"author_association\":\"OWNER\","
+     "\"path\":\"a.c\",\"line\":3},\"pull_request\":{\"number\":9,\"user\":{\"login\":\"patchbay[bot]\"},\"head\":{"
+     "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
+     "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "followup", "event_id=pull_request_review_comment.created:o/r:8"},
     {"ping", "ping", "{\"zen\":\"Keep it logically awesome.\"}", ROUTER_OK, ROUTE_IGNORED, NULL,
      "event ping is not a trigger"},
     {"not json", "issue_comment", "{\"action\":", ROUTER_ERR_MALFORMED, 0, NULL, "not valid JSON"},
