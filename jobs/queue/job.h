@@ -42,7 +42,8 @@ typedef enum {
     JOB_KIND_FOLLOWUP,  /* push more commits to a pull request patchbay opened */
     JOB_KIND_REVIEW,    /* review a pull request with inline comments */
     JOB_KIND_HELP,      /* answer "@patchbay help" with usage */
-    JOB_KIND_STOP,      /* acknowledge "@patchbay stop"; the cancel itself happens at enqueue */
+    JOB_KIND_STOP,      /* "@patchbay stop": the sender's own jobs stop at enqueue, other people's here,
+                           after a live permission check */
     JOB_KIND_NOOP,      /* does nothing; tests and benchmarks */
     JOB_KIND__COUNT
 } job_kind_t;
@@ -122,7 +123,9 @@ int job_status_parse(const char *name);
 
 /* Fields the queue sets when it makes the record. */
 #define JOB_F_DELIVERY "delivery"    /* X-GitHub-Delivery */
-#define JOB_F_STOPS "stops"          /* stop: the ids of the jobs it stopped, comma-separated */
+#define JOB_F_STOPS "stops"          /* stop: the sender's own jobs it stopped at once, comma-separated */
+#define JOB_F_CLAIMS "claims"        /* stop: other people's jobs it asks to stop, once the sender's
+                                        permission is checked live (comma-separated) */
 
 /* Fields the job kinds set as they go: what a retry finds again, and what
  * `jobs show` and the dashboard show. */

@@ -42,7 +42,7 @@
     JOB_TRANSITIONS(QUEUE_LUA_ALLOW)                                                                                    \
     "local MOVES = {}\n"                                                                                                \
     "local FIELDS = {'status', 'kind', 'repo', 'number', 'payload_key', 'delivery', 'attempts', 'runs', 'run',\n"      \
-    "                'entry', 'cancel_requested', 'started_at_ms', 'worker', 'error'}\n"                                \
+    "                'entry', 'cancel_requested', 'started_at_ms', 'worker', 'error', 'sender'}\n"                      \
     "local function job_log(id, now, msg)\n"                                                                            \
     "  redis.call('XADD', P .. 'log:' .. id, 'MAXLEN', '~', '" QUEUE_LOG_MAX_LINES_STR "', '*', 'ts', now,\n"           \
     "             'level', 'info', 'msg', msg)\n"                                                                       \
@@ -77,8 +77,8 @@
     "    redis.call('EXPIRE', lk, ttl)\n"                                                                               \
     "    if rec.payload_key then redis.call('EXPIRE', rec.payload_key, ttl) end\n"                                      \
     "    if rec.repo and rec.number then\n"                                                                             \
-    "      local ak = P .. 'active:' .. rec.repo .. '#' .. rec.number\n"                                                \
-    "      if redis.call('HGET', ak, kind) == rec.id then redis.call('HDEL', ak, kind) end\n"                           \
+    "      local ak, slot = P .. 'active:' .. rec.repo .. '#' .. rec.number, kind .. ':' .. (rec.sender or '')\n"       \
+    "      if redis.call('HGET', ak, slot) == rec.id then redis.call('HDEL', ak, slot) end\n"                           \
     "    end\n"                                                                                                         \
     "  elseif FINAL[from] then\n"                                                                                       \
     "    redis.call('PERSIST', jk)\n"                                                                                   \
@@ -110,12 +110,20 @@
  * table work per field cost more than the Redis commands themselves
  * (measured: ~38 us of a ~58 us job with a loop over the fields).
  *
- * "stop" cancels the issue's queued jobs at once and asks running ones to stop
- * (cancel_requested + PUBLISH), so a stop is not stuck behind the jobs it
- * stops. A new job of a kind supersedes a still-queued job of the same kind on
- * the same issue: the newer instruction wins and no worker time is wasted. A
- * review of a newer head commit also stops a running review of an older one:
- * its comments would land on lines the push may have moved.
+ * Nothing here can ask GitHub who may do what, so nothing here changes
+ * another person's job. The active hash of an issue holds the newest queued
+ * or running job per kind and sender ("fix:alice" -> id):
+ *  - "stop" cancels the sender's own queued jobs at once and asks their
+ *    running ones to stop (cancel_requested + PUBLISH), so stopping one's own
+ *    request is never stuck behind it. Other people's jobs it only names in
+ *    the stop job's `claims`; the stop job cancels them on a worker once the
+ *    sender's permission, checked live, allows it (fixjob_stop).
+ *  - A new job of a kind supersedes the same sender's still-queued job of
+ *    that kind on the same issue: the newer instruction wins and no worker
+ *    time is wasted. A review of a newer head commit also stops the same
+ *    sender's running review of an older one: its comments would land on
+ *    lines the push may have moved. Someone else's job is never superseded:
+ *    it runs in its turn (one job per issue at a time).
  * Both cancel through transition(), like every other change of state.
  */
 const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
@@ -151,25 +159,32 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "      local ak = 'patchbay:active:' .. target\n"
     "      if kind == 'stop' then\n"
     "        local active = redis.call('HGETALL', ak)\n"
-    "        local stopped = {}\n"
+    "        local stopped, claims = {}, {}\n"
     "        for i = 1, #active, 2 do\n"
     "          local other = load(active[i + 1])\n"
     "          local why = 'stopped by ' .. sender .. ' (job ' .. id .. ')'\n"
-    "          if other and other.status == 'queued' then\n"
+    "          local live = other and (other.status == 'queued' or other.status == 'running')\n"
+    "          if live and other.sender ~= sender then\n"
+    "            claims[#claims + 1] = other.id\n"
+    "          elseif live and other.status == 'queued' then\n"
     "            redis.call('ZREM', 'patchbay:delayed', other.id)\n"
     "            transition(other, 'cancelled', now, ARGV[2], why, {'error', why})\n"
     "            stopped[#stopped + 1] = other.id\n"
-    "          elseif other and other.status == 'running' then\n"
+    "          elseif live then\n"
     "            redis.call('HSET', 'patchbay:job:' .. other.id, 'cancel_requested', '1', 'updated_at_ms', now)\n"
     "            redis.call('PUBLISH', 'patchbay:cancel', other.id)\n"
     "            job_log(other.id, now, 'cancel requested: ' .. why)\n"
     "            stopped[#stopped + 1] = other.id\n"
     "          end\n"
     "        end\n"
-    "        redis.call('HSET', jk, 'stops', table.concat(stopped, ','))\n"
+    "        redis.call('HSET', jk, 'stops', table.concat(stopped, ','), 'claims', table.concat(claims, ','))\n"
     "      elseif kind == 'fix' or kind == 'followup' or kind == 'review' then\n"
-    "        local prev = redis.call('HGET', ak, kind)\n"
+    "        local slot = kind .. ':' .. sender\n"
+    "        local prev = redis.call('HGET', ak, slot)\n"
     "        local other = prev and load(prev)\n"
+    "        if other and other.sender ~= sender then\n"
+    "          other = nil\n"
+    "        end\n"
     "        if other and other.status == 'queued' then\n"
     "          local why = 'superseded by job ' .. id\n"
     "          redis.call('ZREM', 'patchbay:delayed', other.id)\n"
@@ -187,7 +202,7 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "            redis.call('HSET', jk, 'supersedes', prev)\n"
     "          end\n"
     "        end\n"
-    "        redis.call('HSET', ak, kind, id)\n"
+    "        redis.call('HSET', ak, slot, id)\n"
     "      end\n"
     "    end\n"
     "    redis.call('XADD', KEYS[2], '*', 'job', id)\n"

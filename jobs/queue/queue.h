@@ -20,8 +20,9 @@
  *                             delivery id answers "duplicate" too.
  *   patchbay:payload:<guid>   String; the raw webhook body, for the retention
  *                             period; the record's payload_key names it.
- *   patchbay:active:<repo>#<n> Hash; kind -> id of the newest queued or running
- *                             job of that kind on issue/PR n.
+ *   patchbay:active:<repo>#<n> Hash; "<kind>:<sender>" -> id of that sender's
+ *                             newest queued or running job of that kind on
+ *                             issue/PR n.
  *   patchbay:seq              Counter; job ids are its values (1, 2, 3, ...).
  *   patchbay:queued:<kind>    Sorted set; ids of queued jobs of that kind, by
  *                             when they became queued (depth, oldest age).
