@@ -5,7 +5,7 @@ PB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and running patchbay needs.
 PB_PACKAGES_RUN="libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libgit2-dev libhiredis-dev
-libyaml-dev redis-server git pkg-config cmake gcc make ca-certificates bubblewrap"
+libyaml-dev redis-server git pkg-config cmake gcc make ca-certificates bubblewrap slirp4netns util-linux"
 # What the test suite needs on top (cmocka, PyJWT for the fake GitHub, wrk for benchmarks, clang for fuzzing).
 PB_PACKAGES_TEST="libcmocka-dev python3 python3-jwt python3-yaml binutils wrk curl procps chromium"
 # Node runs test tools only (the example payloads, the Node comparison, the

@@ -1,10 +1,13 @@
 /* cmd_check — `patchbay check-config [FILE]`: every problem, one per line. */
 #include "cmd.h"
 #include "app/common/log.h"
+#include "jobs/agent/agent_shell.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern char **environ;
 
@@ -37,6 +40,22 @@ int cmd_check_config(int argc, char **argv)
     else
         printf("%zu problem%s found\n", errs.count, errs.count == 1 ? "" : "s");
     int status = errs.count == 0 ? CMD_OK : CMD_USAGE;
+    /* the machine's part: what every job that runs code will meet */
+    if (rc == 0) {
+        char why[512];
+        if (strcmp(cfg->agent.isolation, "none") == 0) {
+            printf("warning: agent.isolation is none: agents and repositories' setup and test commands run WITHOUT a "
+                   "sandbox, beside patchbay's secrets\n");
+        } else if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+            printf("error: cannot create the data dir %s to try the sandbox: %s\n", cfg->data_dir, strerror(errno));
+            status = status == CMD_OK ? CMD_FAIL : status;
+        } else if (agent_probe(cfg, why, sizeof(why)) != 0) {
+            printf("error: the sandbox cannot start here, so every job that runs code would fail: %s\n", why);
+            status = status == CMD_OK ? CMD_FAIL : status;
+        } else {
+            printf("ok: the sandbox works (bubblewrap; network %s)\n", cfg->agent.network ? "on" : "off");
+        }
+    }
     /* the credentials are all there: prove them to GitHub */
     if (status == CMD_OK && !offline) {
         log_configure("warn", cfg->log.format);

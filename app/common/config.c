@@ -48,6 +48,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -230,6 +231,25 @@ static const char *check_env_name(const char *v)
     return NULL;
 }
 
+/* "127.0.0.1:11434", "[::1]:8080": which ranges make sense is the sandbox's
+ * to say (netjail); here only the shape. */
+static const char *check_endpoint(const char *v)
+{
+    const char *colon = v[0] == '[' ? strstr(v, "]:") : strrchr(v, ':');
+    const char *port = colon ? colon + (v[0] == '[' ? 2 : 1) : NULL;
+    char host[64];
+    size_t hl = colon ? (size_t)(colon - v) - (v[0] == '[') : 0;
+    unsigned char buf[16];
+    if (port == NULL || hl == 0 || hl >= sizeof(host) || strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
+        atoi(port) > 65535)
+        return "must be an IP address and a port, like 127.0.0.1:11434 or [::1]:11434";
+    memcpy(host, v + (v[0] == '['), hl);
+    host[hl] = '\0';
+    if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, buf) != 1)
+        return "must be an IP address and a port, like 127.0.0.1:11434 or [::1]:11434 (no host names)";
+    return NULL;
+}
+
 static const char *check_backend(const char *v)
 {
     return strcmp(v, "command") == 0 || strcmp(v, "openai") == 0 ? NULL : "must be command or openai";
@@ -314,6 +334,20 @@ static const key_spec_t schema[] = {
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
+    {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
+
+    {"sandbox.memory_bytes", KEY_SIZE, OFF(sandbox.memory_bytes), 64 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
+    {"sandbox.processes", KEY_INT, OFF(sandbox.processes), 16, 1000000, .def = "1024"},
+    {"sandbox.file_size_bytes", KEY_SIZE, OFF(sandbox.file_size_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
+    {"sandbox.open_files", KEY_INT, OFF(sandbox.open_files), 64, 1048576, .def = "4096"},
+    {"sandbox.cpu_seconds", KEY_INT, OFF(sandbox.cpu_seconds), 1, 7 * 86400, .def = "7200"},
+    {"sandbox.tree_bytes", KEY_SIZE, OFF(sandbox.tree_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "10GiB"},
+    {"sandbox.egress_allow", KEY_LIST, OFF(sandbox.egress_allow), .def_list = no_items, .check = check_endpoint},
+    {"sandbox.user_base", KEY_INT, OFF(sandbox.user_base), 1000, 2000000000, .def = "1879048192"},
+    {"sandbox.users", KEY_INT, OFF(sandbox.users), 1, 65536, .def = "256"},
+    {"sandbox.bwrap_path", KEY_STRING, OFF(sandbox.bwrap_path), .def = NULL},
+    {"sandbox.slirp4netns_path", KEY_STRING, OFF(sandbox.slirp4netns_path), .def = NULL},
+
     {"workspaces.mirror_budget_bytes", KEY_SIZE, OFF(workspaces.mirror_budget_bytes), 0, 1024 * 1024 * 1024 * MIB,
      .def = "10GiB"},
 
@@ -340,7 +374,7 @@ static const key_spec_t schema[] = {
     {"agent.openai.max_cost", KEY_STRING, OFF(agent.openai.max_cost), .def = "0", .check = check_dollars},
     {"agent.env", KEY_LIST, OFF(agent.env), .def_list = default_agent_env},
     {"agent.network", KEY_BOOL, OFF(agent.network), .def = "true"},
-    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "auto", .allowed = isolation_values},
+    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "bwrap", .allowed = isolation_values},
 };
 
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -440,7 +474,7 @@ static int parse_ll(const char *s, long long *out)
 }
 
 /* "26214400", "25MiB", "25 MB", "64k": binary multiples, whatever the spelling. */
-static int parse_size(const char *s, unsigned long long *out)
+int config_parse_size(const char *s, unsigned long long *out)
 {
     static const struct {
         const char *suffix;
@@ -545,7 +579,7 @@ static char *set_scalar(config_t *cfg, const key_spec_t *k, const char *text, si
     }
     case KEY_SIZE: {
         unsigned long long v = 0;
-        if (parse_size(text, &v) != 0) {
+        if (config_parse_size(text, &v) != 0) {
             strbuf_appendf(&why, "must be a size in bytes between %lld and %lld, like 26214400 or 25MiB", k->min, k->max);
             break;
         }
@@ -1160,6 +1194,22 @@ static void cross_check(load_t *L)
             line = L->line[find_spec("agent.backend") - schema];
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
+    }
+    /* a relative path would resolve inside the checkout, which is not the operator's */
+    const char *prog = cfg->agent.command.count > 0 ? cfg->agent.command.items[0] : "";
+    if (prog[0] != '/' && strchr(prog, '/') != NULL) {
+        int line = L->line[find_spec("agent.command") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'command' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH "
+                    "(/usr/local/bin, /usr/bin, /bin)",
+                    prog);
+    }
+    const char *uprog = cfg->review.untrusted_agent.count > 0 ? cfg->review.untrusted_agent.items[0] : "";
+    if (uprog[0] != '/' && strchr(uprog, '/') != NULL) {
+        int line = L->line[find_spec("review.untrusted_agent") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'untrusted_agent' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH",
+                    uprog);
     }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];

@@ -95,6 +95,31 @@ typedef struct {
     } workspaces;
 
     struct {
+        /* What every sandboxed command of a job gets at most (a repository's
+         * sandbox section can only lower these). Per process unless said. */
+        size_t memory_bytes;       /* RLIMIT_DATA; default 4 GiB */
+        int processes;             /* per job (its own host user, as root); default 1024 */
+        size_t file_size_bytes;    /* RLIMIT_FSIZE; default 4 GiB */
+        int open_files;            /* RLIMIT_NOFILE; default 4096 */
+        int cpu_seconds;           /* RLIMIT_CPU; default 7200 */
+        size_t tree_bytes;         /* the work tree and scratch, watched; default 10 GiB */
+        config_list_t egress_allow; /* "ip:port" of the host or private networks the sandbox may reach */
+        int user_base;             /* as root: jobs run as host users user_base.. user_base+users-1 */
+        int users;
+        char *bwrap_path;          /* NULL: the usual places */
+        char *slirp4netns_path;    /* NULL: the usual places */
+    } sandbox;
+
+    struct {
+        /* The agent for pull requests whose code is a stranger's (a fork, or an
+         * author without write access): empty: the built-in agent when
+         * agent.backend is openai, else none (no review, a note); [builtin]:
+         * the built-in agent; any other list: this command agent (the
+         * operator accepts that it reads the stranger's code with its key). */
+        config_list_t untrusted_agent;
+    } review;
+
+    struct {
         char *backend;               /* command | openai */
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */
@@ -117,9 +142,13 @@ typedef struct {
         } openai;
         config_list_t env;  /* names of variables passed to the agent (its own API keys), when set */
         int network;        /* the agent, setup and test commands may reach the network */
-        char *isolation;    /* auto | bwrap | none */
+        char *isolation;    /* bwrap | none ("auto": bwrap, its old name) */
     } agent;
 } config_t;
+
+/* "26214400", "25MiB", "25 MB", "64k": bytes, binary multiples, however
+ * written. 0, or -1 when it is not a size. */
+int config_parse_size(const char *s, unsigned long long *out);
 
 /* One problem found while loading; `line` is 0 when it has no place in a file
  * (an environment variable, a missing credential). */

@@ -70,8 +70,14 @@ void pages_healthz(h2o_req_t *req)
     respond_send(req, 200, "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
 }
 
-void pages_readyz(const rasync_t *redis, h2o_req_t *req)
+void pages_readyz(const pages_t *p, const rasync_t *redis, h2o_req_t *req)
 {
+    if (p->sandbox_problem[0] != '\0') {
+        char msg[600];
+        int n = snprintf(msg, sizeof(msg), "sandbox cannot start: %s\n", p->sandbox_problem);
+        respond_send(req, 503, "text/plain; charset=utf-8", msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+        return;
+    }
     /* the connection's own state: it notices a dead Redis on the next write
      * or within one reconnect attempt, without a round trip per probe */
     if (rasync_connected(redis)) {
@@ -180,6 +186,14 @@ void pages_status(pages_t *s, const rasync_t *redis, h2o_req_t *req)
         strbuf_append(&b, "<p class=\"ok\">GitHub App configured. Webhook path: <code>");
         strbuf_append_html(&b, s->cfg->server.webhook_path);
         strbuf_append(&b, "</code></p>");
+    }
+    if (s->sandbox_problem[0] != '\0') {
+        strbuf_append(&b, "<p class=\"bad\"><strong>Sandbox: cannot start</strong>, so every job that runs code fails: ");
+        strbuf_append_html(&b, s->sandbox_problem);
+        strbuf_append(&b, "</p>");
+    } else if (s->sandbox_off) {
+        strbuf_append(&b, "<p class=\"bad\"><strong>Sandbox: off</strong> (<code>agent.isolation: none</code>): "
+                          "agents and repositories' commands run beside patchbay's secrets.</p>");
     }
     strbuf_appendf(&b, "<p>Redis: <span class=\"%s\">%s</span></p>", rasync_connected(redis) ? "ok" : "bad",
                    rasync_connected(redis) ? "connected" : "unreachable");

@@ -29,6 +29,11 @@ typedef struct {
     char missing[1024]; /* what stops us from talking to GitHub; empty when nothing */
     char setup_code[24]; /* this start's set-up code, until pages_announce printed it */
     char setup_problem[512]; /* why there is no set-up code, when there is none */
+    /* Set before the loops start, by a process that also runs workers here
+     * (`patchbay run`): why jobs' sandboxes cannot start ("" when they can),
+     * and whether the operator turned the sandbox off. */
+    char sandbox_problem[512];
+    int sandbox_off;
 } pages_t;
 
 /* With no App yet, also makes this start's set-up code. */
@@ -39,7 +44,9 @@ void pages_init(pages_t *p, const config_t *cfg, metrics_t *metrics, qstats_t *q
 void pages_announce(pages_t *p, const char *base_url);
 
 void pages_healthz(h2o_req_t *req);
-void pages_readyz(const rasync_t *redis, h2o_req_t *req);
+/* 503 when Redis is unreachable, or when this process's workers cannot
+ * start a sandbox (pages_t.sandbox_problem). */
+void pages_readyz(const pages_t *p, const rasync_t *redis, h2o_req_t *req);
 void pages_metrics(pages_t *p, h2o_req_t *req);
 void pages_status(pages_t *p, const rasync_t *redis, h2o_req_t *req);
 /* callback 0: /setup/org (the organization form); 1: GitHub's return. */

@@ -105,7 +105,7 @@ static void route_healthz(server_thread_t *t, h2o_req_t *req)
 
 static void route_readyz(server_thread_t *t, h2o_req_t *req)
 {
-    pages_readyz(t->redis, req);
+    pages_readyz(&t->server->pages, t->redis, req);
 }
 
 static void route_metrics(server_thread_t *t, h2o_req_t *req)
@@ -388,6 +388,12 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
 fail:
     server_free(s);
     return NULL;
+}
+
+void server_set_sandbox(server_t *s, const char *problem, int off)
+{
+    snprintf(s->pages.sandbox_problem, sizeof(s->pages.sandbox_problem), "%s", problem ? problem : "");
+    s->pages.sandbox_off = off;
 }
 
 int server_port(const server_t *s)

@@ -51,6 +51,7 @@ typedef struct {
     workspace_config_t wcfg;
     workspace_t *ws;
     char scratch[4096];
+    sandbox_user_t user;     /* the job's own host user for its sandboxed commands (as root) */
     char branch[160];
     char bot_name[160], bot_email[200];
     strbuf_t tests_md;  /* one line per test round, for the pull request */
@@ -297,6 +298,10 @@ static job_result_t prepare_tree(fix_t *f, const char *tree_id, workspace_t **ws
     snprintf(scratch, scratch_len, "%s/scratch", (*ws)->dir);
     if (mkdir(scratch, 0700) != 0 && errno != EEXIST)
         return fail(f, JOB_ERR_RETRY, "cannot create %s: %s", scratch, strerror(errno));
+    if (f->user.lock_fd < 0 && jobgh_user_acquire(f->ctx, &f->user, err, sizeof(err)) != 0)
+        return fail(f, JOB_ERR_RETRY, "no sandbox user: %s", err);
+    if (jobgh_user_give(&f->user, (*ws)->path, scratch, err, sizeof(err)) != 0)
+        return fail(f, JOB_ERR_RETRY, "%s", err);
     return JOB_OK;
 }
 
@@ -919,6 +924,9 @@ static job_result_t run(fix_t *f)
     if (jobgh_stopping(f->ctx))
         return stopped(f);
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
+    f->agent.uid = f->user.uid;
+    f->agent.gid = f->user.gid;
+    jobgh_note_isolation(f->ctx, &f->agent);
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
@@ -934,6 +942,7 @@ static job_result_t run(fix_t *f)
 job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     fix_t f = {0};
+    f.user = (sandbox_user_t)SANDBOX_USER_INIT;
     f.ctx = ctx;
     f.cfg = job_ctx_config(ctx);
     f.err = err;
@@ -997,6 +1006,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     jobgh_drop_tree(ctx, &f.wcfg, f.ws_id, f.ws);
     for (size_t i = 0; i < f.nspare; i++)
         jobgh_drop_tree(ctx, &f.wcfg, f.spare_ids[i], f.spare[i]);
+    sandbox_user_release(&f.user); /* after the trees: nothing of the job's is left to that user */
     if (f.token != NULL) {
         memset(f.token, 0, strlen(f.token));
         free(f.token);

@@ -114,6 +114,47 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
     return prc != 0 ? 1 : GHAPI_OK;
 }
 
+int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    if (sandbox_user_acquire(u, cfg->data_dir, (uid_t)cfg->sandbox.user_base, (unsigned)cfg->sandbox.users, err,
+                             err_len) != 0)
+        return -1;
+    if (u->uid != 0)
+        job_ctx_log(ctx, LOG_DEBUG, "sandboxed commands run as host user %d", (int)u->uid);
+    return 0;
+}
+
+int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len)
+{
+    if (sandbox_user_give(u, work_tree, workspace_shared_paths, err, err_len) != 0)
+        return -1;
+    return scratch != NULL ? sandbox_user_give(u, scratch, NULL, err, err_len) : 0;
+}
+
+void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s)
+{
+    if (s->isolation == SANDBOX_ISOLATE_NONE)
+        job_ctx_log(ctx, LOG_WARN, "NO SANDBOX: agent.isolation is none, so the agent and the repository's commands "
+                                   "run as patchbay, beside its secrets");
+}
+
+int jobgh_once(jobgh_t *j, const char *what)
+{
+    redisContext *c = job_ctx_redis(j->ctx);
+    if (c == NULL)
+        return 1;
+    char key[512];
+    snprintf(key, sizeof(key), "patchbay:once:%s:%s#%lld", what, j->r.repo, (long long)j->number);
+    long long ttl = (long long)job_ctx_config(j->ctx)->workers.retention_days * 86400;
+    redisReply *r = redisCommand(c, "SET %s 1 NX EX %lld", key, ttl);
+    /* OK: we set it, first time; nil: it was there */
+    int first = r == NULL || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return first;
+}
+
 void jobgh_react(jobgh_t *j, const char *content)
 {
     ghapi_react_on_t on = GHAPI_REACT_ISSUE;

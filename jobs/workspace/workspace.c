@@ -51,6 +51,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const char *const workspace_shared_paths[] = {".git/objects/pack", NULL};
+
 #define COPY_CHUNK_BYTES (256 * 1024)
 
 /* ---------------------------------------------------------------------------
@@ -205,7 +207,7 @@ static int link_dir(const char *src_dir, const char *dst_dir, int (*keep)(const 
         struct stat st;
         if (lstat(src, &st) == 0 && S_ISREG(st.st_mode)) {
             if (!made) {
-                rc = ws_mkdirs(dst_dir);
+                rc = ws_mkdirs(dst_dir, 0755);
                 made = 1;
             }
             if (rc == 0) {
@@ -482,9 +484,9 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     /* A workspace left by a crashed attempt of this job is replaced whole. */
     int e = ws_rmtree(ws->dir);
     if (e == 0)
-        e = ws_mkdirs(ws->dir);
+        e = ws_mkdirs(ws->dir, 0700);
     if (e == 0)
-        e = ws_mkdirs(n.owner_dir);
+        e = ws_mkdirs(n.owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", ws->dir, strerror(-e));
         goto done;

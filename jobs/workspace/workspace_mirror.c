@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -320,6 +321,11 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     git_repository *repo = NULL;
     struct stat st;
     *created = 0;
+    /* patchbay's alone, even in a data dir an older version made 0755 */
+    char root[PATH_MAX];
+    snprintf(root, sizeof(root), "%s/mirrors", cfg->data_dir);
+    if (chmod(root, 0700) != 0 && errno != ENOENT)
+        log_warn(cfg->delivery, cfg->job, "cannot make %s private: %s", root, strerror(errno));
 
     if (stat(n->git_dir, &st) == 0) {
         rc = ws_open_repo(&repo, n->git_dir, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, err, err_len,
@@ -335,7 +341,7 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     /* First use: fetch everything into a temporary directory, then rename. */
     int e = ws_rmtree(n->tmp_dir); /* a crashed first fetch */
     if (e == 0)
-        e = ws_mkdirs(n->owner_dir);
+        e = ws_mkdirs(n->owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot prepare %s: %s", n->tmp_dir, strerror(-e));
         goto done;
@@ -383,7 +389,7 @@ int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const
     rc = ws_names_init(&n, cfg, repo, err, err_len);
     if (rc != 0)
         return rc;
-    int e = ws_mkdirs(n.owner_dir);
+    int e = ws_mkdirs(n.owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", n.owner_dir, strerror(-e));
         goto done;

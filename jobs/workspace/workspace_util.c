@@ -78,11 +78,14 @@ static void init_libgit2(void)
         init_rc = WORKSPACE_EIO;
         return;
     }
-    /* Owner validation stays on (the libgit2 default): every repository we
-     * open is one we made, so a foreign owner means the data dir was copied
-     * or shared across users, and ws_git_fail says so plainly. Strict hash
+    /* Owner validation is off: as root, a job's work tree belongs to the
+     * job's own sandbox user (sandbox_user.h), so it is "foreign" by design,
+     * and what the check protects against (a repository's own config running
+     * programs) is already handled: a work tree's config is never read after
+     * the agent (workspace.h), and libgit2 runs no hooks. Strict hash
      * verification (also the default) re-hashes every object read, so a pack
      * damaged on disk is an error, never a silently wrong file. */
+    git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
     git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1);
     /* Mirrors are caches: a fetch interrupted by a crash is re-done, so
      * fsync on every object write would only slow the first clone down. */
@@ -367,11 +370,15 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
 {
     *out = NULL;
     git_error_clear();
-    int grc = git_repository_open_ext(out, path, flags, NULL);
+    struct stat st;
+    /* libgit2's owner validation is off (work trees are the job's user's);
+     * a mirror must still be ours: another owner means a copied or shared
+     * data dir */
+    int foreign = stat(path, &st) == 0 && st.st_uid != geteuid();
+    int grc = foreign && (flags & GIT_REPOSITORY_OPEN_BARE) ? GIT_EOWNER : git_repository_open_ext(out, path, flags, NULL);
     if (grc == 0)
         return 0;
-    struct stat st;
-    if (stat(path, &st) == 0 && st.st_uid != geteuid())
+    if (foreign)
         return ws_fail(WORKSPACE_EIO, err, err_len,
                        "%s: %s belongs to another user (uid %u, patchbay runs as uid %u): run patchbay as the data "
                        "dir's owner, or chown -R the data dir",
@@ -383,7 +390,7 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
  * Directories
  * ------------------------------------------------------------------------- */
 
-int ws_mkdirs(const char *path)
+int ws_mkdirs(const char *path, mode_t mode)
 {
     char *p = strdup(path);
     if (p == NULL)
@@ -393,7 +400,7 @@ int ws_mkdirs(const char *path)
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            if (mkdir(p, mode) != 0 && errno != EEXIST) {
                 rc = -errno;
                 break;
             }

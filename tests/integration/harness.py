@@ -211,6 +211,16 @@ def bwrap_works():
     return r.returncode == 0
 
 
+def sandbox_works():
+    """Whether jobs can run fully sandboxed here: bubblewrap and slirp4netns."""
+    return bwrap_works() and shutil.which("slirp4netns") is not None
+
+
+# What the end-to-end tests run their jobs with: the sandbox, fully on, where
+# the machine can make one (CI installs bubblewrap and slirp4netns).
+ISOLATION = "bwrap" if sandbox_works() else "none"
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

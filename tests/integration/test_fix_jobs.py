@@ -99,7 +99,7 @@ class FixJobCase(harness.AppCase):
 
     def start(self, agent_section=None, **env):
         if agent_section is None:
-            agent_section = "agent:\n  isolation: %s\n  test_rounds: 1\n" % env.pop("isolation", "none")
+            agent_section = "agent:\n  isolation: %s\n  test_rounds: 1\n" % env.pop("isolation", harness.ISOLATION)
         return self.start_app("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 2\n" +
                               agent_section, **env)
 

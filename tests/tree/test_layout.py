@@ -30,8 +30,8 @@ LAYERS = {
     "jobs/review": ["app/common", "app/github"],
     "jobs/agent": ["app/common", "jobs/review", "jobs/workspace"],
     "jobs/kinds": ["app/common", "app/github", "jobs/queue", "jobs/workspace", "jobs/review", "jobs/agent"],
-    "jobs/worker": ["app/common", "jobs/queue", "jobs/kinds"],
-    "app/cli": ["app/common", "app/github", "app/webhook", "app/server", "jobs/queue", "jobs/worker"],
+    "jobs/worker": ["app/common", "jobs/queue", "jobs/kinds", "jobs/agent"],
+    "app/cli": ["app/common", "app/github", "app/webhook", "app/server", "jobs/queue", "jobs/agent", "jobs/worker"],
     # the two programs' main() functions
     "app": ["app/cli", "app/common", "jobs/worker"],
 }
