@@ -203,6 +203,17 @@ static const char *check_app_id(const char *v)
     return NULL;
 }
 
+/* A token people paste into a URL, a header and (traded) a cookie: printable
+ * ASCII without the characters that end or split one of those. */
+static const char *check_dashboard_token(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == ',' || *p == '"' || *p == '\\' || *p == '&' || *p == '#')
+            return "may hold only printable ASCII without spaces and ; , \" \\ & # (openssl rand -hex 32 makes a "
+                   "good one)";
+    return NULL;
+}
+
 static const char *check_log_level(const char *v)
 {
     return log_level_parse(v) < 0 ? "must be one of debug, info, warn, error" : NULL;
@@ -267,6 +278,7 @@ static const char *const default_agent_env[] = {"ANTHROPIC_API_KEY", "OPENAI_API
 static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
 static const char *const no_items[] = {NULL};
 static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
+static const char *const dashboard_auth_values[] = {"token", "none", NULL};
 
 #define OFF(field) offsetof(config_t, field)
 #define MIB (1024LL * 1024LL)
@@ -281,7 +293,10 @@ static const key_spec_t schema[] = {
     {"server.request_timeout_ms", KEY_INT, OFF(server.request_timeout_ms), 1, 3600000, .def = "10000"},
     {"server.redis_timeout_ms", KEY_INT, OFF(server.redis_timeout_ms), 1, 600000, .def = "1000"},
     {"server.public_url", KEY_STRING, OFF(server.public_url), .env = "PUBLIC_URL", .check = check_http_url},
-    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1},
+    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1,
+     .check = check_dashboard_token},
+    {"dashboard.auth", KEY_ENUM, OFF(dashboard.auth), .def = "token", .env = "DASHBOARD_AUTH",
+     .allowed = dashboard_auth_values},
 
     {"github.app_id", KEY_STRING, OFF(github.app_id), .env = "APP_ID", .check = check_app_id},
     {"github.private_key", KEY_STRING, OFF(github.private_key), .env = "PRIVATE_KEY", .secret = 1},

@@ -42,9 +42,14 @@ typedef struct {
         size_t body_limit_bytes;     /* default 25 MiB, GitHub's own cap */
         int request_timeout_ms;      /* a request (head and body) must arrive within this */
         int redis_timeout_ms;        /* a delivery not queued by then is spooled */
-        char *public_url;            /* how GitHub reaches us; for the App manifest */
-        char *dashboard_token;       /* DASHBOARD_TOKEN */
+        char *public_url;            /* how GitHub reaches us, and the one name besides loopback's that
+                                        the pages and the dashboard answer to (PUBLIC_URL) */
+        char *dashboard_token;       /* DASHBOARD_TOKEN; NULL: generated at first start under data_dir */
     } server;
+
+    struct {
+        char *auth;                  /* DASHBOARD_AUTH: token (default) | none, the operator's opt-out */
+    } dashboard;
 
     struct {
         char *app_id;            /* APP_ID */

@@ -5,6 +5,7 @@
  * health, metrics) and dashboard.c (/jobs, /api/).
  */
 #include "server.h"
+#include "access.h"
 #include "dashboard.h"
 #include "delivery.h"
 #include "ingress.h"
@@ -45,6 +46,7 @@ struct server_s {
     dashboard_t *dashboard;
     delivery_conf_t delivery;
     pages_t pages;
+    access_t access;
     int nthreads;
     server_thread_t *threads;
     atomic_int stopping;
@@ -126,6 +128,11 @@ static void route_setup_callback(server_thread_t *t, h2o_req_t *req)
     pages_setup(&t->server->pages, req, 1);
 }
 
+static void route_setup_code(server_thread_t *t, h2o_req_t *req)
+{
+    pages_setup_code(&t->server->pages, req);
+}
+
 /* Exact paths; the webhook's is the configured one (NULL here). Anything
  * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404. */
 static const struct {
@@ -139,12 +146,16 @@ static const struct {
     {"/", route_status},
     {"/setup/org", route_setup_org},
     {"/setup/callback", route_setup_callback},
+    {"/setup/code", route_setup_code},
 };
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server_t *s = ((server_handler_t *)self)->server;
     server_thread_t *t = H2O_STRUCT_FROM_MEMBER(server_thread_t, ctx, req->conn->ctx);
+    /* every route but the webhook answers only to its own names (access.h) */
+    if (!path_is(req, s->cfg->server.webhook_path) && access_refuse_host(&s->access, req))
+        return 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (path_is(req, routes[i].path ? routes[i].path : s->cfg->server.webhook_path)) {
             routes[i].handle(t, req);
@@ -358,6 +369,7 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
     delivery_conf_init(&s->delivery, cfg, &s->metrics, s->ingress);
     s->qstats = qstats_start(&s->redis_url);
     pages_init(&s->pages, cfg, &s->metrics, s->qstats);
+    access_init(&s->access, cfg);
     if ((s->dashboard = dashboard_new(cfg, &s->redis_url, err, err_len)) == NULL)
         goto fail;
 
@@ -402,9 +414,21 @@ int server_start(server_t *s, char *err, size_t err_len)
     }
     log_info(NULL, NULL, "listening on %s:%d (%d event loops), webhook path %s, Redis at %s", s->cfg->server.host,
              s->port, s->nthreads, s->cfg->server.webhook_path, s->redis_desc);
-    if (s->pages.missing[0] != '\0')
-        log_warn(NULL, NULL, "not connected to GitHub yet: %s. Open http://%s:%d/ for set-up.", s->pages.missing,
-                 strcmp(s->cfg->server.host, "0.0.0.0") == 0 ? "127.0.0.1" : s->cfg->server.host, s->port);
+    /* where a browser on this machine reaches us, unless PUBLIC_URL says where everyone does */
+    char base[1100];
+    const char *pub = s->cfg->server.public_url, *host = s->cfg->server.host;
+    if (pub != NULL)
+        snprintf(base, sizeof(base), "%.*s", (int)(strlen(pub) - (pub[0] && pub[strlen(pub) - 1] == '/')), pub);
+    else if (strchr(host, ':') != NULL)
+        snprintf(base, sizeof(base), "http://[%s]:%d", strcmp(host, "::") == 0 ? "::1" : host, s->port);
+    else
+        snprintf(base, sizeof(base), "http://%s:%d", strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, s->port);
+    if (pub == NULL && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
+        !access_name_is_loopback(host, strlen(host)))
+        log_warn(NULL, NULL, "PUBLIC_URL is not set: the pages and the dashboard answer only to localhost and "
+                 "PUBLIC_URL's name, so %s/ is refused (421) until PUBLIC_URL=%s", base, base);
+    pages_announce(&s->pages, base);
+    dashboard_announce(s->dashboard, base);
     return 0;
 }
 
