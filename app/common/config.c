@@ -192,6 +192,15 @@ static const char *check_dollars(const char *v)
     return NULL;
 }
 
+static const char *check_rate(const char *v)
+{
+    int calls;
+    int64_t window_ms;
+    return config_parse_rate(v, &calls, &window_ms) == 0
+               ? NULL
+               : "must be CALLS/WINDOW, like 80/60s, 80/1m or 500/1h (1-1000000 calls in 1 s to 1 day)";
+}
+
 static const char *check_app_id(const char *v)
 {
     size_t n = strlen(v);
@@ -279,6 +288,9 @@ static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
 static const char *const no_items[] = {NULL};
 static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
 static const char *const dashboard_auth_values[] = {"token", "none", NULL};
+/* GitHub's documented limits on content-generating requests ("About secondary
+ * rate limits"): 80 a minute and 500 an hour, per installation */
+static const char *const default_content_limits[] = {"80/60s", "500/3600s", NULL};
 
 #define OFF(field) offsetof(config_t, field)
 #define MIB (1024LL * 1024LL)
@@ -307,6 +319,10 @@ static const key_spec_t schema[] = {
     {"github.url", KEY_STRING, OFF(github.url), .def = "https://github.com", .env = "GITHUB_URL", .check = check_http_url},
     {"github.timeout_ms", KEY_INT, OFF(github.timeout_ms), 1000, 600000, .def = "30000"},
     {"github.max_wait_s", KEY_INT, OFF(github.max_wait_s), 0, 86400, .def = "900"},
+    {"github.content_limits", KEY_LIST, OFF(github.content_limits), .def_list = default_content_limits,
+     .check = check_rate},
+    /* GitHub: "No more than 100 concurrent requests are allowed" */
+    {"github.max_inflight", KEY_INT, OFF(github.max_inflight), 1, 100000, .def = "100"},
     {"github.reconcile_interval_s", KEY_INT, OFF(github.reconcile_interval_s), 0, 86400, .def = "600"},
 
     /* a redis:// URL may carry a password, so it is treated as a secret */
@@ -504,6 +520,36 @@ int config_parse_size(const char *s, unsigned long long *out)
         if (v > ULLONG_MAX / units[i].mult)
             return -1;
         *out = v * units[i].mult;
+        return 0;
+    }
+    return -1;
+}
+
+int config_parse_rate(const char *s, int *calls, int64_t *window_ms)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    char *end = NULL;
+    if (!(s[0] >= '0' && s[0] <= '9'))
+        return -1;
+    errno = 0;
+    long c = strtol(s, &end, 10);
+    if (errno != 0 || c < 1 || c > 1000000 || *end != '/' || !(end[1] >= '0' && end[1] <= '9'))
+        return -1;
+    const char *w = end + 1;
+    long n = strtol(w, &end, 10);
+    if (errno != 0 || n < 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].suffix) != 0)
+            continue;
+        int64_t ms = (int64_t)n * units[i].ms;
+        if (ms < 1000 || ms > 86400000)
+            return -1;
+        *calls = (int)c;
+        *window_ms = ms;
         return 0;
     }
     return -1;
@@ -1277,6 +1323,11 @@ static void cross_check(load_t *L)
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'untrusted_agent' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH",
                     uprog);
+    }
+    if (cfg->github.content_limits.count > CONFIG_RATE_WINDOWS_MAX) {
+        int line = L->line[find_spec("github.content_limits") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line, "'content_limits' has %zu windows; at most %d",
+                    cfg->github.content_limits.count, CONFIG_RATE_WINDOWS_MAX);
     }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];

@@ -60,6 +60,9 @@ typedef struct {
         char *url;               /* GITHUB_URL, default https://github.com */
         int timeout_ms;          /* one API exchange, start to finish */
         int max_wait_s;          /* longest rate-limit wait a call sits out before giving the job back */
+        config_list_t content_limits; /* "CALLS/SECONDSs" each: content-generating calls per installation in
+                                         any such window (config_parse_rate); default GitHub's 80/60s, 500/3600s */
+        int max_inflight;        /* calls in flight per installation, all processes together; GitHub's is 100 */
         int reconcile_interval_s; /* how often run/serve ask GitHub to redeliver missed deliveries; 0: never */
     } github;
 
@@ -167,6 +170,12 @@ const config_environment_t *config_environment(const config_t *cfg, const char *
 /* "26214400", "25MiB", "25 MB", "64k": bytes, binary multiples, however
  * written. 0, or -1 when it is not a size. */
 int config_parse_size(const char *s, unsigned long long *out);
+
+#define CONFIG_RATE_WINDOWS_MAX 4 /* github.content_limits entries */
+
+/* A rate "80/60s" (also "80/1m", "500/1h"): at most *calls in any
+ * *window_ms. 0, or -1 when it is not one (calls 1-1000000, window 1 s-1 day). */
+int config_parse_rate(const char *s, int *calls, int64_t *window_ms);
 
 /* One problem found while loading; `line` is 0 when it has no place in a file
  * (an environment variable, a missing credential). */

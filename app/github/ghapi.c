@@ -4,6 +4,7 @@
  * ghapi_calls.c.
  */
 #include "ghapi.h"
+#include "ghbudget.h"
 #include "ghhttp.h"
 #include "ghjwt.h"
 #include "ghshare.h"
@@ -50,6 +51,8 @@ struct ghapi_app_s {
     int64_t max_wait_ms;
     ghapi_clock_t clock;
     ghshare_local_t *local;
+    ghbudget_local_t *budget_local;
+    ghbudget_limits_t limits;
 
     pthread_mutex_t mu; /* guards what follows */
     char *jwt;
@@ -69,6 +72,7 @@ struct ghapi_s {
     ghapi_app_t *app;
     ghhttp_t *http;
     ghshare_t *share;
+    ghbudget_t *budget;
     etag_entry_t etags[GHAPI_ETAG_SLOTS];
     uint64_t tick;
     char err[GHAPI_ERR_BYTES];
@@ -327,6 +331,8 @@ void ghapi_options_from_config(ghapi_options_t *o, const config_t *cfg, const ch
     o->redis_url = redis_url;
     o->timeout_ms = cfg->github.timeout_ms;
     o->max_wait_ms = (int64_t)cfg->github.max_wait_s * 1000;
+    ghbudget_limits_from_config(&o->limits, cfg);
+    o->limits_set = 1;
 }
 
 int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t err_len)
@@ -350,8 +356,14 @@ int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t
     app->app_id = strdup(o->app_id ? o->app_id : "");
     app->user_agent = strdup(o->user_agent ? o->user_agent : "patchbay");
     app->local = ghshare_local_new();
-    if (app->api_url == NULL || app->app_id == NULL || app->user_agent == NULL || app->local == NULL)
+    app->budget_local = ghbudget_local_new();
+    if (app->api_url == NULL || app->app_id == NULL || app->user_agent == NULL || app->local == NULL ||
+        app->budget_local == NULL)
         goto oom;
+    if (o->limits_set)
+        app->limits = o->limits;
+    else
+        ghbudget_limits_default(&app->limits);
     app->api_url_len = strlen(app->api_url);
     while (app->api_url_len > 0 && app->api_url[app->api_url_len - 1] == '/')
         app->api_url[--app->api_url_len] = '\0';
@@ -394,6 +406,7 @@ void ghapi_app_free(ghapi_app_t *app)
         redisconn_url_free(&app->redis);
     EVP_PKEY_free(app->key);
     ghshare_local_free(app->local);
+    ghbudget_local_free(app->budget_local);
     if (app->jwt != NULL) {
         OPENSSL_cleanse(app->jwt, strlen(app->jwt));
         free(app->jwt);
@@ -487,16 +500,6 @@ static rate_t rate_get(ghapi_app_t *app, int64_t installation)
     return out;
 }
 
-/* After waiting for the reset, the budget is back; forget the 0. */
-static void rate_forget(ghapi_app_t *app, int64_t installation)
-{
-    pthread_mutex_lock(&app->mu);
-    for (size_t i = 0; i < RATE_SLOTS; i++)
-        if (app->rates[i].installation == installation)
-            app->rates[i].remaining = -1;
-    pthread_mutex_unlock(&app->mu);
-}
-
 /* ---------------------------------------------------------------------------
  * The client
  * ------------------------------------------------------------------------- */
@@ -509,7 +512,8 @@ ghapi_t *ghapi_new(ghapi_app_t *app)
     gh->app = app;
     gh->http = ghhttp_new(app->user_agent, app->connect_timeout_ms, app->timeout_ms);
     gh->share = ghshare_new(app->local, app->have_redis ? &app->redis : NULL, share_now, app);
-    if (gh->http == NULL || gh->share == NULL) {
+    gh->budget = gh->share ? ghbudget_new(gh->share, app->budget_local, &app->limits) : NULL;
+    if (gh->http == NULL || gh->share == NULL || gh->budget == NULL) {
         ghapi_free(gh);
         return NULL;
     }
@@ -531,6 +535,7 @@ void ghapi_free(ghapi_t *gh)
     if (gh == NULL)
         return;
     ghhttp_free(gh->http);
+    ghbudget_free(gh->budget);
     ghshare_free(gh->share);
     for (size_t i = 0; i < GHAPI_ETAG_SLOTS; i++)
         etag_clear(&gh->etags[i]);
@@ -843,19 +848,46 @@ static int take_answer(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *c
     return GHAPI_OK;
 }
 
+/* Words for a wait, in the log and in the error a job keeps. */
+static const char *wait_words(ghbudget_why_t why)
+{
+    static const char *const words[] = {
+        [GHBUDGET_WHY_NONE] = "budget",
+        [GHBUDGET_WHY_PRIMARY] = "primary rate limit (until x-ratelimit-reset)",
+        [GHBUDGET_WHY_SECONDARY] = "secondary rate limit",
+        [GHBUDGET_WHY_CONTENT] = "content budget (github.content_limits)",
+        [GHBUDGET_WHY_CONCURRENCY] = "calls in flight (github.max_inflight)",
+    };
+    return (size_t)why < sizeof(words) / sizeof(words[0]) ? words[why] : "budget";
+}
+
+/* What an answer means for everyone who calls for the same installation. */
+static ghbudget_answer_t shared_meaning(const ghhttp_response_t *resp, const ghapi_decision_t *d)
+{
+    if (resp->transport == GHHTTP_TRANSPORT_OK && resp->status >= 200 && resp->status < 400)
+        return GHBUDGET_ANSWER_OK;
+    if (d->kind == GHAPI_WAIT_PRIMARY)
+        return GHBUDGET_ANSWER_PRIMARY;
+    if (d->kind == GHAPI_WAIT_SECONDARY)
+        return GHBUDGET_ANSWER_SECONDARY;
+    return GHBUDGET_ANSWER_OTHER;
+}
+
 int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
 {
     ghapi_app_t *app = gh->app;
     strbuf_t url = STRBUF_INIT, etag_key = STRBUF_INIT;
     ghhttp_response_t resp;
+    ghbudget_ticket_t ticket;
     char *body = NULL, *cred = NULL, *authz = NULL;
     size_t body_len = 0;
-    int attempts = 0, failures = 0, secondary = 0, reauthed = 0;
+    int attempts = 0, failures = 0, secondary = 0, reauthed = 0, holding = 0;
     int rc;
 
     assert(call != NULL && call->method != NULL && call->path != NULL);
     memset(out, 0, sizeof(*out));
     memset(&resp, 0, sizeof(resp));
+    memset(&ticket, 0, sizeof(ticket));
     gh->err[0] = '\0';
     gh->status = 0;
     gh->retry_after_ms = 0;
@@ -869,57 +901,16 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
         }
         body_len = strlen(body);
     }
-    int content = is_content_call(call->method);
+    int content = is_content_call(call->method) && call->auth == GHAPI_AUTH_INSTALLATION;
     int low = (call->flags & GHAPI_CALL_LOW_PRIORITY) != 0;
     int64_t budget_of = call->auth == GHAPI_AUTH_INSTALLATION ? call->installation : 0;
-    int use_etag = !content && !(call->flags & GHAPI_CALL_NO_ETAG);
+    int use_etag = !is_content_call(call->method) && !(call->flags & GHAPI_CALL_NO_ETAG);
     if (use_etag)
         strbuf_appendf(&etag_key, "%d:%" PRId64 ":%s:%s:%s", (int)call->auth, call->installation,
                        call->repo ? call->repo : "", call->accept ? call->accept : "", url.data);
 
     for (;;) {
-        /* 1. the budget, before spending any of it */
-        if (call->auth != GHAPI_AUTH_NONE) {
-            rate_t rt = rate_get(app, budget_of);
-            int64_t now = now_ms(app);
-            if (rt.remaining == 0 && rt.reset_s * 1000 > now) {
-                if (low) {
-                    rc = fail(gh, GHAPI_ERR_DEFERRED, "low-priority %s %s deferred: the rate limit is spent until %" PRId64,
-                              call->method, call->path, rt.reset_s);
-                    goto done;
-                }
-                if ((rc = wait_for(gh, rt.reset_s * 1000 - now, GHAPI_ERR_RATE_LIMITED, "rate limit spent", call)) !=
-                    GHAPI_OK)
-                    goto done;
-                rate_forget(app, budget_of);
-            } else if (low && rt.remaining >= 0 && rt.remaining < GHAPI_LOW_PRIORITY_RESERVE) {
-                rc = fail(gh, GHAPI_ERR_DEFERRED, "low-priority %s %s deferred: %" PRId64 " calls left this hour",
-                          call->method, call->path, rt.remaining);
-                goto done;
-            }
-        }
-        if (content && call->auth == GHAPI_AUTH_INSTALLATION) {
-            int64_t w = 0;
-            ghshare_budget_t b = ghshare_budget_take(gh->share, call->installation, low, &w);
-            if (b == GHSHARE_BUDGET_DEFER) {
-                rc = fail(gh, GHAPI_ERR_DEFERRED, "low-priority %s %s deferred: this minute's content budget is used",
-                          call->method, call->path);
-                goto done;
-            }
-            if (b == GHSHARE_BUDGET_FULL) {
-                if (++attempts > app->max_attempts) {
-                    gh->retry_after_ms = w;
-                    rc = fail(gh, GHAPI_ERR_RATE_LIMITED, "content budget of installation %" PRId64 " still full",
-                              call->installation);
-                    goto done;
-                }
-                if ((rc = wait_for(gh, w, GHAPI_ERR_RATE_LIMITED, "content budget (80 a minute) used", call)) != GHAPI_OK)
-                    goto done;
-                continue;
-            }
-        }
-
-        /* 2. credentials */
+        /* 1. credentials (a mint is a call of its own, on the App's budget) */
         if (cred == NULL && call->auth != GHAPI_AUTH_NONE) {
             rc = call->auth == GHAPI_AUTH_APP ? app_jwt(&cred, gh)
                                               : installation_token(&cred, NULL, gh, call->installation, call->repo);
@@ -932,6 +923,31 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
                 goto done;
             }
             snprintf(authz, n, "%s %s", call->auth == GHAPI_AUTH_APP ? "Bearer" : "token", cred);
+        }
+
+        /* 2. GitHub's limits and ours, before spending any of them */
+        if (call->auth != GHAPI_AUTH_NONE) {
+            int64_t now = now_ms(app), wait = 0;
+            rate_t rt = rate_get(app, budget_of);
+            if (low && rt.remaining >= 0 && rt.remaining < GHAPI_LOW_PRIORITY_RESERVE && rt.reset_s * 1000 > now) {
+                rc = fail(gh, GHAPI_ERR_DEFERRED, "low-priority %s %s deferred: %" PRId64 " calls left this hour",
+                          call->method, call->path, rt.remaining);
+                goto done;
+            }
+            ghbudget_why_t why;
+            ghbudget_verdict_t v = ghbudget_admit(gh->budget, &ticket, &wait, &why, budget_of, content, low,
+                                                  (int64_t)app->timeout_ms + GHAPI_LEASE_MARGIN_MS, now);
+            if (v == GHBUDGET_DEFER) {
+                rc = fail(gh, GHAPI_ERR_DEFERRED, "low-priority %s %s deferred: %s of installation %" PRId64,
+                          call->method, call->path, wait_words(why), budget_of);
+                goto done;
+            }
+            if (v == GHBUDGET_WAIT) {
+                if ((rc = wait_for(gh, wait, GHAPI_ERR_RATE_LIMITED, wait_words(why), call)) != GHAPI_OK)
+                    goto done;
+                continue;
+            }
+            holding = 1;
         }
 
         /* 3. the exchange */
@@ -952,6 +968,24 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
             rate_note(app, budget_of, &resp, now);
         log_debug(gh->delivery, gh->job, "GitHub %s %s -> %ld (%" PRId64 " ms)", call->method, call->path, resp.status,
                   resp.elapsed_us / 1000);
+
+        /* 4. what the answer means, for this call and for everyone's */
+        ghapi_answer_t a = {.status = resp.status,
+                            .transport = resp.transport,
+                            .rl_remaining = resp.rl_remaining,
+                            .rl_reset_s = resp.rl_reset_s,
+                            .retry_after_s = resp.retry_after_s,
+                            .secondary_message = resp.body.data != NULL &&
+                                                 strcasestr(resp.body.data, "secondary rate limit") != NULL};
+        ghapi_decision_t d;
+        ghapi_decide(&d, &a, secondary, failures, now, next_random(gh));
+        int64_t shared_wait = 0;
+        ghbudget_why_t shared_why = GHBUDGET_WHY_NONE;
+        if (holding || call->auth != GHAPI_AUTH_NONE) {
+            shared_wait = ghbudget_done(gh->budget, &ticket, shared_meaning(&resp, &d), resp.rl_reset_s,
+                                        resp.retry_after_s, resp.rl_remaining, now, &shared_why);
+            holding = 0;
+        }
 
         if (resp.transport == GHHTTP_TRANSPORT_OK && resp.status >= 200 && resp.status < 300) {
             if (use_etag)
@@ -984,17 +1018,6 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
             cred = NULL;
             continue;
         }
-
-        /* 4. what the answer means */
-        ghapi_answer_t a = {.status = resp.status,
-                            .transport = resp.transport,
-                            .rl_remaining = resp.rl_remaining,
-                            .rl_reset_s = resp.rl_reset_s,
-                            .retry_after_s = resp.retry_after_s,
-                            .secondary_message = resp.body.data != NULL &&
-                                                 strcasestr(resp.body.data, "secondary rate limit") != NULL};
-        ghapi_decision_t d;
-        ghapi_decide(&d, &a, secondary, failures, now, next_random(gh));
         if (resp.transport != GHHTTP_TRANSPORT_OK)
             fail(gh, d.err, "%s %s: %s", call->method, call->path, resp.error);
         else
@@ -1007,24 +1030,39 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
             secondary++;
         if (d.kind == GHAPI_WAIT_BACKOFF)
             failures++;
+        /* a rate limit: the wait is everyone's now (shared_wait); without
+         * Redis or a shared answer, the one this answer asks for */
+        int64_t wait = d.kind == GHAPI_WAIT_BACKOFF ? d.wait_ms : shared_wait > 0 ? shared_wait : d.wait_ms;
         if (attempts >= app->max_attempts) {
             if (d.err == GHAPI_ERR_RATE_LIMITED)
-                gh->retry_after_ms = d.wait_ms;
+                gh->retry_after_ms = wait;
             char last[GHAPI_ERR_BYTES];
             snprintf(last, sizeof(last), "%s", gh->err);
             rc = fail(gh, d.err, "%s %s failed %d times; last: %s", call->method, call->path, attempts, last);
             goto done;
         }
-        const char *why = d.kind == GHAPI_WAIT_PRIMARY     ? "primary rate limit"
-                          : d.kind == GHAPI_WAIT_SECONDARY ? "secondary rate limit"
-                          : resp.transport != GHHTTP_TRANSPORT_OK ? "connection failure"
-                                                                  : "server error";
-        if ((rc = wait_for(gh, d.wait_ms, d.err, why, call)) != GHAPI_OK)
+        if (d.kind == GHAPI_WAIT_BACKOFF) {
+            const char *why = resp.transport != GHHTTP_TRANSPORT_OK ? "connection failure" : "server error";
+            if ((rc = wait_for(gh, wait, d.err, why, call)) != GHAPI_OK)
+                goto done;
+        } else if (shared_wait <= 0) {
+            /* nobody keeps the wait for us (it could not be shared): keep it here */
+            if ((rc = wait_for(gh, wait, d.err,
+                               d.kind == GHAPI_WAIT_PRIMARY ? "primary rate limit" : "secondary rate limit", call)) !=
+                GHAPI_OK)
+                goto done;
+        } else if (wait > app->max_wait_ms) {
+            gh->retry_after_ms = wait;
+            rc = fail(gh, GHAPI_ERR_RATE_LIMITED, "%s: GitHub asks to wait %" PRId64 " s, longer than the %" PRId64
+                      " s allowed (%s %s)", wait_words(shared_why), (wait + 999) / 1000, app->max_wait_ms / 1000,
+                      call->method, call->path);
             goto done;
-        if (d.kind == GHAPI_WAIT_PRIMARY)
-            rate_forget(app, budget_of);
+        }
+        /* else step 2 of the next round waits for the shared reset, as every other caller does */
     }
 done:
+    if (holding)
+        ghbudget_done(gh->budget, &ticket, GHBUDGET_ANSWER_OTHER, -1, -1, -1, now_ms(app), &(ghbudget_why_t){0});
     if (rc != GHAPI_OK)
         ghapi_response_free(out);
     ghhttp_response_clear(&resp);

@@ -18,20 +18,25 @@
  *   - on a 401 drops that token or JWT and tries once more with a fresh one;
  *   - sends If-None-Match for GETs it has an answer for (a 304 costs no rate
  *     limit) and follows Link rel="next" in ghapi_get_all;
- *   - waits when GitHub says so, as GitHub documents it (ghapi_decide):
- *       403/429 with x-ratelimit-remaining: 0  until x-ratelimit-reset;
- *       a secondary rate limit                  retry-after, else 60 s, 120 s, 240 s...;
- *       5xx, connection failures, timeouts      jittered exponential backoff from 1 s;
- *     at most GHAPI_MAX_ATTEMPTS tries, and never one wait longer than
- *     max_wait_ms: beyond that it returns GHAPI_ERR_RATE_LIMITED and
- *     ghapi_retry_after_ms() tells the caller (a worker re-queues the job);
- *   - before sending, honours the installation's budget: it waits when the
- *     last answer said remaining 0, keeps content-creating calls (POST, PATCH,
- *     PUT, DELETE) under 80 a minute per installation across all processes,
- *     and refuses low-priority calls (GHAPI_CALL_LOW_PRIORITY: progress-comment
- *     edits) with GHAPI_ERR_DEFERRED once the budget runs short, so they are
- *     the first to give way; the caller sends its newest state later, which
- *     coalesces the edits it skipped.
+ *   - keeps GitHub's limits, per installation and shared by every process
+ *     through Redis (ghbudget.h): before each call it asks whether the call
+ *     may go, and waits (or, for GHAPI_CALL_LOW_PRIORITY calls, gives way
+ *     with GHAPI_ERR_DEFERRED) while
+ *       a primary rate limit is in force      until x-ratelimit-reset;
+ *       a secondary rate limit is in force    retry-after, else 60 s, 120 s...;
+ *       content-generating calls (POST, PATCH, PUT, DELETE) would pass
+ *       github.content_limits (80 a minute, 500 an hour);
+ *       github.max_inflight calls are in flight (100);
+ *     and after each call it tells the others what GitHub said, so one
+ *     worker's 403 stops every worker of the installation until the reset.
+ *     A call GitHub refused for a rate limit is sent again after the wait;
+ *     5xx, connection failures and timeouts back off (jittered, from 1 s) for
+ *     this call only. At most GHAPI_MAX_ATTEMPTS exchanges, and never one wait
+ *     longer than max_wait_ms: beyond that it returns GHAPI_ERR_RATE_LIMITED
+ *     at once and ghapi_retry_after_ms() says how long (a job is then handed
+ *     back to the queue until then, without losing an attempt);
+ *   - defers low-priority calls while x-ratelimit-remaining is below
+ *     GHAPI_LOW_PRIORITY_RESERVE, keeping the rest for real work.
  * All waiting and all time go through the injectable clock in the options, so
  * tests can assert the wait chosen without sleeping.
  *
@@ -47,6 +52,7 @@
 #ifndef PATCHBAY_GHAPI_H
 #define PATCHBAY_GHAPI_H
 
+#include "ghbudget.h"
 #include "app/common/config.h"
 
 #include <jansson.h>
@@ -79,8 +85,9 @@ typedef struct {
 #define GHAPI_MAX_ATTEMPTS 5
 #define GHAPI_BACKOFF_BASE_MS 1000        /* 5xx / connection: 1 s, 2 s, 4 s... */
 #define GHAPI_BACKOFF_CAP_MS 60000
-#define GHAPI_SECONDARY_WAIT_MS 60000     /* GitHub: "wait at least one minute" */
-#define GHAPI_SECONDARY_CAP_MS (15 * 60000)
+#define GHAPI_SECONDARY_WAIT_MS GHBUDGET_SECONDARY_WAIT_MS
+#define GHAPI_SECONDARY_CAP_MS GHBUDGET_SECONDARY_CAP_MS
+#define GHAPI_LEASE_MARGIN_MS 5000        /* an in-flight slot outlives the call's own timeout by this */
 #define GHAPI_LOW_PRIORITY_RESERVE 200    /* x-ratelimit-remaining kept for real work */
 #define GHAPI_ETAG_SLOTS 64
 #define GHAPI_ETAG_MAX_BYTES (256 * 1024) /* larger answers are not cached */
@@ -105,9 +112,13 @@ typedef struct {
     int anonymous;                /* no App yet (the manifest flow): only GHAPI_AUTH_NONE calls work */
     char saved_app_id[32];        /* ghapi_options_from_config: an App the set-up page registered */
     char saved_key_path[4096];
+    ghbudget_limits_t limits;     /* github.content_limits, max_inflight; limits_set 0: GitHub's own */
+    int limits_set;
 } ghapi_options_t;
 
-#define GHAPI_OPTIONS_INIT {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000, {NULL, NULL, NULL}, 0, "", ""}
+#define GHAPI_OPTIONS_INIT                                                                                              \
+    {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000,            \
+     {NULL, NULL, NULL}, 0, "", "", {0, {{0, 0}}, 0}, 0}
 
 /* The options for cfg (github.* keys), sharing through redis_url (which may
  * differ from cfg's: the private Redis of `patchbay run`). Points into cfg. */

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #define LOCAL_TOKEN_SLOTS 256
-#define LOCAL_BUDGET_SLOTS 64
 #define KEY_BYTES 640
 
 /* ---------------------------------------------------------------------------
@@ -44,16 +43,9 @@ typedef struct {
     uint64_t used;
 } local_token_t;
 
-typedef struct {
-    int64_t installation;
-    int64_t minute;
-    int count;
-} local_budget_t;
-
 struct ghshare_local_s {
     pthread_mutex_t mu;
     local_token_t tokens[LOCAL_TOKEN_SLOTS];
-    local_budget_t budget[LOCAL_BUDGET_SLOTS];
     uint64_t tick;
     /* without Redis, threads of this process mint one at a time */
     pthread_mutex_t mint_mu;
@@ -403,76 +395,18 @@ void ghshare_token_invalidate(ghshare_t *s, int64_t installation, const char *re
 }
 
 /* ---------------------------------------------------------------------------
- * The content budget
+ * The connection, for ghbudget
  * ------------------------------------------------------------------------- */
 
-static long long local_budget_add(ghshare_local_t *l, int64_t installation, int64_t minute, int delta)
+redisContext *ghshare_redis(ghshare_t *s)
 {
-    pthread_mutex_lock(&l->mu);
-    local_budget_t *slot = NULL, *oldest = &l->budget[0];
-    for (size_t i = 0; i < LOCAL_BUDGET_SLOTS && slot == NULL; i++) {
-        if (l->budget[i].installation == installation && l->budget[i].minute == minute)
-            slot = &l->budget[i];
-        else if (l->budget[i].minute < oldest->minute)
-            oldest = &l->budget[i];
-    }
-    if (slot == NULL) {
-        slot = oldest;
-        slot->installation = installation;
-        slot->minute = minute;
-        slot->count = 0;
-    }
-    slot->count += delta;
-    long long n = slot->count;
-    pthread_mutex_unlock(&l->mu);
-    return n;
+    return conn(s);
 }
 
-ghshare_budget_t ghshare_budget_take(ghshare_t *s, int64_t installation, int low_priority, int64_t *wait_ms)
+void ghshare_redis_drop(ghshare_t *s)
 {
-    int64_t now = s->now(s->now_ctx);
-    int64_t minute = now / 60000;
-    int limit = low_priority ? GHSHARE_LOW_PRIORITY_PER_MINUTE : GHSHARE_CONTENT_PER_MINUTE;
-    char key[KEY_BYTES];
-    long long n = -1;
-
-    *wait_ms = 0;
-    snprintf(key, sizeof(key), GHSHARE_BUDGET_KEY_PREFIX "%" PRId64 ":%" PRId64, installation, minute);
-    redisContext *c = conn(s);
-    if (c != NULL) {
-        /* one round trip: the counter and its expiry */
-        redisReply *r = NULL;
-        if (redisAppendCommand(c, "INCR %s", key) == REDIS_OK && redisAppendCommand(c, "EXPIRE %s 120", key) == REDIS_OK &&
-            redisGetReply(c, (void **)&r) == REDIS_OK && r != NULL) {
-            if (r->type == REDIS_REPLY_INTEGER)
-                n = r->integer;
-            freeReplyObject(r);
-            r = NULL;
-            if (redisGetReply(c, (void **)&r) == REDIS_OK && r != NULL)
-                freeReplyObject(r);
-            else
-                n = -1;
-        }
-        if (c->err) {
-            redisFree(s->c);
-            s->c = NULL;
-            n = -1;
-        }
+    if (s->c != NULL) {
+        redisFree(s->c);
+        s->c = NULL;
     }
-    if (n < 0)
-        n = local_budget_add(s->local, installation, minute, 1);
-    if (n <= limit)
-        return GHSHARE_BUDGET_OK;
-    /* give the slot back: we are not sending */
-    if (s->c != NULL && c != NULL) {
-        redisReply *r = command(s, "DECR %s", key);
-        if (r != NULL)
-            freeReplyObject(r);
-    } else {
-        local_budget_add(s->local, installation, minute, -1);
-    }
-    if (low_priority)
-        return GHSHARE_BUDGET_DEFER;
-    *wait_ms = (minute + 1) * 60000 - now;
-    return GHSHARE_BUDGET_FULL;
 }

@@ -1,7 +1,7 @@
 /*
  * ghshare — what the GitHub clients of every patchbay process share through
- * Redis: installation access tokens and each installation's budget of
- * content-creating calls.
+ * Redis: installation access tokens, and the connection that ghbudget keeps
+ * each installation's budgets over.
  *
  * Tokens. An installation token lives an hour and GitHub limits how fast they
  * may be minted, so patchbay mints one per (installation, repository) and
@@ -21,12 +21,8 @@
  * Without Redis (no URL, or Redis down) tokens are shared by the threads of
  * this process only.
  *
- * Budget. GitHub's secondary limits allow about 80 content-creating requests
- * (POST, PATCH, PUT, DELETE) a minute per installation. Each such call takes
- * a slot in patchbay:budget:<installation>:<minute> (INCR); the 81st waits
- * for the next minute. Low-priority calls (progress-comment edits) may use
- * only the first GHSHARE_LOW_PRIORITY_PER_MINUTE slots and are deferred, not
- * delayed, beyond that: the caller sends its newest state with a later call.
+ * Each thread's ghshare_t also lends its Redis connection to the thread's
+ * ghbudget_t (ghbudget.h), which keeps GitHub's limits per installation.
  *
  * Tokens are secrets: they are stored in Redis (which must be private to
  * patchbay, as its queue already is) and never logged.
@@ -47,12 +43,9 @@
 #define GHSHARE_LOCK_TTL_MS 15000         /* a minting process that died frees the lock by then */
 #define GHSHARE_LOCK_WAIT_MS 20000        /* then the waiters mint themselves */
 #define GHSHARE_LOCK_POLL_MS 20
-#define GHSHARE_CONTENT_PER_MINUTE 80     /* GitHub's documented secondary limit */
-#define GHSHARE_LOW_PRIORITY_PER_MINUTE 60
 #define GHSHARE_REDIS_TIMEOUT_MS 2000
 #define GHSHARE_REDIS_RETRY_MS 5000       /* after a failed connect, work locally this long */
 #define GHSHARE_TOKEN_KEY_PREFIX "patchbay:token:"
-#define GHSHARE_BUDGET_KEY_PREFIX "patchbay:budget:"
 
 typedef struct ghshare_local_s ghshare_local_t;
 typedef struct ghshare_s ghshare_t;
@@ -81,13 +74,11 @@ int ghshare_token_get(char **token, int64_t *expires_at_s, int *minted, ghshare_
  * is still the token stored there (someone may have minted a new one). */
 void ghshare_token_invalidate(ghshare_t *s, int64_t installation, const char *repo, const char *token);
 
-typedef enum {
-    GHSHARE_BUDGET_OK = 0,    /* go ahead: the slot is taken */
-    GHSHARE_BUDGET_FULL = 1,  /* no slot this minute: wait *wait_ms, then ask again */
-    GHSHARE_BUDGET_DEFER = 2, /* low priority and over its share: do not send */
-} ghshare_budget_t;
-
-/* Takes a content-creating slot of installation's current minute. */
-ghshare_budget_t ghshare_budget_take(ghshare_t *s, int64_t installation, int low_priority, int64_t *wait_ms);
+/* This thread's Redis connection, reconnecting when it broke (but not more
+ * often than every GHSHARE_REDIS_RETRY_MS), or NULL: without Redis, or while
+ * it is unreachable. For ghbudget, which shares the connection. */
+redisContext *ghshare_redis(ghshare_t *s);
+/* Drops the connection after a failed exchange on it. */
+void ghshare_redis_drop(ghshare_t *s);
 
 #endif
