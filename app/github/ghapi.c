@@ -53,6 +53,8 @@ struct ghapi_app_s {
     ghshare_local_t *local;
     ghbudget_local_t *budget_local;
     ghbudget_limits_t limits;
+    void (*on_rate_limited)(void *ctx, int64_t retry_after_ms);
+    void *on_rate_limited_ctx;
 
     pthread_mutex_t mu; /* guards what follows */
     char *jwt;
@@ -360,6 +362,8 @@ int ghapi_app_new(ghapi_app_t **out, const ghapi_options_t *o, char *err, size_t
     if (app->api_url == NULL || app->app_id == NULL || app->user_agent == NULL || app->local == NULL ||
         app->budget_local == NULL)
         goto oom;
+    app->on_rate_limited = o->on_rate_limited;
+    app->on_rate_limited_ctx = o->on_rate_limited_ctx;
     if (o->limits_set)
         app->limits = o->limits;
     else
@@ -1061,6 +1065,8 @@ int ghapi_request(ghapi_response_t *out, ghapi_t *gh, const ghapi_call_t *call)
         /* else step 2 of the next round waits for the shared reset, as every other caller does */
     }
 done:
+    if (rc == GHAPI_ERR_RATE_LIMITED && app->on_rate_limited != NULL)
+        app->on_rate_limited(app->on_rate_limited_ctx, gh->retry_after_ms);
     if (holding)
         ghbudget_done(gh->budget, &ticket, GHBUDGET_ANSWER_OTHER, -1, -1, -1, now_ms(app), &(ghbudget_why_t){0});
     if (rc != GHAPI_OK)

@@ -114,11 +114,15 @@ typedef struct {
     char saved_key_path[4096];
     ghbudget_limits_t limits;     /* github.content_limits, max_inflight; limits_set 0: GitHub's own */
     int limits_set;
+    /* Told whenever a call gives up with GHAPI_ERR_RATE_LIMITED, with how long
+     * GitHub asked to wait (a job hands itself back for that long); may be NULL. */
+    void (*on_rate_limited)(void *ctx, int64_t retry_after_ms);
+    void *on_rate_limited_ctx;
 } ghapi_options_t;
 
 #define GHAPI_OPTIONS_INIT                                                                                              \
     {"https://api.github.com", NULL, NULL, NULL, NULL, NULL, 10000, 30000, GHAPI_MAX_ATTEMPTS, 15 * 60000,            \
-     {NULL, NULL, NULL}, 0, "", "", {0, {{0, 0}}, 0}, 0}
+     {NULL, NULL, NULL}, 0, "", "", {0, {{0, 0}}, 0}, 0, NULL, NULL}
 
 /* The options for cfg (github.* keys), sharing through redis_url (which may
  * differ from cfg's: the private Redis of `patchbay run`). Points into cfg. */

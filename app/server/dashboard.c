@@ -8,9 +8,11 @@
 #include "httpq.h"
 #include "respond.h"
 #include "app/common/bgthread.h"
+#include "app/common/clock.h"
 #include "app/common/log.h"
 #include "app/common/secret.h"
 #include "app/common/strbuf.h"
+#include "app/github/ghbudget.h"
 #include "jobs/queue/queue.h"
 
 #include <errno.h>
@@ -29,7 +31,7 @@ extern const size_t dashboard_index_html_len, dashboard_css_len, dashboard_js_le
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "                   \
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-typedef enum { OP_LIST, OP_SHOW, OP_LOG, OP_CANCEL, OP_RETRY } dash_op_t;
+typedef enum { OP_LIST, OP_SHOW, OP_LOG, OP_CANCEL, OP_RETRY, OP_GITHUB } dash_op_t;
 
 struct dashboard_s {
     const config_t *cfg;
@@ -186,6 +188,26 @@ static void run_op(dashboard_t *d, dash_request_t *r)
         if (rc == QUEUE_OK)
             v = json_pack("{s:s}", "result", "queued again");
         break;
+    case OP_GITHUB: {
+        /* the installations GitHub's limits (or our budget of them) hold now */
+        ghbudget_wait_t w[DASHBOARD_WAITS_MAX];
+        size_t n = 0;
+        int64_t now = clock_wall_ms();
+        rc = ghbudget_waits(d->redis, w, DASHBOARD_WAITS_MAX, &n, now) == 0 ? QUEUE_OK : QUEUE_ERR_REDIS;
+        if (rc != QUEUE_OK)
+            snprintf(err, sizeof(err), "Redis: %s", d->redis->errstr[0] ? d->redis->errstr : "cannot read the waits");
+        json_t *waits = json_array();
+        for (size_t i = 0; rc == QUEUE_OK && i < n; i++) {
+            char iso[CLOCK_ISO_BYTES];
+            clock_format_iso(w[i].until_ms, iso);
+            json_array_append_new(waits, json_pack("{s:I, s:s, s:I, s:s, s:I}", "installation",
+                                                   (json_int_t)w[i].installation, "until", iso, "until_ms",
+                                                   (json_int_t)w[i].until_ms, "reason", ghbudget_why_name(w[i].why),
+                                                   "seconds_left", (json_int_t)((w[i].until_ms - now + 999) / 1000)));
+        }
+        v = json_pack("{s:o}", "waits", waits);
+        break;
+    }
     default: rc = QUEUE_ERR_REDIS; snprintf(err, sizeof(err), "unknown operation"); break;
     }
     if (rc == QUEUE_OK)
@@ -424,7 +446,7 @@ int dashboard_handle(dashboard_loop_t *l, h2o_req_t *req)
         return 1;
     }
     int page = is(path, "/jobs") || match_id(path, "/jobs/", "", id, sizeof(id));
-    int api = path.len >= 9 && memcmp(path.base, "/api/jobs", 9) == 0;
+    int api = (path.len >= 9 && memcmp(path.base, "/api/jobs", 9) == 0) || is(path, "/api/github");
     if (!page && !api)
         return 0;
 
@@ -461,6 +483,8 @@ int dashboard_handle(dashboard_loop_t *l, h2o_req_t *req)
     }
     if (get && is(path, "/api/jobs"))
         submit(l, req, OP_LIST, NULL);
+    else if (get && is(path, "/api/github"))
+        submit(l, req, OP_GITHUB, NULL);
     else if (get && match_id(path, "/api/jobs/", "/log", id, sizeof(id)))
         submit(l, req, OP_LOG, id);
     else if (get && match_id(path, "/api/jobs/", "", id, sizeof(id)))

@@ -10,6 +10,7 @@
  *   GET  /api/jobs[?status=S&limit=N]    a JSON array, newest first
  *   GET  /api/jobs/<id>                  one job
  *   GET  /api/jobs/<id>/log?after=ID     log lines after a stream id
+ *   GET  /api/github                     {"waits": [...]}: installations GitHub's limits hold now
  *   POST /api/jobs/<id>/cancel|retry     with header X-Patchbay-Action
  *
  * Access: closed by default, wherever patchbay listens (behind a reverse
@@ -54,6 +55,7 @@ typedef struct {
 
 #define DASHBOARD_REDIS_TIMEOUT_MS 2000
 #define DASHBOARD_LIST_MAX 500
+#define DASHBOARD_WAITS_MAX 256 /* installations shown waiting for GitHub */
 #define DASHBOARD_COOKIE "patchbay_dashboard"
 #define DASHBOARD_TOKEN_FILE "dashboard-token"
 

@@ -2,6 +2,7 @@
 #include "qstats.h"
 #include "app/common/bgthread.h"
 #include "app/common/clock.h"
+#include "app/github/ghbudget.h"
 #include "jobs/queue/qmetrics.h"
 
 #include <stdlib.h>
@@ -14,6 +15,28 @@ struct qstats_s {
     size_t len;      /* guarded by bg's lock */
     int64_t read_ms; /* guarded by bg's lock; wall clock of the last good read */
 };
+
+/* Which installations GitHub's limits hold now, and until when: read from
+ * the waits every process records (ghbudget.h). */
+static int github_waits(redisContext *c, strbuf_t *out)
+{
+    ghbudget_wait_t w[QSTATS_GITHUB_WAITS_MAX];
+    size_t n = 0;
+    if (ghbudget_waits(c, w, QSTATS_GITHUB_WAITS_MAX, &n, clock_wall_ms()) != 0)
+        return -1;
+    strbuf_append(out, "# HELP patchbay_github_waiting Installations that make no GitHub call until a wait ends, by "
+                       "reason: primary (rate limit spent), secondary (secondary limit), content (content budget).\n"
+                       "# TYPE patchbay_github_waiting gauge\n");
+    for (size_t i = 0; i < n; i++)
+        strbuf_appendf(out, "patchbay_github_waiting{installation=\"%lld\",reason=\"%s\"} 1\n",
+                       (long long)w[i].installation, ghbudget_why_name(w[i].why));
+    strbuf_append(out, "# HELP patchbay_github_wait_until_seconds When that wait ends (Unix time).\n"
+                       "# TYPE patchbay_github_wait_until_seconds gauge\n");
+    for (size_t i = 0; i < n; i++)
+        strbuf_appendf(out, "patchbay_github_wait_until_seconds{installation=\"%lld\",reason=\"%s\"} %.3f\n",
+                       (long long)w[i].installation, ghbudget_why_name(w[i].why), (double)w[i].until_ms / 1000.0);
+    return 0;
+}
 
 static void *qstats_main(void *arg)
 {
@@ -29,7 +52,8 @@ static void *qstats_main(void *arg)
             c = redisconn_connect(q->url, QSTATS_REDIS_TIMEOUT_MS, QSTATS_REDIS_TIMEOUT_MS, err, sizeof(err));
         }
         strbuf_t b = STRBUF_INIT;
-        int ok = c != NULL && qmetrics_render(c, &b, err, sizeof(err)) == 0 && !b.truncated;
+        int ok = c != NULL && qmetrics_render(c, &b, err, sizeof(err)) == 0 && github_waits(c, &b) == 0 &&
+                 !b.truncated;
         size_t len = 0;
         char *text = ok ? strbuf_detach(&b, &len) : NULL;
         strbuf_free(&b);

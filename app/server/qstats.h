@@ -5,7 +5,8 @@
  * for a memcpy. So a scrape never waits on Redis and never blocks an event
  * loop, and the figures are at most one interval old (their age is exported
  * too). When Redis does not answer, the copy is dropped rather than shown
- * stale, and patchbay_queue_metrics_up says 0.
+ * stale, and patchbay_queue_metrics_up says 0. The same read lists the
+ * installations GitHub's limits hold (ghbudget.h) and until when.
  *
  * Memory: a qstats_t owns its thread, connection and text; the URL must
  * outlive it. qstats_start/stop: main thread; qstats_render: any thread.
@@ -20,6 +21,7 @@ typedef struct qstats_s qstats_t;
 
 #define QSTATS_INTERVAL_MS 2000
 #define QSTATS_REDIS_TIMEOUT_MS 1000
+#define QSTATS_GITHUB_WAITS_MAX 256 /* installations listed waiting for GitHub */
 
 /* NULL when out of memory or the thread cannot start (metrics then lack the
  * queue section; nothing else depends on it). */

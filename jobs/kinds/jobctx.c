@@ -29,6 +29,7 @@ struct job_ctx_s {
     json_t *payload_json;
     char numbuf[32]; /* job_ctx_field of a number */
     const char *redis_url;
+    int64_t deferred_until_mono_ms; /* job_ctx_defer */
 };
 
 void job_ctx_set_redis_url(job_ctx_t *ctx, const char *url)
@@ -256,6 +257,19 @@ job_stop_t job_ctx_stop_reason(const job_ctx_t *ctx)
 int64_t job_ctx_deadline_ms(const job_ctx_t *ctx)
 {
     return ctx->deadline_ms;
+}
+
+void job_ctx_defer(job_ctx_t *ctx, int64_t delay_ms)
+{
+    int64_t until = clock_mono_ms() + delay_ms;
+    if (until > ctx->deferred_until_mono_ms)
+        ctx->deferred_until_mono_ms = until;
+}
+
+int64_t job_ctx_deferred_ms(const job_ctx_t *ctx)
+{
+    int64_t left = ctx->deferred_until_mono_ms - clock_mono_ms();
+    return left > 0 ? left : 0;
 }
 
 job_stop_t job_ctx_sleep_ms(const job_ctx_t *ctx, int64_t ms)

@@ -90,6 +90,15 @@ int64_t job_ctx_deadline_ms(const job_ctx_t *ctx);
 /* Sleeps up to ms, waking early when the job must stop; returns the reason. */
 job_stop_t job_ctx_sleep_ms(const job_ctx_t *ctx, int64_t ms);
 
+/* The job cannot go on for delay_ms: GitHub asked patchbay to wait longer
+ * than github.max_wait_s. If the handler then fails retryably, the job is
+ * queued again once the wait is over, and the attempt does not count (a job
+ * waits for GitHub's budget; it does not fail for it). The longest of
+ * several calls wins. */
+void job_ctx_defer(job_ctx_t *ctx, int64_t delay_ms);
+/* How much of that wait is left now (0: none); for the worker. */
+int64_t job_ctx_deferred_ms(const job_ctx_t *ctx);
+
 /* Process groups the job started (each child's own, from setpgid): killed
  * with SIGKILL when the job must stop. Adding one after the stop kills it at
  * once. -1 when JOB_CTX_PGIDS_MAX are registered. */

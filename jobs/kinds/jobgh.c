@@ -39,6 +39,17 @@ job_result_t jobgh_result(int rc)
     return rc == GHAPI_ERR_RETRYABLE || rc == GHAPI_ERR_RATE_LIMITED ? JOB_ERR_RETRY : JOB_ERR_PERMANENT;
 }
 
+/* A GitHub wait sleeps the job's way: a cancel or a shutdown ends it at once. */
+static int sleep_for_job(void *ctx, int64_t ms)
+{
+    return job_ctx_sleep_ms(ctx, ms) == JOB_STOP_NONE ? 0 : -1;
+}
+
+static void rate_limited(void *ctx, int64_t retry_after_ms)
+{
+    job_ctx_defer(ctx, retry_after_ms > 0 ? retry_after_ms : 1000);
+}
+
 int jobgh_open(jobgh_t *j, job_ctx_t *ctx, char *err, size_t err_len)
 {
     memset(j, 0, sizeof(*j));
@@ -52,6 +63,10 @@ int jobgh_open(jobgh_t *j, job_ctx_t *ctx, char *err, size_t err_len)
     }
     ghapi_options_t o;
     ghapi_options_from_config(&o, job_ctx_config(ctx), job_ctx_redis_url(ctx));
+    o.clock.sleep_ms = sleep_for_job;
+    o.clock.ctx = ctx;
+    o.on_rate_limited = rate_limited;
+    o.on_rate_limited_ctx = ctx;
     char gerr[512];
     if (ghapi_app_new(&j->app, &o, gerr, sizeof(gerr)) != GHAPI_OK) {
         snprintf(err, err_len, "no GitHub client: %s", gerr);

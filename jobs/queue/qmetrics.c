@@ -104,6 +104,10 @@ int qmetrics_render(redisContext *c, strbuf_t *out, char *err, size_t err_len)
         {"patchbay_job_retries_total", "Runs that failed and were scheduled to run again, by kind.", "retries:%s"},
         {"patchbay_job_lock_waits_total", "Times a job found its issue locked by another job and waited, by kind.",
          "waits:%s"},
+        {"patchbay_job_github_waits_total",
+         "Runs handed back to the queue to wait for GitHub (a rate limit or the content budget), by kind; the "
+         "attempt does not count.",
+         "github_waits:%s"},
     };
     for (size_t i = 0; i < sizeof(per_kind) / sizeof(per_kind[0]); i++) {
         strbuf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", per_kind[i].metric, per_kind[i].help,

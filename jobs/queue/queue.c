@@ -779,6 +779,15 @@ const char QUEUE_WORK_LUA[] = QUEUE_LUA_PRELUDE
     "      redis.call('HINCRBY', METRICS, 'retries:' .. rec.kind, 1)\n"
     "      why = err .. ' (attempt ' .. attempts .. ' of ' .. kind.max .. '; next in ' .. delay .. ' ms)'\n"
     "    end\n"
+    "  elseif how == 'wait' then\n"
+    "    -- waiting for GitHub is no failure: the attempt is given back\n"
+    "    local due = now + tonumber(delay)\n"
+    "    to = 'queued'\n"
+    "    fields[#fields + 1] = 'retry_at_ms'; fields[#fields + 1] = due\n"
+    "    fields[#fields + 1] = 'attempts'; fields[#fields + 1] = math.max(0, (tonumber(rec.attempts) or 1) - 1)\n"
+    "    redis.call('ZADD', P .. 'delayed', due, id)\n"
+    "    redis.call('HINCRBY', METRICS, 'github_waits:' .. rec.kind, 1)\n"
+    "    why = err .. ' (again in ' .. delay .. ' ms; this attempt does not count)'\n"
     "  end\n"
     "  if to == 'succeeded' then redis.call('HDEL', P .. 'job:' .. id, 'error')\n"
     "  else fields[#fields + 1] = 'error'; fields[#fields + 1] = (to == 'dead') and why or err end\n"
@@ -1180,9 +1189,9 @@ int queue_job_finish(redisContext *c, const queue_policy_t *p, const char *id, c
                      queue_run_end_t end, const char *error, int64_t retry_delay_ms, job_status_t *status, char *err,
                      size_t err_len)
 {
-    static const char *const how[] = {"succeeded", "failed", "retry", "cancelled"};
+    static const char *const how[] = {"succeeded", "failed", "retry", "cancelled", "wait"};
     char delay[24];
-    assert(end >= QUEUE_RUN_SUCCEEDED && end <= QUEUE_RUN_CANCELLED);
+    assert(end >= QUEUE_RUN_SUCCEEDED && end <= QUEUE_RUN_WAIT);
     snprintf(delay, sizeof(delay), "%" PRId64, retry_delay_ms > 0 ? retry_delay_ms : 1);
     const char *args[] = {"finish", id, run, consumer, how[end], error ? error : "", delay};
     redisReply *r = NULL;

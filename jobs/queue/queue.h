@@ -250,6 +250,8 @@ typedef enum {
     QUEUE_RUN_FAILED,    /* permanently */
     QUEUE_RUN_RETRY,     /* retryable: queued again after retry_delay_ms, or dead on the last attempt */
     QUEUE_RUN_CANCELLED,
+    QUEUE_RUN_WAIT,      /* cannot go on before retry_delay_ms (GitHub asked to wait): queued again then,
+                            and this attempt does not count */
 } queue_run_end_t;
 
 /* Ends a run: running -> succeeded | failed | queued (delayed) | dead |

@@ -278,7 +278,7 @@ static void handback_self(worker_t *w, conn_fn conn, const char *detail)
  */
 static void end_run(worker_t *w, conn_fn conn, redisContext *(*ctx_conn)(void *), const char *id, const char *run,
                     int64_t attempts, int64_t timeout_ms, job_stop_t why, job_result_t res, const char *handler_err,
-                    uint64_t *rng)
+                    int64_t deferred_ms, uint64_t *rng)
 {
     char msg[1200];
     queue_run_end_t end;
@@ -308,6 +308,11 @@ static void end_run(worker_t *w, conn_fn conn, redisContext *(*ctx_conn)(void *)
                  "was restarted", WORKER_STOP_GRACE_MS);
     int64_t delay = job_retry_delay_ms((int)attempts, w->cfg->workers.retry_delay_ms, w->cfg->workers.retry_max_delay_ms,
                                        rand64(rng));
+    if (end == QUEUE_RUN_RETRY && why == JOB_STOP_NONE && deferred_ms > 0) {
+        /* GitHub asked to wait: the job waits in the delayed set, holding no worker */
+        end = QUEUE_RUN_WAIT;
+        delay = deferred_ms;
+    }
     job_status_t status;
     if (finish_until_done(w, conn, id, run, end, msg, delay, &status) != 0)
         return;
@@ -384,7 +389,8 @@ static void run_job(worker_t *w, queue_start_t *st)
             pause();
     }
     job_stop_t why = (job_stop_t)atomic_load(&w->watch.stop);
-    end_run(w, main_conn, ctx_main_conn, id, st->run, attempts, timeout, why, res, err, &w->rng);
+    end_run(w, main_conn, ctx_main_conn, id, st->run, attempts, timeout, why, res, err,
+            ctx != NULL ? job_ctx_deferred_ms(ctx) : 0, &w->rng);
     job_clear(w);
     job_ctx_free(ctx);
 }
@@ -575,7 +581,7 @@ static void give_up_on_handler(worker_t *w, const snapshot_t *s, job_stop_t why,
     log_error(NULL, s->id, "job %s: the handler did not stop within %d ms of being told to (%s); restarting the worker",
               s->id, WORKER_STOP_GRACE_MS, job_stop_name(why));
     job_watch_kill(&w->watch);
-    end_run(w, wd_conn, ctx_wd_conn, s->id, s->run, s->attempts, s->timeout_ms, why, JOB_ERR_RETRY, "", rng);
+    end_run(w, wd_conn, ctx_wd_conn, s->id, s->run, s->attempts, s->timeout_ms, why, JOB_ERR_RETRY, "", 0, rng);
     _exit(why == JOB_STOP_SHUTDOWN ? WORKER_EXIT_OK : WORKER_EXIT_RESTART);
 }
 

@@ -93,6 +93,25 @@ async function refreshList(status) {
   $("empty").hidden = jobs.length > 0;
 }
 
+// ---- GitHub's waits: which installations GitHub's limits hold, and until when
+
+const WAIT_WORDS = {
+  primary: "GitHub's hourly rate limit is spent",
+  secondary: "GitHub's secondary rate limit asked patchbay to wait",
+  content: "the budget of content-generating calls (github.content_limits) is used",
+  concurrency: "too many calls are in flight",
+};
+
+async function refreshWaits() {
+  const p = $("github-waits");
+  const r = await api("/api/github");
+  const lines = (r.waits || []).map((w) =>
+    "Installation " + w.installation + ": " + (WAIT_WORDS[w.reason] || w.reason) + "; no call to GitHub until " +
+    new Date(w.until_ms).toLocaleTimeString() + " (" + duration(w.seconds_left * 1000) + "). Jobs wait; none fails for it.");
+  p.textContent = lines.join("\n");
+  p.hidden = lines.length === 0;
+}
+
 // ---- one job
 
 const FIELDS = ["kind", "repo", "number", "sender", "instruction", "attempts", "delivery", "created_at",
@@ -167,7 +186,7 @@ async function main() {
   } else {
     $("list-view").hidden = false;
     const tick = async () => {
-      try { await refreshList(status); showError(null); } catch (e) { showError(e); }
+      try { await refreshList(status); await refreshWaits(); showError(null); } catch (e) { showError(e); }
     };
     await tick();
     setInterval(tick, 2000);
