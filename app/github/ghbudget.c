@@ -163,12 +163,18 @@ void ghbudget_limits_from_config(ghbudget_limits_t *l, const config_t *cfg)
     l->max_inflight = cfg->github.max_inflight;
 }
 
+/* The window as counted: a little wider than configured (see the margin). */
+static int64_t counted(int64_t window_ms)
+{
+    return window_ms + window_ms / GHBUDGET_WINDOW_MARGIN_DIV + GHBUDGET_WINDOW_MARGIN_MS;
+}
+
 static int64_t widest(const ghbudget_limits_t *l)
 {
     int64_t w = 0;
     for (size_t i = 0; i < l->n; i++)
-        if (l->w[i].window_ms > w)
-            w = l->w[i].window_ms;
+        if (counted(l->w[i].window_ms) > w)
+            w = counted(l->w[i].window_ms);
     return w;
 }
 
@@ -270,8 +276,9 @@ static ghbudget_verdict_t local_admit(ghbudget_local_t *l, const ghbudget_limits
         }
         for (size_t i = 0; i < lim->n; i++) {
             int limit = low ? lim->w[i].calls * GHBUDGET_LOW_SHARE_PCT / 100 : lim->w[i].calls;
+            int64_t win = counted(lim->w[i].window_ms);
             size_t first = s->count; /* the oldest stamp inside this window */
-            while (first > 0 && stamp_at(s, first - 1) > now - lim->w[i].window_ms)
+            while (first > 0 && stamp_at(s, first - 1) > now - win)
                 first--;
             size_t used = s->count - first;
             if (used < (size_t)limit)
@@ -280,7 +287,7 @@ static ghbudget_verdict_t local_admit(ghbudget_local_t *l, const ghbudget_limits
                 v = GHBUDGET_DEFER;
                 goto done;
             }
-            int64_t until = stamp_at(s, first + used - (size_t)limit) + lim->w[i].window_ms;
+            int64_t until = stamp_at(s, first + used - (size_t)limit) + win;
             if (until - now > wait)
                 wait = until - now;
         }
@@ -468,7 +475,7 @@ ghbudget_verdict_t ghbudget_admit(ghbudget_t *b, ghbudget_ticket_t *t, int64_t *
     NUM(lim->n);
     for (size_t i = 0; i < lim->n; i++) {
         NUM(lim->w[i].calls);
-        NUM(lim->w[i].window_ms);
+        NUM(counted(lim->w[i].window_ms));
     }
 #undef NUM
     redisReply *r = run_script(b, admit_sha, ADMIT_LUA, argc, argv);

@@ -61,6 +61,11 @@
 #define GHBUDGET_SECONDARY_CAP_MS (15 * 60000)
 #define GHBUDGET_PRIMARY_MIN_WAIT_MS 1000    /* a reset already past: our clock is behind GitHub's */
 #define GHBUDGET_CONCURRENCY_POLL_MS 100     /* a full in-flight set: look again this soon */
+/* A window is kept a little wider than configured: GitHub counts a call when
+ * it arrives, we when we send it, and one call's way can be slower than the
+ * next one's. 2% of the window and 50 ms more (61.25 s for a minute). */
+#define GHBUDGET_WINDOW_MARGIN_DIV 50
+#define GHBUDGET_WINDOW_MARGIN_MS 50
 #define GHBUDGET_STATE_TTL_MS 3600000        /* a streak is forgotten an hour after its last wait */
 #define GHBUDGET_LOCAL_SLOTS 64
 #define GHBUDGET_LOCAL_STAMPS_MAX 4096

@@ -202,7 +202,7 @@ class ControlMixin:
             return self.review_comment_json(c)
 
     def add_fault(self, type, count=1, path=None, method=None, target="api", status=None,
-                  reset=None, retry_after=None, seconds=None, body=None, message=None):
+                  reset=None, retry_after=None, seconds=None, body=None, message=None, hold=False):
         """Inject a fault into the next `count` matching requests (-1 = until
         cleared).  type:
           primary   - 403 (or status=429) primary rate limit, x-ratelimit-remaining: 0
@@ -212,14 +212,19 @@ class ControlMixin:
           status    - answer `status` (default 502) with `body` (default GitHub-like)
           stall     - sleep `seconds` before answering normally
         path: regex searched in the request path; method: only this method;
-        target: "api" (default), "git" or "any"."""
+        target: "api" (default), "git" or "any".
+        hold (rate limits): as on github.com, the limit then holds for the
+        whole installation (or App) until it ends - the reset, retry-after,
+        or a minute - and every API request before that is refused the same
+        way (and recorded as a rate violation, as every such request is)."""
         if type not in ("primary", "secondary", "429", "status", "stall"):
             raise ValueError("unknown fault type %r" % type)
         with self.lock:
             f = {"id": self._id(), "type": type, "count": int(count),
                  "path": path, "method": method, "target": target,
                  "status": status, "reset": reset, "retry_after": retry_after,
-                 "seconds": seconds, "body": body, "message": message, "hits": 0}
+                 "seconds": seconds, "body": body, "message": message, "hits": 0,
+                 "hold": bool(hold)}
             if path:
                 re.compile(path)
             self.faults.append(f)
@@ -314,8 +319,17 @@ class ControlMixin:
             return {"webhook": self.webhook}
 
     def configure(self, token_ttl=None, clock_offset=None, rate_limit=None,
-                  unauth_rate_limit=None, redelivery_status_code=None):
+                  unauth_rate_limit=None, redelivery_status_code=None, content_limits=None):
+        """content_limits: [[calls, seconds], ...] - GitHub's limits on
+        content-generating requests (POST, PATCH, PUT, DELETE with an
+        installation token), per installation, in any sliding window: GitHub
+        documents 80 a minute and 500 an hour. Off by default (tests that want
+        them scale them down). Beyond one, the request is refused as GitHub
+        refuses it (403, a secondary rate limit, no retry-after) and recorded
+        as a rate violation."""
         with self.lock:
+            if content_limits is not None:
+                self.content_limits = [(int(c), float(w)) for c, w in content_limits]
             if token_ttl is not None:
                 self.token_ttl = int(token_ttl)
             if clock_offset is not None:
@@ -329,7 +343,8 @@ class ControlMixin:
             return {"token_ttl": self.token_ttl, "clock_offset": self.clock_offset,
                     "rate_limit": self.rate_limit,
                     "unauth_rate_limit": self.unauth_rate_limit,
-                    "redelivery_status_code": self.redelivery_status_code}
+                    "redelivery_status_code": self.redelivery_status_code,
+                    "content_limits": [list(x) for x in self.content_limits]}
 
     def set_rate_limit(self, installation_id=None, app_id=None, limit=None,
                        remaining=None, reset=None):
@@ -357,6 +372,13 @@ class ControlMixin:
         with self.lock:
             self.calls_log = []
             return {"ok": True}
+
+    def violations(self):
+        """Requests GitHub had asked not to be made: sent while a rate limit it
+        answered was still in force (before x-ratelimit-reset, retry-after, or
+        the minute), or past a content limit."""
+        with self.lock:
+            return [dict(v) for v in self.rate_violations]
 
     @property
     def mint_count(self):
@@ -467,6 +489,8 @@ class ControlMixin:
                             "expired": t["expires_at"] <= self.now()}
                            for t in self.tokens.values()],
                 "faults": [dict(f) for f in self.faults],
+                "rate_violations": [dict(v) for v in self.rate_violations],
+                "holds": {k: dict(v) for k, v in self.holds.items()},
                 "manifest_codes": sorted(self.manifest_codes),
                 "git_root": self.git_root,
             }
@@ -500,6 +524,7 @@ class ControlMixin:
             ("POST", "/_fake/seed"): lambda **kw: self.seed(kw),
             ("GET", "/_fake/state"): self.state,
             ("POST", "/_fake/reset_calls"): self.reset_calls,
+            ("GET", "/_fake/violations"): self.violations,
             ("GET", "/_fake/health"): lambda: {"ok": True, "port": self.port},
         }
         if req.method == "GET" and req.path == "/_fake/calls":

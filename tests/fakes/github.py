@@ -120,6 +120,10 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
         self.manifest_codes = {}
         self.faults = []
         self.rate = {}
+        self.content_limits = []        # [(calls, seconds)], see configure
+        self.content_sent = {}          # installation id -> times of its content requests
+        self.holds = {}                 # bucket key -> {"until", "kind", "status", "retry_after", "reset"}
+        self.rate_violations = []
         self.calls_log = []
         self._seq = 0
         self.routes = []
@@ -248,6 +252,8 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
             resp = self._status_fault(req, "api")
             if resp is None:
                 req.auth = self._authenticate(req, route)
+                resp = self._held(req, request_id)
+            if resp is None:
                 resp = self._rate_fault(req, request_id)
             if resp is None:
                 if route is None:
@@ -257,6 +263,9 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
                 bucket = self._bucket_for(req) if counted else None
                 if bucket and bucket["used"] >= bucket["limit"] and bucket["reset"] > self.now():
                     resp = self._primary_response(req, bucket["reset"], bucket["limit"])
+                    self._hold(req, "primary", resp, until=bucket["reset"])
+                elif counted and (resp := self._content_limit(req, request_id, t0)) is not None:
+                    pass
                 else:
                     with self.lock:
                         resp = fn(req, *groups)
@@ -606,6 +615,78 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
             "x-ratelimit-used": str(limit), "x-ratelimit-reset": str(int(reset)),
             "x-ratelimit-resource": "core"})
 
+    # -- GitHub's waits: what a client must not do after a rate limit ---------
+    def _bucket_key(self, req):
+        a = req.auth
+        if a is not None and a.kind == "installation":
+            return "inst:%d" % a.installation_id
+        if a is not None and a.kind == "jwt":
+            return "app:%d" % a.app["id"]
+        return "ip"
+
+    def _hold(self, req, kind, resp, until, hold=False):
+        """A rate-limit answer was given: until `until` (epoch seconds) GitHub
+        asks this installation (or App) to make no request. With hold, every
+        request before then is refused again, as github.com does."""
+        with self.lock:
+            key = self._bucket_key(req)
+            old = self.holds.get(key)
+            if old is None or until > old["until"]:
+                self.holds[key] = {"until": until, "kind": kind, "hold": hold, "since": self.now(),
+                                   "status": resp.status, "body": resp.body,
+                                   "headers": {k: v for k, v in resp.headers.items()
+                                               if k.lower().startswith("x-ratelimit") or k.lower() == "retry-after"}}
+
+    def _held(self, req, request_id):
+        """A request while a wait GitHub asked for is in force: a violation,
+        and refused again when the limit holds."""
+        with self.lock:
+            key = self._bucket_key(req)
+            h = self.holds.get(key)
+            now = self.now()
+            if h is None or h["until"] <= now:
+                return None
+            self.rate_violations.append({"key": key, "kind": h["kind"], "method": req.method,
+                                         "path": req.path, "at": now, "until": h["until"],
+                                         "early_by": round(h["until"] - now, 3)})
+            if not h["hold"]:
+                return None
+            headers = dict(h["headers"])
+            if "retry-after" in headers:
+                headers["retry-after"] = str(max(1, int(h["until"] - now + 0.999)))
+            return Response(h["status"], dict(h["body"]), headers)
+
+    def _content_limit(self, req, request_id, arrived):
+        """GitHub's limits on content-generating requests (configure
+        content_limits): past one, a secondary rate limit, without retry-after
+        (the client must wait at least a minute). Counted by when each request
+        arrived, as GitHub counts them, not by when this fake got to it."""
+        a = req.auth
+        if not self.content_limits or a is None or a.kind != "installation" or \
+                req.method not in ("POST", "PATCH", "PUT", "DELETE"):
+            return None
+        with self.lock:
+            now = arrived + self.clock_offset
+            sent = self.content_sent.setdefault(a.installation_id, [])
+            widest = max(w for _c, w in self.content_limits)
+            sent[:] = [t for t in sent if t > self.now() - 2 * widest]
+            for calls, window in self.content_limits:
+                if sum(1 for t in sent if now - window < t <= now) >= calls:
+                    msg = ("You have exceeded a secondary rate limit. Please wait a few minutes before "
+                           "you try again. If you reach out to GitHub Support for help, please include "
+                           "the request ID %s." % request_id)
+                    r = Response(403, ApiError(403, msg, doc=DOC["secondary"]).body())
+                    self.rate_violations.append({"key": self._bucket_key(req), "kind": "content",
+                                                 "method": req.method, "path": req.path, "at": now,
+                                                 "until": now, "early_by": 0,
+                                                 "limit": "%d/%gs" % (calls, window),
+                                                 "counted": sorted(round(t - now, 3) for t in sent
+                                                                   if now - window < t <= now)})
+                    self._hold(req, "secondary", r, until=now + 60)
+                    return r
+            sent.append(now)
+        return None
+
     def _rate_fault(self, req, request_id):
         f = self._take_fault(req, ("primary", "secondary", "429"), "api")
         if not f:
@@ -618,6 +699,7 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
             r = self._primary_response(req, reset, b["limit"])
             r.status = int(f["status"] or 403)
             r.body["status"] = str(r.status)
+            self._hold(req, "primary", r, until=reset, hold=f.get("hold", False))
             return r
         # secondary: remaining budget is NOT zero; retry-after when GitHub
         # says how long, otherwise the client waits at least a minute.
@@ -629,7 +711,11 @@ class FakeGitHub(ControlMixin, AppMixin, IssuesMixin, PullsMixin, Shapes):
         headers = {}
         if f["retry_after"] is not None:
             headers["retry-after"] = str(int(f["retry_after"]))
-        return Response(status, ApiError(status, msg, doc=DOC["secondary"]).body(), headers)
+        r = Response(status, ApiError(status, msg, doc=DOC["secondary"]).body(), headers)
+        # GitHub: no request before retry-after, or for at least a minute without it
+        wait = int(f["retry_after"]) if f["retry_after"] is not None else 60
+        self._hold(req, "secondary", r, until=self.now() + wait, hold=f.get("hold", False))
+        return r
 
     # ------------------------------------------------------------------
     # git smart HTTP
