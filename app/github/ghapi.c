@@ -548,6 +548,16 @@ void ghapi_free(ghapi_t *gh)
     free(gh);
 }
 
+int ghapi_fact_get(ghapi_t *gh, const char *name, char *out, size_t out_len)
+{
+    return ghshare_fact_get(gh->share, name, out, out_len);
+}
+
+void ghapi_fact_set(ghapi_t *gh, const char *name, const char *value)
+{
+    ghshare_fact_set(gh->share, name, value, GHAPI_FACT_TTL_S);
+}
+
 static uint64_t next_random(ghapi_t *gh)
 {
     /* xorshift64*: jitter needs spread, not secrecy */

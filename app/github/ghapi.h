@@ -263,7 +263,13 @@ int ghapi_repo_installation(int64_t *out, ghapi_t *gh, const char *repo);
 /* GET /users/{slug}[bot]; and the commit identity built from it:
  * "<slug>[bot]" and "<id>+<slug>[bot]@users.noreply.github.com". */
 int ghapi_bot_user(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, const char *slug);
+/* The bot's id never changes: asked once, then shared through Redis for
+ * GHAPI_FACT_TTL_S, so a job does not spend a call on it. */
+#define GHAPI_FACT_TTL_S 86400
 int ghapi_bot_identity(char **name, char **email, ghapi_t *gh, const ghapi_repo_t *r, const char *slug);
+/* A fact shared through Redis (ghshare_fact_get/set), for the typed calls. */
+int ghapi_fact_get(ghapi_t *gh, const char *name, char *out, size_t out_len);
+void ghapi_fact_set(ghapi_t *gh, const char *name, const char *value);
 
 int ghapi_repo_get(json_t **out, ghapi_t *gh, const ghapi_repo_t *r);
 int ghapi_issue_get(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number);

@@ -128,22 +128,30 @@ int ghapi_bot_user(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, const char 
 
 int ghapi_bot_identity(char **name, char **email, ghapi_t *gh, const ghapi_repo_t *r, const char *slug)
 {
-    json_t *u = NULL;
+    char fact[160], known[32];
+    int64_t id = 0;
     *name = *email = NULL;
-    int rc = ghapi_bot_user(&u, gh, r, slug);
-    if (rc != GHAPI_OK)
-        return rc;
-    json_t *id = json_object_get(u, "id");
-    if (!json_is_integer(id)) {
+    snprintf(fact, sizeof(fact), "bot:%s", slug);
+    if (ghapi_fact_get(gh, fact, known, sizeof(known)) == 0 && (id = strtoll(known, NULL, 10)) > 0) {
+        /* asked before, by this job or another */
+    } else {
+        json_t *u = NULL;
+        int rc = ghapi_bot_user(&u, gh, r, slug);
+        if (rc != GHAPI_OK)
+            return rc;
+        json_t *jid = json_object_get(u, "id");
+        id = json_is_integer(jid) ? (int64_t)json_integer_value(jid) : 0;
         json_decref(u);
-        return GHAPI_ERR_PERMANENT;
+        if (id <= 0)
+            return GHAPI_ERR_PERMANENT;
+        snprintf(known, sizeof(known), "%" PRId64, id);
+        ghapi_fact_set(gh, fact, known);
     }
     /* GitHub attributes commits to the bot by this noreply address */
     if (asprintf(name, "%s[bot]", slug) < 0)
         *name = NULL;
-    if (asprintf(email, "%" PRId64 "+%s[bot]@users.noreply.github.com", (int64_t)json_integer_value(id), slug) < 0)
+    if (asprintf(email, "%" PRId64 "+%s[bot]@users.noreply.github.com", id, slug) < 0)
         *email = NULL;
-    json_decref(u);
     if (*name == NULL || *email == NULL) {
         free(*name);
         free(*email);

@@ -410,3 +410,28 @@ void ghshare_redis_drop(ghshare_t *s)
         s->c = NULL;
     }
 }
+
+/* ---------------------------------------------------------------------------
+ * Facts
+ * ------------------------------------------------------------------------- */
+
+int ghshare_fact_get(ghshare_t *s, const char *name, char *out, size_t out_len)
+{
+    redisReply *r = command(s, "GET %s%s", GHSHARE_FACT_PREFIX, name);
+    int rc = -1;
+    if (r != NULL && r->type == REDIS_REPLY_STRING && r->len < out_len) {
+        memcpy(out, r->str, r->len);
+        out[r->len] = '\0';
+        rc = 0;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+void ghshare_fact_set(ghshare_t *s, const char *name, const char *value, int64_t ttl_s)
+{
+    redisReply *r = command(s, "SET %s%s %s EX %lld", GHSHARE_FACT_PREFIX, name, value, (long long)ttl_s);
+    if (r != NULL)
+        freeReplyObject(r);
+}

@@ -74,6 +74,13 @@ int ghshare_token_get(char **token, int64_t *expires_at_s, int *minted, ghshare_
  * is still the token stored there (someone may have minted a new one). */
 void ghshare_token_invalidate(ghshare_t *s, int64_t installation, const char *repo, const char *token);
 
+/* Facts about GitHub that do not change (a bot user's id), shared so that
+ * no process asks GitHub twice: patchbay:gh:fact:<name>. get: 0 and the
+ * value in out, or -1 when unknown (or no Redis). */
+#define GHSHARE_FACT_PREFIX "patchbay:gh:fact:"
+int ghshare_fact_get(ghshare_t *s, const char *name, char *out, size_t out_len);
+void ghshare_fact_set(ghshare_t *s, const char *name, const char *value, int64_t ttl_s);
+
 /* This thread's Redis connection, reconnecting when it broke (but not more
  * often than every GHSHARE_REDIS_RETRY_MS), or NULL: without Redis, or while
  * it is unreachable. For ghbudget, which shares the connection. */

@@ -7,6 +7,7 @@
 #include "attempt.h"
 #include "jobgh.h"
 #include "progress.h"
+#include "progressgh.h"
 #include "prompt.h"
 #include "app/common/clock.h"
 #include "app/common/fileio.h"
@@ -44,6 +45,7 @@ typedef struct {
     ghapi_repo_t r;   /* j.r */
     progress_t progress;
     int64_t progress_comment_id;
+    progressgh_t *pg;         /* edits the progress comment when a person would notice; NULL: inline */
     size_t s_prepare, s_checkout, s_env, s_setup, s_agent, s_tests, s_push, s_pr;
     image_t image;           /* the job's environment, when it has one (jobgh_environment) */
     const char *env_name;
@@ -87,13 +89,29 @@ static void progress_push(fix_t *f, int final)
 {
     if (f->progress_comment_id == 0)
         return;
-    strbuf_t body = STRBUF_INIT;
+    strbuf_t body = STRBUF_INIT, same = STRBUF_INIT;
     progress_render(&body, &f->progress, clock_wall_ms());
-    /* intermediate edits give way to the budget; the last one does not */
-    int rc = ghapi_comment_update(NULL, f->gh, &f->r, f->progress_comment_id, body.data, final ? 0 : GHAPI_CALL_LOW_PRIORITY);
+    /* the checklist without its running clock: tells an edit from none */
+    progress_render(&same, &f->progress, f->progress.started_ms);
+    int rc = GHAPI_OK;
+    if (f->pg != NULL && !final)
+        progressgh_update(f->pg, body.data, same.data);
+    else if (f->pg != NULL)
+        rc = progressgh_finish(f->pg, f->gh, body.data, same.data);
+    else /* intermediate edits give way to the budget; the last one does not */
+        rc = ghapi_comment_update(NULL, f->gh, &f->r, f->progress_comment_id, body.data,
+                                  final ? 0 : GHAPI_CALL_LOW_PRIORITY);
     if (rc != GHAPI_OK && rc != GHAPI_ERR_DEFERRED)
         job_ctx_log(f->ctx, LOG_WARN, "progress comment not updated: %s", ghapi_error(f->gh));
     strbuf_free(&body);
+    strbuf_free(&same);
+}
+
+/* From now on the comment is edited by its own thread, at most every few seconds. */
+static void progress_edit_by_thread(fix_t *f, const char *shown)
+{
+    f->pg = progressgh_open(f->j.app, &f->r, f->progress_comment_id, shown, PROGRESSGH_INTERVAL_MS,
+                            jobgh_str(f->ctx, JOB_F_DELIVERY), f->id);
 }
 
 static void step_start(fix_t *f, size_t step)
@@ -133,21 +151,26 @@ static int64_t find_progress_comment(fix_t *f)
 static int open_progress(fix_t *f)
 {
     f->progress_comment_id = jobgh_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID);
-    if (f->progress_comment_id == 0)
+    /* only a run after the first can have made one that the record missed */
+    if (f->progress_comment_id == 0 && jobgh_int(f->ctx, "run") > 1)
         f->progress_comment_id = find_progress_comment(f);
     if (f->progress_comment_id != 0) {
+        progress_edit_by_thread(f, "");
         progress_push(f, 0);
         return GHAPI_OK;
     }
-    strbuf_t body = STRBUF_INIT;
+    strbuf_t body = STRBUF_INIT, same = STRBUF_INIT;
     progress_render(&body, &f->progress, clock_wall_ms());
+    progress_render(&same, &f->progress, f->progress.started_ms);
     json_t *c = NULL;
     int rc = ghapi_comment_create(&c, f->gh, &f->r, f->number, body.data);
-    strbuf_free(&body);
     if (rc == GHAPI_OK) {
         f->progress_comment_id = json_integer_value(json_object_get(c, "id"));
         jobgh_set_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID, f->progress_comment_id);
+        progress_edit_by_thread(f, same.data);
     }
+    strbuf_free(&body);
+    strbuf_free(&same);
     json_decref(c);
     return rc;
 }
@@ -255,10 +278,35 @@ static job_result_t read_settings(fix_t *f)
     return JOB_OK;
 }
 
+/* The issue as the webhook showed it, and its conversation when the webhook
+ * holds all of it (no comment before the one that asked): GitHub's answer
+ * to those reads is already in the payload, so they cost no call. */
+static int issue_from_payload(fix_t *f)
+{
+    char err[256];
+    json_t *payload = job_ctx_payload_json(f->ctx, err, sizeof(err));
+    json_t *issue = json_object_get(payload, "issue");
+    json_t *body = json_object_get(issue, "body");
+    if (!json_is_string(json_object_get(issue, "title")) || !(json_is_string(body) || json_is_null(body)) ||
+        json_integer_value(json_object_get(issue, "number")) != f->number)
+        return 0;
+    f->issue = json_incref(issue);
+    json_t *comment = json_object_get(payload, "comment");
+    if (json_is_integer(json_object_get(issue, "comments")) && json_integer_value(json_object_get(issue, "comments")) == 0 &&
+        jobgh_int(f->ctx, "run") <= 1) {
+        f->comments = json_array();
+        if (json_is_object(comment))
+            json_array_append(f->comments, comment);
+    }
+    return 1;
+}
+
 static job_result_t read_issue(fix_t *f)
 {
-    int rc = ghapi_issue_get(&f->issue, f->gh, &f->r, f->number);
-    if (rc == GHAPI_OK)
+    int rc = GHAPI_OK;
+    if (!issue_from_payload(f))
+        rc = ghapi_issue_get(&f->issue, f->gh, &f->r, f->number);
+    if (rc == GHAPI_OK && f->comments == NULL)
         rc = ghapi_issue_comments(&f->comments, f->gh, &f->r, f->number, FIXJOB_COMMENTS_MAX);
     if (rc != GHAPI_OK)
         return fail(f, jobgh_result(rc), "could not read #%" PRId64 ": %s", f->number, ghapi_error(f->gh));
@@ -889,7 +937,9 @@ static job_result_t open_pull_request(fix_t *f)
 {
     step_start(f, f->s_pr);
     json_t *pr = NULL;
-    int rc = ghapi_pull_find_by_head(&pr, f->gh, &f->r, f->branch, "open");
+    /* a fix asks to create, and looks for the one an earlier run made only when
+     * GitHub says it exists (422): no read on the way of every job */
+    int rc = f->followup ? ghapi_pull_find_by_head(&pr, f->gh, &f->r, f->branch, "open") : GHAPI_ERR_NOT_FOUND;
     if (rc == GHAPI_ERR_NOT_FOUND && !f->followup) {
         char title[160];
         title_from_summary(f, title, sizeof(title));
@@ -1044,6 +1094,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
         r = run(&f);
     }
 
+    progressgh_close(f.pg); /* before the client and App it edits with */
     jobgh_drop_tree(ctx, &f.wcfg, f.ws_id, f.ws);
     for (size_t i = 0; i < f.nspare; i++)
         jobgh_drop_tree(ctx, &f.wcfg, f.spare_ids[i], f.spare[i]);

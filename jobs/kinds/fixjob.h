@@ -5,7 +5,7 @@
  * stop.
  *
  * A fix job, in order (each step shown in the one progress comment, which is
- * edited in place):
+ * edited in place when a person would notice, progressgh.h):
  *   eyes on the trigger; the progress comment (found again by its marker on a
  *   retry); the requester's permission, checked live (write or more);
  *   .github/patchbay.yml from the default branch; the issue and its
