@@ -38,8 +38,14 @@
     "local P = 'patchbay:'\n"                                                                                           \
     "local FINAL = {succeeded = true, failed = true, cancelled = true, dead = true}\n"                                  \
     "local KNOWN = {queued = true, running = true, succeeded = true, failed = true, cancelled = true, dead = true}\n"   \
-    "local ALLOWED = {queued = {}, running = {}, succeeded = {}, failed = {}, cancelled = {}, dead = {}}\n"             \
+    "local ALLOWED\n"                                                                                                   \
+    "-- built on first use: most enqueues move no job, and a script's top level runs at every call\n"                  \
+    "local function allowed()\n"                                                                                       \
+    "  if ALLOWED then return ALLOWED end\n"                                                                           \
+    "  ALLOWED = {queued = {}, running = {}, succeeded = {}, failed = {}, cancelled = {}, dead = {}}\n"                \
     JOB_TRANSITIONS(QUEUE_LUA_ALLOW)                                                                                    \
+    "  return ALLOWED\n"                                                                                               \
+    "end\n"                                                                                                            \
     "local MOVES = {}\n"                                                                                                \
     "local FIELDS = {'status', 'kind', 'repo', 'number', 'payload_key', 'delivery', 'attempts', 'runs', 'run',\n"      \
     "                'entry', 'cancel_requested', 'started_at_ms', 'worker', 'error', 'sender'}\n"                      \
@@ -58,7 +64,7 @@
     "  return rec\n"                                                                                                    \
     "end\n"                                                                                                             \
     "local function transition(rec, to, now, ttl, why, fields)\n"                                                       \
-    "  local from = rec.status\n"                                                                                       \
+    "  local from, ALLOWED = rec.status, allowed()\n"                                                                   \
     "  if not (ALLOWED[from] and ALLOWED[from][to]) then\n"                                                             \
     "    error('illegal job transition ' .. tostring(from) .. ' -> ' .. to .. ' (job ' .. rec.id .. ')')\n"             \
     "  end\n"                                                                                                           \
@@ -100,7 +106,11 @@
  * Returns one {1, id} (a new job) or {0, id} (seen before) per delivery.
  *
  * Seen before: the delivery id, or the event's own identity (job.h,
- * JOB_F_EVENT_ID) under another delivery id. GitHub signs the body only, so
+ * JOB_F_EVENT_ID) under another delivery id. Each is claimed with one
+ * SET NX GET for the id the job would get, which both checks and records
+ * it (a GET and a SET each before); the counter is read and written once
+ * per batch rather than INCRed per job. Redis's CPU per job is what bounds
+ * jobs per second (tests/bench/bench_enqueue.c measures it without HTTP). GitHub signs the body only, so
  * a captured delivery replayed with a fresh X-GitHub-Delivery is still the
  * same comment, label or push; its payload copy, stored by the SET NX before
  * the script, belongs to no job and is dropped. The event key is the one key
@@ -129,30 +139,34 @@
 const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "local out = {}\n"
     "local a = 3\n"
+    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local issued = seq\n"
     "for d = 1, tonumber(ARGV[1]) do\n"
     "  local now, kind, target, sender, ek = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
     "  local first = a + 6\n"
     "  local last = first + tonumber(ARGV[a + 5]) - 1\n"
     "  a = last + 1\n"
-    "  local id = redis.call('GET', KEYS[3 + d])\n"
-    "  if not id and ek ~= '' then\n"
-    "    id = redis.call('GET', ek)\n"
-    "    if id then\n"
+    "  -- claim the delivery id and the event for the id this job would get; either\n"
+    "  -- one already claimed names the job it made (SET NX GET: one command each)\n"
+    "  local id = tostring(seq + 1)\n"
+    "  local seen = redis.call('SET', KEYS[3 + d], id, 'NX', 'GET', 'EX', ARGV[2])\n"
+    "  if not seen and ek ~= '' then\n"
+    "    seen = redis.call('SET', ek, id, 'NX', 'GET', 'EX', ARGV[2])\n"
+    "    if seen then\n"
+    "      redis.call('SET', KEYS[3 + d], seen, 'EX', ARGV[2])\n"
     "      for i = first, last - 1, 2 do\n"
-    "        if ARGV[i] == 'payload_key' and redis.call('HGET', 'patchbay:job:' .. id, 'payload_key') ~= ARGV[i + 1] then\n"
+    "        if ARGV[i] == 'payload_key' and redis.call('HGET', 'patchbay:job:' .. seen, 'payload_key') ~= ARGV[i + 1] then\n"
     "          redis.call('DEL', ARGV[i + 1])\n"
     "        end\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "  if id then\n"
-    "    out[d] = {0, id}\n"
+    "  if seen then\n"
+    "    out[d] = {0, seen}\n"
     "  else\n"
-    "    id = tostring(redis.call('INCR', KEYS[1]))\n"
+    "    seq = seq + 1\n"
     "    local jk = 'patchbay:job:' .. id\n"
     "    redis.call('HSET', jk, 'id', id, unpack(ARGV, first, last))\n"
-    "    redis.call('SET', KEYS[3 + d], id, 'EX', ARGV[2])\n"
-    "    if ek ~= '' then redis.call('SET', ek, id, 'EX', ARGV[2]) end\n"
     "    redis.call('ZADD', KEYS[3], now, id)\n"
     "    redis.call('ZADD', 'patchbay:queued:' .. kind, now, id)\n"
     "    if target ~= '' then\n"
@@ -209,6 +223,8 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "    out[d] = {1, id}\n"
     "  end\n"
     "end\n"
+    "-- one write of the counter for the batch, instead of an INCR per job\n"
+    "if seq ~= issued then redis.call('SET', KEYS[1], seq) end\n"
     "return out\n";
 
 void queue_enqueue_sha(char out[41])

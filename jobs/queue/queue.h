@@ -23,7 +23,9 @@
  *   patchbay:active:<repo>#<n> Hash; "<kind>:<sender>" -> id of that sender's
  *                             newest queued or running job of that kind on
  *                             issue/PR n.
- *   patchbay:seq              Counter; job ids are its values (1, 2, 3, ...).
+ *   patchbay:seq              Counter; job ids are its values (1, 2, 3, ...): the
+ *                             enqueue script reads it once and writes it once per
+ *                             batch, and a delivery seen before takes no id.
  *   patchbay:queued:<kind>    Sorted set; ids of queued jobs of that kind, by
  *                             when they became queued (depth, oldest age).
  *   patchbay:delayed          Sorted set; queued jobs waiting for a retry or
