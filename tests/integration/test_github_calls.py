@@ -81,6 +81,25 @@ class GitHubCalls(FixJobCase):
         self.assertIn("- [x] Run the agent", progress["body"])
         self.assertEqual(len(progress["history"]), 1)  # done within seconds: edited once, at the end
 
+    def test_a_label_started_fix_adds_only_the_working_label(self):
+        repo = self.repo("fix")
+        self.start(agent_section="agent:\n  isolation: none\n  test_rounds: 1\n")
+        issue = self.gh.add_issue(repo, "add() is wrong", body="add(2, 3) gives -1.", user="carol")
+        payload = harness.issues_labeled(label="patchbay", sender="alice", number=issue["number"], repo=repo,
+                                         installation=7)
+        payload["issue"].update({"title": issue["title"], "body": issue["body"], "comments": 0})
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issues", payload)
+        c.close()
+        self.assertEqual(status, 202, body)
+        rec = self.wait_job(body["job"])
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        content = [(c["method"], c["path"].rsplit("/", 1)[-1]) for c in self.rest_calls() if c["method"] in CONTENT]
+        # eyes, the working label, the checklist, the pull request, its last edit, rocket, the label off
+        self.assertEqual(content, [("POST", "reactions"), ("POST", "labels"), ("POST", "comments"), ("POST", "pulls"),
+                                   ("PATCH", rec["progress_comment_id"]), ("POST", "reactions"),
+                                   ("DELETE", "patchbay%3Aworking")])
+
     def test_a_long_step_shows_while_it_runs_and_edits_stay_seconds_apart(self):
         repo = self.repo("sleep", extra={".agent-sleep": "9\n"})
         self.start(agent_section="agent:\n  isolation: none\n  test_rounds: 1\n")

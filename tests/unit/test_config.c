@@ -228,6 +228,9 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->github.timeout_ms, 30000);
     assert_int_equal(c->github.max_wait_s, 900);
     assert_int_equal(c->github.reconcile_interval_s, 600);
+    static const char *const content_limits[] = {"80/60s", "500/3600s", NULL};
+    assert_list(&c->github.content_limits, content_limits);
+    assert_int_equal(c->github.max_inflight, 100);
     assert_int_equal(c->agent.network, 1);
     assert_string_equal(c->triggers.permission, "write");
     assert_string_equal(c->agent.isolation, "bwrap");
@@ -313,6 +316,8 @@ static void test_example_mentions_every_key(void **state)
         "mirror_budget_bytes:",
         "timeout_ms:",
         "max_wait_s:",
+        "content_limits:",
+        "max_inflight:",
         "reconcile_interval_s:",
         "env:",
         "network:",
@@ -850,6 +855,11 @@ static void test_rules_across_values(void **state)
     assert_yaml_error("workers:\n  retry_delay_ms: 700000\n", 2,
                       "'retry_max_delay_ms' (600000) must not be below 'retry_delay_ms' (700000)");
     assert_yaml_error("workers:\n  lease_seconds: 1\n", 2, "'lease_seconds' must be between 2 and 3600");
+    assert_yaml_error("github:\n  content_limits: [80/60s, 80 a minute]\n", 2,
+                      "'content_limits' must be CALLS/WINDOW, like 80/60s");
+    assert_yaml_error("github:\n  content_limits: [1/1s, 2/2s, 3/3s, 4/4s, 5/5s]\n", 2,
+                      "'content_limits' has 5 windows; at most 4");
+    assert_yaml_error("github:\n  max_inflight: 0\n", 2, "'max_inflight' must be between 1 and 100000");
     assert_yaml_error("workers:\n  grace_seconds: -1\n", 2, "'grace_seconds' must be between 0 and 86400");
 
     loaded_t l;
