@@ -29,7 +29,7 @@ struct job_ctx_s {
     json_t *payload_json;
     char numbuf[32]; /* job_ctx_field of a number */
     const char *redis_url;
-    int64_t deferred_until_mono_ms; /* job_ctx_defer */
+    _Atomic int64_t deferred_until_mono_ms; /* job_ctx_defer: any thread (a progress edit's too) */
 };
 
 void job_ctx_set_redis_url(job_ctx_t *ctx, const char *url)
@@ -262,13 +262,14 @@ int64_t job_ctx_deadline_ms(const job_ctx_t *ctx)
 void job_ctx_defer(job_ctx_t *ctx, int64_t delay_ms)
 {
     int64_t until = clock_mono_ms() + delay_ms;
-    if (until > ctx->deferred_until_mono_ms)
-        ctx->deferred_until_mono_ms = until;
+    int64_t was = atomic_load(&ctx->deferred_until_mono_ms);
+    while (until > was && !atomic_compare_exchange_weak(&ctx->deferred_until_mono_ms, &was, until))
+        ;
 }
 
 int64_t job_ctx_deferred_ms(const job_ctx_t *ctx)
 {
-    int64_t left = ctx->deferred_until_mono_ms - clock_mono_ms();
+    int64_t left = atomic_load(&((job_ctx_t *)ctx)->deferred_until_mono_ms) - clock_mono_ms();
     return left > 0 ? left : 0;
 }
 

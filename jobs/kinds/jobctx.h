@@ -15,9 +15,9 @@
  * one that does not return within WORKER_STOP_GRACE_MS is ended with its
  * whole worker process (the supervisor starts a new one).
  *
- * Thread safety: job_ctx_stop_reason, the pgid functions and the job_watch_t
- * calls may be used from any thread; everything else from the handler's
- * thread only.
+ * Thread safety: job_ctx_stop_reason, job_ctx_sleep_ms, job_ctx_defer, the
+ * pgid functions and the job_watch_t calls may be used from any thread;
+ * everything else from the handler's thread only.
  *
  * Memory: the context owns the record, the payload and every string it
  * returns; they stay valid until the handler returns. Handlers free nothing
