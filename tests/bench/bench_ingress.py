@@ -8,6 +8,7 @@ delivery and RSS, and the ratios. Figures, not pass/fail: machines are noisy,
 ratios within one run are what to compare.
 
   /usr/bin/python3 tests/bench/bench_ingress.py [--seconds 10] [--bin build/patchbay]
+      [--compare-bin OLD/patchbay]   # an older build, side by side in the same rounds
 
 Only loopback; every process started here is stopped by PID; each load run is
 bounded by --seconds.
@@ -268,94 +269,124 @@ def measure(name, pid, port, body, seconds, workdir):
     return r
 
 
+def start_patchbay(binary, work, threads):
+    """`patchbay serve` with no REDIS_URL: the private Redis and its settings, as a user runs it."""
+    os.makedirs(work, exist_ok=True)
+    cfg = os.path.join(work, "bench.yml")
+    with open(cfg, "w") as f:
+        f.write("server:\n  threads: %d\nlog:\n  level: warn\n" % threads)
+    harness.BIN = binary
+    pb = harness.Patchbay(work, env={"PATCHBAY_CONFIG": cfg, "LOG_LEVEL": "warn"})
+    # LOG_LEVEL=warn hides the "listening" line the harness waits for: wait on the port instead
+    pb.env["PORT"] = str(harness.free_port())
+    pb.start(wait_ready=False)
+    pb.port = int(pb.env["PORT"])
+    harness.wait_for(lambda: _answers(pb.port), 20, what="patchbay to listen")
+    sock = os.path.join(pb.data_dir, "redis", "redis.sock")
+    with open(os.path.join(pb.data_dir, "redis", "redis.pid")) as f:
+        redis_pid = int(f.read())
+    return pb, redis_pid, harness.RedisClient(sock)
+
+
+def measure_jobs(name, pb, redis_pid, db, body, seconds, work):
+    # each run starts from an empty queue, with no AOF rewrite under way:
+    # otherwise later runs measure a Redis holding earlier runs' gigabytes
+    db.call("FLUSHALL", "SYNC")
+    harness.wait_for(lambda: b"aof_rewrite_in_progress:0" in db.call("INFO", "persistence"), 120,
+                     interval=0.2, what="Redis's AOF rewrite to finish")
+    before = db.stream_len()
+    redis_cpu0 = cpu_seconds(redis_pid, children=True)
+    r = measure(name, pb.proc.pid, pb.port, body, seconds, work)
+    r["jobs"] = db.stream_len() - before
+    # the count includes the 1 s warm-up's jobs: divide CPU by all of them
+    r["redis_cpu_us"] = (cpu_seconds(redis_pid, children=True) - redis_cpu0) / max(r["jobs"], 1) * 1e6
+    r["jobs_per_s"] = r["rps"]  # every answer was a 202 with a job, checked below
+    return r
+
+
+def spread(xs, fmt="%.0f"):
+    return "median " + fmt % statistics.median(xs) + ", rounds " + ", ".join(fmt % x for x in xs) + \
+        " (spread " + fmt % min(xs) + "-" + fmt % max(xs) + ")"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "patchbay"))
+    ap.add_argument("--compare-bin", help="another patchbay binary (an older build) measured in the same rounds")
     ap.add_argument("--threads", type=int, default=0, help="patchbay event loops (0: one per core)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     if not npm_install() or not os.path.exists(EXAMPLES):
         sys.exit("needs the npm registry once, for tests/node_modules (payloads and the Node comparison)")
-    harness.BIN = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="pbbench-")
-    rounds = []
-    pb = node = None
+    bins = [("patchbay", os.path.abspath(args.bin))]
+    if args.compare_bin:
+        bins.append(("baseline", os.path.abspath(args.compare_bin)))
+    servers, rounds, node = [], [], None
     try:
-        cfg = os.path.join(work, "bench.yml")
-        with open(cfg, "w") as f:
-            f.write("server:\n  threads: %d\nlog:\n  level: warn\n" % args.threads)
-        # `patchbay serve` with no REDIS_URL: the private Redis and its settings, as a user runs it
-        pb = harness.Patchbay(work, env={"PATCHBAY_CONFIG": cfg, "LOG_LEVEL": "warn"})
-        # LOG_LEVEL=warn hides the "listening" line the harness waits for: wait on the port instead
-        pb.env["PORT"] = str(harness.free_port())
-        pb.start(wait_ready=False)
-        pb.port = int(pb.env["PORT"])
-        harness.wait_for(lambda: _answers(pb.port), 20, what="patchbay to listen")
-        pid = pb.proc.pid
-        sock = os.path.join(pb.data_dir, "redis", "redis.sock")
-        with open(os.path.join(pb.data_dir, "redis", "redis.pid")) as f:
-            redis_pid = int(f.read())
-        db = harness.RedisClient(sock)
+        for label, binary in bins:
+            servers.append((label,) + start_patchbay(binary, os.path.join(work, label), args.threads))
         port = harness.free_port()
         node = subprocess.Popen(["node", os.path.join(HERE, "node_webhooks_server.mjs"), str(port), SECRET],
                                 cwd=os.path.join(ROOT, "tests"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         harness.wait_for(lambda: _answers(port), 20, what="the Node server to listen")
-        # rounds interleave the four runs, so a noisy moment of this shared
-        # machine hits all of them rather than one; medians are reported
+        # rounds interleave every run, so a noisy moment of this shared machine
+        # hits all of them rather than one; medians and each round are reported
         for _ in range(args.rounds):
-            rounds.append([])
-            rounds[-1].append(measure("patchbay, not actionable", pid, pb.port, payload(False), args.seconds, work))
-            for name, body in (("patchbay, actionable, one issue", payload_varying(False)),
-                               ("patchbay, actionable, an issue each", payload_varying(True))):
-                # each run starts from an empty queue, with no AOF rewrite under way:
-                # otherwise later runs measure a Redis holding earlier runs' gigabytes
-                db.call("FLUSHALL", "SYNC")
-                harness.wait_for(lambda: b"aof_rewrite_in_progress:0" in db.call("INFO", "persistence"), 120,
-                                 interval=0.2, what="Redis's AOF rewrite to finish")
-                before = db.stream_len()
-                redis_cpu0 = cpu_seconds(redis_pid, children=True)
-                r = measure(name, pid, pb.port, body, args.seconds, work)
-                r["jobs"] = db.stream_len() - before
-                # the count includes the 1 s warm-up's jobs: divide CPU by all of them
-                r["redis_cpu_us"] = (cpu_seconds(redis_pid, children=True) - redis_cpu0) / max(r["jobs"], 1) * 1e6
-                r["jobs_per_s"] = r["rps"]  # every answer was a 202 with a job, checked below
-                rounds[-1].append(r)
-            rounds[-1].append(measure("@octokit/webhooks (Node), not actionable", node.pid, port, payload(False),
-                                      args.seconds, work))
-        db.close()
+            rnd = {}
+            for label, pb, redis_pid, db in servers:
+                rnd[label, "not actionable"] = measure("%s, not actionable" % label, pb.proc.pid, pb.port,
+                                                       payload(False), args.seconds, work)
+                for what, body in (("one issue", payload_varying(False)), ("an issue each", payload_varying(True))):
+                    rnd[label, what] = measure_jobs("%s, actionable, %s" % (label, what), pb, redis_pid, db, body,
+                                                    args.seconds, work)
+            rnd["node", "not actionable"] = measure("@octokit/webhooks (Node), not actionable", node.pid, port,
+                                                    payload(False), args.seconds, work)
+            rounds.append(rnd)
+        for s in servers:
+            s[3].close()
     finally:
         if node is not None:
             node.terminate()
             node.wait(10)
-        if pb is not None:
-            pb.stop()
+        for s in servers:
+            s[1].stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    med = lambda xs: statistics.median(xs)  # noqa: E731
+    med = statistics.median
     print("\npayload: %d bytes; load: wrk -t1 -c64, %d rounds of %ds; cores: %d (wrk shares them)" % (
         len(payload(False)), args.rounds, args.seconds, os.cpu_count()))
-    print("%-42s %10s %9s %10s %8s %8s %8s" % ("server (median of rounds)", "req/s", "p99 ms", "CPU us/req",
+    print("%-48s %10s %9s %10s %8s %8s %8s" % ("server (median of rounds)", "req/s", "p99 ms", "CPU us/req",
                                               "RSS MB", "peak MB", "non-2xx"))
-    for i in range(4):
-        rs = [rnd[i] for rnd in rounds]
-        print("%-42s %10.0f %9.2f %10.1f %8.1f %8.1f %8d" % (
+    keys = [k for k in rounds[0]]
+    for key in keys:
+        rs = [rnd[key] for rnd in rounds]
+        print("%-48s %10.0f %9.2f %10.1f %8.1f %8.1f %8d" % (
             rs[0]["name"], med([r["rps"] for r in rs]), med([r["p99_ms"] for r in rs]),
             med([r["cpu_us"] for r in rs]), max(r["rss_mb"] for r in rs), max(r["peak_mb"] for r in rs),
             sum(r["non2xx"] for r in rs)))
-    for i, what in ((2, "a different issue each (real traffic)"),
-                    (1, "all on one issue (each supersedes the last: the worst case)")):
-        act = [rnd[i] for rnd in rounds]
-        print("\njobs durably queued, %s: %.0f jobs/s (median; rounds: %s); every 202 is one job: %s" % (
-            what, med([r["jobs_per_s"] for r in act]), ", ".join("%.0f" % r["jobs_per_s"] for r in act),
-            "yes" if all(r["jobs"] >= r["total"] and r["non2xx"] == 0 for r in act) else "NO"))
-        print("redis-server CPU per queued job (with its AOF rewrites): %.1f us" %
-              med([r["redis_cpu_us"] for r in act]))
-    ratios = [rnd[0]["rps"] / rnd[3]["rps"] for rnd in rounds]
-    print("not-actionable throughput, patchbay / Node: %.1fx (rounds: %s)" % (
+    for label, *_ in servers:
+        for what, words in (("an issue each", "a different issue each (real traffic)"),
+                            ("one issue", "all on one issue (each supersedes the last: the worst case)")):
+            act = [rnd[label, what] for rnd in rounds]
+            print("\n%s, jobs durably queued, %s:" % (label, words))
+            print("  jobs/s: %s; every 202 is one job: %s" % (
+                spread([r["jobs_per_s"] for r in act]),
+                "yes" if all(r["jobs"] >= r["total"] and r["non2xx"] == 0 for r in act) else "NO"))
+            print("  redis-server CPU per durable job (AOF everysec, its rewrites included): %s us" %
+                  spread([r["redis_cpu_us"] for r in act], "%.1f"))
+    ratios = [rnd["patchbay", "not actionable"]["rps"] / rnd["node", "not actionable"]["rps"] for rnd in rounds]
+    print("\nnot-actionable throughput, patchbay / Node: %.1fx (rounds: %s)" % (
         med(ratios), ", ".join("%.1f" % x for x in ratios)))
+    if len(servers) > 1:
+        for what in ("an issue each", "one issue"):
+            cpu = [rnd["patchbay", what]["redis_cpu_us"] / rnd["baseline", what]["redis_cpu_us"] for rnd in rounds]
+            rate = [rnd["patchbay", what]["jobs_per_s"] / rnd["baseline", what]["jobs_per_s"] for rnd in rounds]
+            print("patchbay / baseline, %s: redis CPU per job %.2fx (rounds: %s), jobs/s %.2fx (rounds: %s)" % (
+                what, med(cpu), ", ".join("%.2f" % x for x in cpu), med(rate), ", ".join("%.2f" % x for x in rate)))
 
 
 def _answers(port):
