@@ -563,6 +563,67 @@ class WebhookFront(harness.TestCase):
             for s in socks:
                 s.close()
 
+    # -- whatever arrives, nothing is left held
+
+    def test_mangled_requests_leave_nothing_held(self):
+        import random
+        # a fixed seed, so a failure can be replayed; PATCHBAY_FRONT_SEED explores others
+        rng = random.Random(int(os.environ.get("PATCHBAY_FRONT_SEED", "20261205")))
+        pb = self.start("server:\n  request_timeout_ms: 1000\n")
+        body, sig = self.signed(harness.issue_comment(number=12))
+        valid = [head(length=len(body), signature=sig) + body,
+                 head(signature=sig, extra=b"Transfer-Encoding: chunked\r\n") + b"%x\r\n" % len(body) + body +
+                 b"\r\n0\r\n\r\n",
+                 head(length=len(body), signature=sig, extra=b"Expect: 100-continue\r\n") + body,
+                 b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                 b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"]
+
+        def mangle(data):
+            data = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                if not data:
+                    break
+                what = rng.randrange(5)
+                at = rng.randrange(len(data))
+                if what == 0:
+                    data[at] = rng.randrange(256)
+                elif what == 1:
+                    del data[at:at + rng.randint(1, 40)]
+                elif what == 2:
+                    data[at:at] = rng.choice([b"\r\n", b"\r\n\r\n", b"Content-Length: 99999999\r\n",
+                                              b"Transfer-Encoding: chunked\r\n", b"\x00", b" ", b"ffffffff\r\n"])
+                elif what == 3:
+                    data = data[:at]
+                else:
+                    data += rng.choice(valid)
+            return bytes(data)
+
+        deadline = time.monotonic() + 60 * harness.SLOW
+        for i in range(200):
+            self.assertLess(time.monotonic(), deadline, "the server stopped answering at case %d" % i)
+            s = connect(pb.port, 5)
+            s.settimeout(0.1 * harness.SLOW)
+            try:
+                data = mangle(rng.choice(valid)) + (rng.choice(valid) if rng.random() < 0.3 else b"") or b"\r\n"
+                cuts = sorted(rng.sample(range(1, len(data) + 1), min(3, len(data)))) + [len(data)]
+                sent = 0
+                for at in cuts:  # in a few writes: the server's reads split anywhere
+                    s.sendall(data[sent:at])
+                    sent = at
+                s.recv(65536)
+            except OSError:
+                pass  # refused, reset, or waiting for the rest: all fine here
+            finally:
+                s.close()
+        self.assertIsNone(pb.proc.poll(), "patchbay exited")
+        # every connection is gone, and with it every byte it held
+        harness.wait_for(lambda: self.metrics(pb)["patchbay_http_connections"] <= 1, 10,
+                         what="the mangled connections to close")
+        m = self.metrics(pb)
+        self.assertEqual(m["patchbay_webhook_inflight_body_bytes"], 0)
+        self.assertEqual(m["patchbay_webhook_inflight"], 0)
+        self.assert_delivery_in_time(pb, 13)
+
 
 if __name__ == "__main__":
     harness.main()
