@@ -83,6 +83,7 @@ struct front_conn_s {
     front_loop_t *loop;
     h2o_socket_t *sock;
     front_state_t state;
+    uint64_t active_ms; /* when it last changed state or sent something: its place on its list */
     h2o_timeout_entry_t timer;
     /* the request being read or answered */
     unsigned keep_alive : 1, chunked : 1, expect_continue : 1, head_only : 1, webhook : 1;
@@ -247,6 +248,7 @@ static h2o_linklist_t *list_for(front_loop_t *f, front_state_t s)
 static void set_state(front_conn_t *c, front_state_t s)
 {
     c->state = s;
+    c->active_ms = h2o_now(c->loop->ctx->loop);
     h2o_linklist_unlink(&c->link);
     h2o_linklist_insert(list_for(c->loop, s), &c->link);
 }
@@ -254,8 +256,7 @@ static void set_state(front_conn_t *c, front_state_t s)
 /* Something arrived: c is the most recently active on its list. */
 static void touch(front_conn_t *c)
 {
-    h2o_linklist_unlink(&c->link);
-    h2o_linklist_insert(list_for(c->loop, c->state), &c->link);
+    set_state(c, c->state);
 }
 
 static void timer_stop(front_conn_t *c)
@@ -995,20 +996,24 @@ void front_keep_alive(front_loop_t *f, h2o_req_t *req)
 
 /* ---- accepting ---- */
 
-/* Closes the connection idle longest, else the one slowest to send its
- * request; never one waiting for its answer. 1: closed one (its descriptor is
- * free now); 0: every connection is busy. */
-static int evict_one(front_loop_t *f, const front_conn_t *except)
+/* Closes the connection idle longest (if idle for at least min_idle_ms),
+ * else, with `readers`, the one slowest to send its request; never one
+ * waiting for its answer. 1: closed one (its descriptor is free now); 0: none
+ * to close. */
+static int evict_one(front_loop_t *f, const front_conn_t *except, int readers, uint64_t min_idle_ms, const char *why)
 {
     h2o_linklist_t *lists[] = {&f->idle, &f->reading};
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+    uint64_t now = h2o_now(f->ctx->loop);
+    for (size_t i = 0; i < (readers ? 2u : 1u); i++) {
         for (h2o_linklist_t *n = lists[i]->next; n != lists[i]; n = n->next) {
             front_conn_t *c = H2O_STRUCT_FROM_MEMBER(front_conn_t, link, n);
             if (c == except)
                 continue;
+            if (i == 0 && now - c->active_ms < min_idle_ms)
+                break; /* oldest first: the rest are younger still */
             atomic_fetch_add_explicit(&f->conf->metrics->connections_evicted, 1, memory_order_relaxed);
-            warn_rate_limited(f, "connection limit reached (%zu per event loop): closing the connections %s",
-                              f->conf->cap_per_loop, i == 0 ? "idle longest" : "slowest to send a request");
+            warn_rate_limited(f, "%s: closing the connections %s", why,
+                              i == 0 ? "idle longest" : "slowest to send a request");
             conn_close(c);
             return 1;
         }
@@ -1061,7 +1066,12 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         if (sock == NULL) {
             int e = errno;
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-                if (evict_one(f, NULL))
+                /* the newcomer is still in the backlog, unknown: only a
+                 * connection that has been idle a while is worth less than it
+                 * (one accepted a moment ago may be sending its request right
+                 * now; the cap, set below the limit, is where slow senders
+                 * are made to give way) */
+                if (evict_one(f, NULL, 0, FRONT_ACCEPT_PAUSE_MS, "no file descriptor free"))
                     continue;
                 pause_accepting(f, e);
             }
@@ -1079,10 +1089,11 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
         c->state = FRONT_IDLE;
+        c->active_ms = h2o_now(f->ctx->loop);
         h2o_linklist_insert(&f->idle, &c->link);
         f->nconns++;
         atomic_fetch_add_explicit(&f->conf->metrics->connections, 1, memory_order_relaxed);
-        if (f->nconns > f->conf->cap_per_loop && !evict_one(f, c)) {
+        if (f->nconns > f->conf->cap_per_loop && !evict_one(f, c, 1, 0, "connection limit reached")) {
             refuse_connection(f, sock);
             continue;
         }
@@ -1090,6 +1101,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_dont_read(sock, 1); /* we read(2) ourselves, into buffers we size */
         timer_start(c, &f->idle_timeout);
         h2o_socket_read_start(sock, on_read);
+        /* a client usually sends its request with the connection: reading it
+         * now saves a loop turn, and a connection with its request in the
+         * kernel is not left looking idle to the next accept's eviction */
+        read_head(c);
     }
 }
 
