@@ -170,6 +170,14 @@ static void thread_init(server_thread_t *t)
     t->redis = rasync_new(t->loop, &s->redis_url);
     delivery_loop_init(&t->delivery, &s->delivery, &t->ctx, t->mtqueue, t->redis);
     dashboard_loop_init(&t->dashboard, s->dashboard, t->mtqueue, &s->metrics.inflight);
+    /* Accept only once this loop's Redis connection is up, or its first
+     * attempt failed (at most redis_timeout_ms): the front answers a delivery
+     * within the turn it arrives in, and one that came in the first
+     * milliseconds would be spooled for want of a connection about to exist.
+     * Connections wait in the listen backlog meanwhile. */
+    uint64_t until = h2o_now(t->loop) + (uint64_t)s->cfg->server.redis_timeout_ms;
+    while (t->redis != NULL && rasync_connecting(t->redis) && h2o_now(t->loop) < until)
+        h2o_evloop_run(t->loop, 10);
     front_loop_init(&t->front, &s->front, &t->ctx, &t->accept_ctx, &t->delivery, t->listen_fd);
     t->listen_fd = -1; /* the front's listener owns it now */
 }
