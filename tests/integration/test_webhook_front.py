@@ -487,8 +487,9 @@ class WebhookFront(harness.TestCase):
                 s.close()
 
     def test_accept_without_a_free_descriptor_evicts_instead_of_spinning(self):
-        # so few descriptors that accept() fails (EMFILE) before the cap is reached
-        pb = self.start("server:\n  threads: 1\n", nofile=30)
+        # so few descriptors that accept() fails (EMFILE) before the cap (at
+        # least 16 a loop) is reached: a loop holds 7 to 14 of its own
+        pb = self.start("server:\n  threads: 1\n", nofile=20)
         socks = []
         try:
             for _ in range(100):
@@ -499,10 +500,39 @@ class WebhookFront(harness.TestCase):
             cores = (cpu_seconds(pb.proc.pid) - cpu0) / (time.monotonic() - t0)
             self.assertLess(cores, 0.2, "the server spins on EMFILE")
             self.assert_delivery_in_time(pb, 400)
-            self.assertGreater(self.metrics(pb)["patchbay_http_connections_evicted_total"], 0)
+            m = self.metrics(pb)
+            self.assertGreater(m["patchbay_http_connections_evicted_total"], 0)
+            # the descriptors ran out before the cap did: this was EMFILE at work
+            self.assertLess(m["patchbay_http_connections"], m["patchbay_http_connections_limit"])
         finally:
             for s in socks:
                 s.close()
+
+    def test_no_free_descriptor_and_nothing_to_close_pauses_accepting(self):
+        # every connection the server could open waits for Redis, and accept()
+        # meets EMFILE: the listener must pause, not spin, and take the rest
+        # once answers free the connections
+        pb = self.start("server:\n  threads: 1\n  redis_timeout_ms: 20000\n", nofile=20)
+        self.r.proc.send_signal(signal.SIGSTOP)
+        socks = []
+        try:
+            for i in range(20):
+                body, sig = self.signed(harness.issue_comment(number=600 + i))
+                s = connect(pb.port, 30)
+                s.sendall(head(length=len(body), signature=sig) + body)
+                socks.append(s)
+            time.sleep(0.5)
+            cpu0, t0 = cpu_seconds(pb.proc.pid), time.monotonic()
+            time.sleep(1.0)
+            cores = (cpu_seconds(pb.proc.pid) - cpu0) / (time.monotonic() - t0)
+            self.assertLess(cores, 0.2, "the server spins while no descriptor is free")
+        finally:
+            self.r.proc.send_signal(signal.SIGCONT)
+        self.assertEqual([Reader(s).answer()[0] for s in socks], [202] * 20)
+        for s in socks:
+            s.close()
+        self.assertGreaterEqual(self.metrics(pb)["patchbay_http_accept_paused_total"], 1)
+        self.assertEqual(self.db.stream_len(), 20)
 
     def test_the_slowest_sender_makes_room_when_none_is_idle(self):
         pb = self.start("server:\n  threads: 1\n  max_connections: 4\n")
