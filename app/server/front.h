@@ -27,8 +27,10 @@
  *   one slowest to send its request; only when every connection is waiting
  *   for its own answer is the newcomer refused (503). From 3/4 of the cap on,
  *   idle connections get FRONT_PRESSURE_IDLE_MS instead of request_timeout_ms.
- *   When accept() finds no descriptor free and nothing can be closed, the
- *   listener pauses FRONT_ACCEPT_PAUSE_MS instead of spinning.
+ *   When accept() finds no descriptor free, a connection idle for at least
+ *   FRONT_ACCEPT_PAUSE_MS is closed (the newcomer is unknown: one accepted a
+ *   moment ago may be sending its request); failing that, the listener pauses
+ *   FRONT_ACCEPT_PAUSE_MS instead of spinning (h2o's epoll is level-triggered).
  *
  * Any other path is h2o's, one request at a time: the front reads its head
  * and its body (at most FRONT_PAGE_BODY_MAX_BYTES, counted in the budget
