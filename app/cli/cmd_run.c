@@ -16,6 +16,7 @@
 #include "app/common/log.h"
 #include "app/server/reconcile.h"
 #include "app/server/server.h"
+#include "jobs/agent/agent_shell.h"
 #include "jobs/queue/redisproc.h"
 #include "jobs/worker/pool.h"
 
@@ -137,6 +138,15 @@ static int run_common(int argc, char **argv, int with_workers)
     if ((server = server_new(cfg, redis_url, err, sizeof(err))) == NULL) {
         log_error(NULL, NULL, "%s", err);
         goto done;
+    }
+    if (with_workers) {
+        /* the workers say it in their own log lines too; here it reaches the
+         * status page and /readyz, where an operator looks */
+        char why[512] = "";
+        int off = strcmp(cfg->agent.isolation, "none") == 0;
+        if (agent_probe(cfg, why, sizeof(why)) == 0)
+            why[0] = '\0';
+        server_set_sandbox(server, why, off);
     }
     if (server_start(server, err, sizeof(err)) != 0) {
         log_error(NULL, NULL, "%s", err);

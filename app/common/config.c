@@ -48,6 +48,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -202,6 +203,17 @@ static const char *check_app_id(const char *v)
     return NULL;
 }
 
+/* A token people paste into a URL, a header and (traded) a cookie: printable
+ * ASCII without the characters that end or split one of those. */
+static const char *check_dashboard_token(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == ',' || *p == '"' || *p == '\\' || *p == '&' || *p == '#')
+            return "may hold only printable ASCII without spaces and ; , \" \\ & # (openssl rand -hex 32 makes a "
+                   "good one)";
+    return NULL;
+}
+
 static const char *check_log_level(const char *v)
 {
     return log_level_parse(v) < 0 ? "must be one of debug, info, warn, error" : NULL;
@@ -216,6 +228,25 @@ static const char *check_env_name(const char *v)
     for (const char *p = v; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
             return why;
+    return NULL;
+}
+
+/* "127.0.0.1:11434", "[::1]:8080": which ranges make sense is the sandbox's
+ * to say (netjail); here only the shape. */
+static const char *check_endpoint(const char *v)
+{
+    const char *colon = v[0] == '[' ? strstr(v, "]:") : strrchr(v, ':');
+    const char *port = colon ? colon + (v[0] == '[' ? 2 : 1) : NULL;
+    char host[64];
+    size_t hl = colon ? (size_t)(colon - v) - (v[0] == '[') : 0;
+    unsigned char buf[16];
+    if (port == NULL || hl == 0 || hl >= sizeof(host) || strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
+        atoi(port) > 65535)
+        return "must be an IP address and a port, like 127.0.0.1:11434 or [::1]:11434";
+    memcpy(host, v + (v[0] == '['), hl);
+    host[hl] = '\0';
+    if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, buf) != 1)
+        return "must be an IP address and a port, like 127.0.0.1:11434 or [::1]:11434 (no host names)";
     return NULL;
 }
 
@@ -247,6 +278,7 @@ static const char *const default_agent_env[] = {"ANTHROPIC_API_KEY", "OPENAI_API
 static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
 static const char *const no_items[] = {NULL};
 static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
+static const char *const dashboard_auth_values[] = {"token", "none", NULL};
 
 #define OFF(field) offsetof(config_t, field)
 #define MIB (1024LL * 1024LL)
@@ -264,7 +296,10 @@ static const key_spec_t schema[] = {
     {"server.request_timeout_ms", KEY_INT, OFF(server.request_timeout_ms), 1, 3600000, .def = "10000"},
     {"server.redis_timeout_ms", KEY_INT, OFF(server.redis_timeout_ms), 1, 600000, .def = "1000"},
     {"server.public_url", KEY_STRING, OFF(server.public_url), .env = "PUBLIC_URL", .check = check_http_url},
-    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1},
+    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1,
+     .check = check_dashboard_token},
+    {"dashboard.auth", KEY_ENUM, OFF(dashboard.auth), .def = "token", .env = "DASHBOARD_AUTH",
+     .allowed = dashboard_auth_values},
 
     {"github.app_id", KEY_STRING, OFF(github.app_id), .env = "APP_ID", .check = check_app_id},
     {"github.private_key", KEY_STRING, OFF(github.private_key), .env = "PRIVATE_KEY", .secret = 1},
@@ -302,6 +337,26 @@ static const key_spec_t schema[] = {
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
 
+    {"environments.allow_registry_images", KEY_BOOL, OFF(environments.allow_registry_images), .def = "false"},
+    {"environments.cache_bytes", KEY_SIZE, OFF(environments.cache_bytes), 64 * MIB, 1024 * 1024 * 1024 * MIB,
+     .def = "20GiB"},
+    {"environments.refresh_seconds", KEY_INT, OFF(environments.refresh_seconds), 0, 30 * 86400, .def = "3600"},
+    {"default_environment", KEY_STRING, OFF(default_environment), .def = NULL},
+
+    {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
+
+    {"sandbox.memory_bytes", KEY_SIZE, OFF(sandbox.memory_bytes), 64 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
+    {"sandbox.processes", KEY_INT, OFF(sandbox.processes), 16, 1000000, .def = "1024"},
+    {"sandbox.file_size_bytes", KEY_SIZE, OFF(sandbox.file_size_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
+    {"sandbox.open_files", KEY_INT, OFF(sandbox.open_files), 64, 1048576, .def = "4096"},
+    {"sandbox.cpu_seconds", KEY_INT, OFF(sandbox.cpu_seconds), 1, 7 * 86400, .def = "7200"},
+    {"sandbox.tree_bytes", KEY_SIZE, OFF(sandbox.tree_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "10GiB"},
+    {"sandbox.egress_allow", KEY_LIST, OFF(sandbox.egress_allow), .def_list = no_items, .check = check_endpoint},
+    {"sandbox.user_base", KEY_INT, OFF(sandbox.user_base), 1000, 2000000000, .def = "1879048192"},
+    {"sandbox.users", KEY_INT, OFF(sandbox.users), 1, 65536, .def = "256"},
+    {"sandbox.bwrap_path", KEY_STRING, OFF(sandbox.bwrap_path), .def = NULL},
+    {"sandbox.slirp4netns_path", KEY_STRING, OFF(sandbox.slirp4netns_path), .def = NULL},
+
     {"workspaces.mirror_budget_bytes", KEY_SIZE, OFF(workspaces.mirror_budget_bytes), 0, 1024 * 1024 * 1024 * MIB,
      .def = "10GiB"},
 
@@ -328,7 +383,7 @@ static const key_spec_t schema[] = {
     {"agent.openai.max_cost", KEY_STRING, OFF(agent.openai.max_cost), .def = "0", .check = check_dollars},
     {"agent.env", KEY_LIST, OFF(agent.env), .def_list = default_agent_env},
     {"agent.network", KEY_BOOL, OFF(agent.network), .def = "true"},
-    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "auto", .allowed = isolation_values},
+    {"agent.isolation", KEY_ENUM, OFF(agent.isolation), .def = "bwrap", .allowed = isolation_values},
 };
 
 #define SCHEMA_LEN (sizeof(schema) / sizeof(schema[0]))
@@ -428,7 +483,7 @@ static int parse_ll(const char *s, long long *out)
 }
 
 /* "26214400", "25MiB", "25 MB", "64k": binary multiples, whatever the spelling. */
-static int parse_size(const char *s, unsigned long long *out)
+int config_parse_size(const char *s, unsigned long long *out)
 {
     static const struct {
         const char *suffix;
@@ -533,7 +588,7 @@ static char *set_scalar(config_t *cfg, const key_spec_t *k, const char *text, si
     }
     case KEY_SIZE: {
         unsigned long long v = 0;
-        if (parse_size(text, &v) != 0) {
+        if (config_parse_size(text, &v) != 0) {
             strbuf_appendf(&why, "must be a size in bytes between %lld and %lld, like 26214400 or 25MiB", k->min, k->max);
             break;
         }
@@ -963,6 +1018,60 @@ static void apply_node(load_t *L, const key_spec_t *k, const node_t *val)
     L->line[k - schema] = val->line;
 }
 
+/* environments: { NAME: { image: REF }, ... }: the names are the operator's,
+ * beside the section's own settings (allow_registry_images, cache_bytes). */
+static void add_environment(load_t *L, const node_t *key, const node_t *val)
+{
+    config_t *cfg = L->cfg;
+    const char *name = key->text;
+    if (key->len == 0 || key->len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                                             key->len) {
+        errors_addf(L->errors, L->file, key->line,
+                    "environment name '%.64s' must be 1-64 letters, digits, '.', '_' or '-'", name);
+        return;
+    }
+    const char *image = NULL;
+    int image_line = val->line;
+    for (size_t i = 0; i + 1 < val->count; i += 2) {
+        const node_t *k = val->kids[i], *v = val->kids[i + 1];
+        if (k->kind == NODE_SCALAR && strcmp(k->text, "image") == 0 && v->kind == NODE_SCALAR && v->len > 0) {
+            image = v->text;
+            image_line = v->line;
+        } else {
+            errors_addf(L->errors, L->file, k->line,
+                        "environment '%s': only 'image' is known here (an OCI image reference, like "
+                        "docker://docker.io/library/node:20-bookworm)",
+                        name);
+            return;
+        }
+    }
+    if (image == NULL || strchr(image, ':') == NULL || strncmp(image, "docker-daemon:", 14) == 0) {
+        errors_addf(L->errors, L->file, image_line,
+                    "environment '%s' needs 'image': an image reference skopeo understands, like "
+                    "docker://docker.io/library/node:20-bookworm or oci:/srv/images/layout:tag",
+                    name);
+        return;
+    }
+    config_environment_t *items = realloc(cfg->environments.items,
+                                          (cfg->environments.count + 1) * sizeof(*items));
+    if (items == NULL)
+        oom();
+    cfg->environments.items = items;
+    items[cfg->environments.count].name = strdup(name);
+    items[cfg->environments.count].image = strdup(image);
+    if (items[cfg->environments.count].name == NULL || items[cfg->environments.count].image == NULL)
+        oom();
+    cfg->environments.count++;
+}
+
+const config_environment_t *config_environment(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->environments.count; i++)
+        if (strcmp(cfg->environments.items[i].name, name) == 0)
+            return &cfg->environments.items[i];
+    return NULL;
+}
+
 static void walk_map(load_t *L, const node_t *map, const char *prefix)
 {
     for (size_t i = 0; i + 1 < map->count; i += 2) {
@@ -1002,6 +1111,8 @@ static void walk_map(load_t *L, const node_t *map, const char *prefix)
         }
         if (k != NULL) {
             apply_node(L, k, val);
+        } else if (strcmp(prefix, "environments") == 0 && val->kind == NODE_MAP && full != NULL) {
+            add_environment(L, key, val);
         } else if (section) {
             if (val->kind == NODE_MAP)
                 walk_map(L, val, full);
@@ -1158,6 +1269,27 @@ static void cross_check(load_t *L)
                     "must fit beside the 8 MiB kept for everyday deliveries",
                     cfg->server.inflight_body_bytes, cfg->server.body_limit_bytes + CONFIG_SMALL_BODY_RESERVE_BYTES);
     }
+    /* a relative path would resolve inside the checkout, which is not the operator's */
+    const char *prog = cfg->agent.command.count > 0 ? cfg->agent.command.items[0] : "";
+    if (prog[0] != '/' && strchr(prog, '/') != NULL) {
+        int line = L->line[find_spec("agent.command") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'command' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH "
+                    "(/usr/local/bin, /usr/bin, /bin)",
+                    prog);
+    }
+    if (cfg->default_environment != NULL && config_environment(cfg, cfg->default_environment) == NULL) {
+        int line = L->line[find_spec("default_environment") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'default_environment' names '%s', which is not one of 'environments'", cfg->default_environment);
+    }
+    const char *uprog = cfg->review.untrusted_agent.count > 0 ? cfg->review.untrusted_agent.items[0] : "";
+    if (uprog[0] != '/' && strchr(uprog, '/') != NULL) {
+        int line = L->line[find_spec("review.untrusted_agent") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'untrusted_agent' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH",
+                    uprog);
+    }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];
         if (line == 0)
@@ -1294,6 +1426,11 @@ void config_free(config_t *cfg)
         else if (schema[i].type == KEY_LIST)
             list_clear(field);
     }
+    for (size_t i = 0; i < cfg->environments.count; i++) {
+        free(cfg->environments.items[i].name);
+        free(cfg->environments.items[i].image);
+    }
+    free(cfg->environments.items);
     free(cfg->path);
     free(cfg);
 }

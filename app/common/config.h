@@ -31,6 +31,12 @@ typedef struct {
     size_t count;
 } config_list_t;
 
+/* One named environment: the OCI image a job's commands run in. */
+typedef struct {
+    char *name;  /* what a repository writes: environment: node20 */
+    char *image; /* any skopeo reference: docker://..., oci:/path:tag, ... */
+} config_environment_t;
+
 typedef struct {
     /* where the file came from, NULL when built-in defaults only */
     char *path;
@@ -45,9 +51,14 @@ typedef struct {
         int max_connections;         /* open client connections; 0 = what the open-file limit allows */
         int request_timeout_ms;      /* a request (head and body) must arrive within this */
         int redis_timeout_ms;        /* a delivery not queued by then is spooled */
-        char *public_url;            /* how GitHub reaches us; for the App manifest */
-        char *dashboard_token;       /* DASHBOARD_TOKEN */
+        char *public_url;            /* how GitHub reaches us, and the one name besides loopback's that
+                                        the pages and the dashboard answer to (PUBLIC_URL) */
+        char *dashboard_token;       /* DASHBOARD_TOKEN; NULL: generated at first start under data_dir */
     } server;
+
+    struct {
+        char *auth;                  /* DASHBOARD_AUTH: token (default) | none, the operator's opt-out */
+    } dashboard;
 
     struct {
         char *app_id;            /* APP_ID */
@@ -99,6 +110,40 @@ typedef struct {
     } workspaces;
 
     struct {
+        /* What every sandboxed command of a job gets at most (a repository's
+         * sandbox section can only lower these). Per process unless said. */
+        size_t memory_bytes;       /* RLIMIT_DATA; default 4 GiB */
+        int processes;             /* per job (its own host user, as root); default 1024 */
+        size_t file_size_bytes;    /* RLIMIT_FSIZE; default 4 GiB */
+        int open_files;            /* RLIMIT_NOFILE; default 4096 */
+        int cpu_seconds;           /* RLIMIT_CPU; default 7200 */
+        size_t tree_bytes;         /* the work tree and scratch, watched; default 10 GiB */
+        config_list_t egress_allow; /* "ip:port" of the host or private networks the sandbox may reach */
+        int user_base;             /* as root: jobs run as host users user_base.. user_base+users-1 */
+        int users;
+        char *bwrap_path;          /* NULL: the usual places */
+        char *slirp4netns_path;    /* NULL: the usual places */
+    } sandbox;
+
+    struct {
+        config_environment_t *items; /* the operator's named images, in file order */
+        size_t count;
+        int allow_registry_images;   /* a repository may name a docker:// image itself */
+        size_t cache_bytes;          /* unpacked images above this are pruned, least recently used first */
+        int refresh_seconds;         /* a registry image's reference is looked up again after this */
+    } environments;
+    char *default_environment;       /* the environment of repositories that name none; NULL: the host's /usr */
+
+    struct {
+        /* The agent for pull requests whose code is a stranger's (a fork, or an
+         * author without write access): empty: the built-in agent when
+         * agent.backend is openai, else none (no review, a note); [builtin]:
+         * the built-in agent; any other list: this command agent (the
+         * operator accepts that it reads the stranger's code with its key). */
+        config_list_t untrusted_agent;
+    } review;
+
+    struct {
         char *backend;               /* command | openai */
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */
@@ -121,9 +166,16 @@ typedef struct {
         } openai;
         config_list_t env;  /* names of variables passed to the agent (its own API keys), when set */
         int network;        /* the agent, setup and test commands may reach the network */
-        char *isolation;    /* auto | bwrap | none */
+        char *isolation;    /* bwrap | none ("auto": bwrap, its old name) */
     } agent;
 } config_t;
+
+/* The operator's environment called name, or NULL. */
+const config_environment_t *config_environment(const config_t *cfg, const char *name);
+
+/* "26214400", "25MiB", "25 MB", "64k": bytes, binary multiples, however
+ * written. 0, or -1 when it is not a size. */
+int config_parse_size(const char *s, unsigned long long *out);
 
 /* One problem found while loading; `line` is 0 when it has no place in a file
  * (an environment variable, a missing credential). */

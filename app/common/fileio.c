@@ -10,9 +10,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* O_NONBLOCK: a FIFO someone put where a file was expected opens at once
+ * (instead of waiting for a writer forever) and is then refused, as are
+ * devices and sockets. On a regular file the flag changes nothing. */
+int fileio_open_regular(const char *path, int flags, mode_t mode)
+{
+    int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
 char *fileio_read(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = fileio_open_regular(path, O_RDONLY, 0);
     if (fd < 0)
         return NULL;
     char *buf = malloc(max + 1);
@@ -87,7 +104,7 @@ int fileio_write_private(const char *dir, const char *name, const char *text, si
 
 char *fileio_read_tail(const char *path, size_t max, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = fileio_open_regular(path, O_RDONLY, 0);
     if (fd < 0)
         return NULL;
     struct stat st;

@@ -6,6 +6,7 @@
  * dashboard.c (/jobs, /api/), and the webhook's meaning in delivery.c.
  */
 #include "server.h"
+#include "access.h"
 #include "dashboard.h"
 #include "delivery.h"
 #include "front.h"
@@ -48,6 +49,7 @@ struct server_s {
     delivery_conf_t delivery;
     front_conf_t front;
     pages_t pages;
+    access_t access;
     int nthreads;
     server_thread_t *threads;
     atomic_int stopping;
@@ -90,7 +92,7 @@ static void route_healthz(server_thread_t *t, h2o_req_t *req)
 
 static void route_readyz(server_thread_t *t, h2o_req_t *req)
 {
-    pages_readyz(t->redis, req);
+    pages_readyz(&t->server->pages, t->redis, req);
 }
 
 static void route_metrics(server_thread_t *t, h2o_req_t *req)
@@ -113,19 +115,31 @@ static void route_setup_callback(server_thread_t *t, h2o_req_t *req)
     pages_setup(&t->server->pages, req, 1);
 }
 
+static void route_setup_code(server_thread_t *t, h2o_req_t *req)
+{
+    pages_setup_code(&t->server->pages, req);
+}
+
 /* Exact paths. The webhook's is not here: the front reads every request to
  * it (front.h), under every spelling h2o would normalise to it. Anything
- * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404. */
+ * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404.
+ *
+ * any_host: the probes answer whatever Host says. Kubernetes, load
+ * balancers and Prometheus name the address they dial (a pod's IP), and what
+ * these say (alive, Redis reachable, aggregate counts) is of no use to a
+ * page that rebinds its name to us. */
 static const struct {
     const char *path;
     void (*handle)(server_thread_t *t, h2o_req_t *req);
+    int any_host;
 } routes[] = {
-    {"/healthz", route_healthz},
-    {"/readyz", route_readyz},
-    {"/metrics", route_metrics},
-    {"/", route_status},
-    {"/setup/org", route_setup_org},
-    {"/setup/callback", route_setup_callback},
+    {"/healthz", route_healthz, 1},
+    {"/readyz", route_readyz, 1},
+    {"/metrics", route_metrics, 1},
+    {"/", route_status, 0},
+    {"/setup/org", route_setup_org, 0},
+    {"/setup/callback", route_setup_callback, 0},
+    {"/setup/code", route_setup_code, 0},
 };
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -133,12 +147,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     server_thread_t *t = H2O_STRUCT_FROM_MEMBER(server_thread_t, ctx, req->conn->ctx);
     front_keep_alive(&t->front, req); /* the connection's next request is the front's again */
+    /* every other route answers only to its own names (access.h); the
+     * webhook, which its signature authenticates, never comes here: the
+     * front has it */
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (path_is(req, routes[i].path)) {
+            if (!routes[i].any_host && access_refuse_host(&t->server->access, req))
+                return 0;
             routes[i].handle(t, req);
             return 0;
         }
     }
+    if (access_refuse_host(&t->server->access, req))
+        return 0;
     if (!dashboard_handle(&t->dashboard, req))
         respond_json(req, 404, "error", "no such path");
     return 0;
@@ -304,6 +325,7 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
     front_conf_init(&s->front, cfg, &s->metrics, s->nthreads);
     s->qstats = qstats_start(&s->redis_url);
     pages_init(&s->pages, cfg, &s->metrics, s->qstats);
+    access_init(&s->access, cfg);
     if ((s->dashboard = dashboard_new(cfg, &s->redis_url, err, err_len)) == NULL)
         goto fail;
 
@@ -324,6 +346,12 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
 fail:
     server_free(s);
     return NULL;
+}
+
+void server_set_sandbox(server_t *s, const char *problem, int off)
+{
+    snprintf(s->pages.sandbox_problem, sizeof(s->pages.sandbox_problem), "%s", problem ? problem : "");
+    s->pages.sandbox_off = off;
 }
 
 int server_port(const server_t *s)
@@ -351,9 +379,21 @@ int server_start(server_t *s, char *err, size_t err_len)
                  "server.max_connections %d is more than the open-file limit %ld allows; keeping %lld "
                  "(raise the limit, e.g. LimitNOFILE= in the systemd unit)",
                  s->cfg->server.max_connections, s->front.nofile, (long long)s->metrics.connections_limit);
-    if (s->pages.missing[0] != '\0')
-        log_warn(NULL, NULL, "not connected to GitHub yet: %s. Open http://%s:%d/ for set-up.", s->pages.missing,
-                 strcmp(s->cfg->server.host, "0.0.0.0") == 0 ? "127.0.0.1" : s->cfg->server.host, s->port);
+    /* where a browser on this machine reaches us, unless PUBLIC_URL says where everyone does */
+    char base[1100];
+    const char *pub = s->cfg->server.public_url, *host = s->cfg->server.host;
+    if (pub != NULL)
+        snprintf(base, sizeof(base), "%.*s", (int)(strlen(pub) - (pub[0] && pub[strlen(pub) - 1] == '/')), pub);
+    else if (strchr(host, ':') != NULL)
+        snprintf(base, sizeof(base), "http://[%s]:%d", strcmp(host, "::") == 0 ? "::1" : host, s->port);
+    else
+        snprintf(base, sizeof(base), "http://%s:%d", strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, s->port);
+    if (pub == NULL && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
+        !access_name_is_loopback(host, strlen(host)))
+        log_warn(NULL, NULL, "PUBLIC_URL is not set: the pages and the dashboard answer only to localhost and "
+                 "PUBLIC_URL's name, so %s/ is refused (421) until PUBLIC_URL=%s", base, base);
+    pages_announce(&s->pages, base);
+    dashboard_announce(s->dashboard, base);
     return 0;
 }
 

@@ -33,6 +33,10 @@ typedef struct server_s server_t;
  * and opens the spool. redis_url may differ from cfg->redis.url (the private
  * Redis of `patchbay run`). NULL with a one-line reason in err. */
 server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size_t err_len);
+/* What this process's workers found when they tried the sandbox: problem
+ * NULL or "" when it works; off when the operator turned it off. Shown on
+ * the status page and by /readyz. Before server_start. */
+void server_set_sandbox(server_t *s, const char *problem, int off);
 /* The bound port (useful when configured as 0). */
 int server_port(const server_t *s);
 int server_start(server_t *s, char *err, size_t err_len);

@@ -15,17 +15,44 @@ static const char *env_value(char *const *environ_, const char *name)
     return NULL;
 }
 
+/* A repository can ask for less than the operator allows, never for more. */
+static void lower(uint64_t *limit, unsigned long long wanted)
+{
+    if (wanted > 0 && wanted < *limit)
+        *limit = wanted;
+}
+
 void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc, char *const *environ_,
                          const char *job)
 {
     memset(s, 0, sizeof(*s));
     s->backend = rc && rc->agent.backend ? rc->agent.backend : cfg->agent.backend;
     s->command = rc && rc->agent.command ? rc->agent.command : cfg->agent.command.items;
-    s->timeout_ms = (int64_t)(rc && rc->agent.timeout > 0 ? rc->agent.timeout : cfg->agent.timeout) * 1000;
+    /* the operator's timeout is also the most a repository may ask for */
+    int timeout = cfg->agent.timeout;
+    if (rc && rc->agent.timeout > 0 && rc->agent.timeout < timeout)
+        timeout = rc->agent.timeout;
+    s->timeout_ms = (int64_t)timeout * 1000;
     s->network = rc && rc->agent.network >= 0 ? rc->agent.network : cfg->agent.network;
-    s->isolation = strcmp(cfg->agent.isolation, "bwrap") == 0  ? SANDBOX_ISOLATE_BWRAP
-                   : strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE
-                                                               : SANDBOX_ISOLATE_AUTO;
+    /* only the operator's config can say none; "auto" is the old name of bwrap */
+    s->isolation = strcmp(cfg->agent.isolation, "none") == 0 ? SANDBOX_ISOLATE_NONE : SANDBOX_ISOLATE_BWRAP;
+    s->limits.memory_bytes = cfg->sandbox.memory_bytes;
+    s->limits.processes = (uint64_t)cfg->sandbox.processes;
+    s->limits.file_size_bytes = cfg->sandbox.file_size_bytes;
+    s->limits.open_files = (uint64_t)cfg->sandbox.open_files;
+    s->limits.cpu_seconds = (uint64_t)cfg->sandbox.cpu_seconds;
+    s->limits.tree_bytes = cfg->sandbox.tree_bytes;
+    if (rc != NULL) {
+        lower(&s->limits.memory_bytes, rc->sandbox.memory_bytes);
+        lower(&s->limits.processes, (unsigned long long)rc->sandbox.processes);
+        lower(&s->limits.file_size_bytes, rc->sandbox.file_size_bytes);
+        lower(&s->limits.open_files, (unsigned long long)rc->sandbox.open_files);
+        lower(&s->limits.cpu_seconds, (unsigned long long)rc->sandbox.cpu_seconds);
+        lower(&s->limits.tree_bytes, rc->sandbox.tree_bytes);
+    }
+    s->egress_allow = (const char *const *)cfg->sandbox.egress_allow.items;
+    s->bwrap_path = cfg->sandbox.bwrap_path;
+    s->slirp4netns_path = cfg->sandbox.slirp4netns_path;
     s->pass_env = (const char *const *)cfg->agent.env.items;
     s->environ_ = environ_;
     s->job = job;
@@ -44,6 +71,25 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
     s->openai.input_price = strtod(cfg->agent.openai.input_price, NULL);
     s->openai.output_price = strtod(cfg->agent.openai.output_price, NULL);
     s->openai.max_cost = strtod(cfg->agent.openai.max_cost, NULL);
+}
+
+int agent_settings_untrusted(agent_settings_t *s, const config_t *cfg, char *const *environ_, const char *job)
+{
+    const config_list_t *u = &cfg->review.untrusted_agent;
+    int builtin = u->count == 1 && strcmp(u->items[0], "builtin") == 0;
+    agent_settings_init(s, cfg, NULL, environ_, job);
+    if (builtin || (u->count == 0 && strcmp(cfg->agent.backend, "openai") == 0)) {
+        s->backend = "openai";
+        s->no_run = 1;
+        return 0;
+    }
+    if (u->count > 0) {
+        s->backend = "command";
+        s->command = u->items;
+        return 0;
+    }
+    memset(s, 0, sizeof(*s));
+    return -1;
 }
 
 void agent_secrets(redact_set_t *set, const agent_settings_t *s)

@@ -44,10 +44,18 @@ typedef struct {
     int64_t timeout_ms;
     int network;
     sandbox_isolation_t isolation;
+    sandbox_limits_t limits;              /* the operator's sandbox.*, lowered by the repository's */
+    const char *const *egress_allow;      /* sandbox.egress_allow (the operator's only) */
+    const char *bwrap_path, *slirp4netns_path;
+    uid_t uid;                            /* the job's host user (sandbox_user.h); 0: patchbay's */
+    const char *rootfs;                   /* the job's environment (imagestore.h): its root, or NULL: the host's */
+    const char *const *rootfs_env;        /* and its Env */
+    gid_t gid;
     const char *const *pass_env; /* names to pass when set (the agent's API keys), NULL-terminated; may be NULL */
     char *const *environ_;      /* where to read them from (patchbay's environment) */
     const char *job;            /* for log lines */
     int review;                 /* a review: openai offers report_finding and no editing tools */
+    int no_run;                 /* openai offers no `run`: nothing in the work tree may execute */
     struct {
         const char *base_url;   /* ".../v1"; /chat/completions is appended */
         const char *model;
@@ -63,6 +71,14 @@ typedef struct {
  * base_url gets no key. */
 void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc, char *const *environ_,
                          const char *job);
+
+/* Settings for work on code from someone without write access (a fork's pull
+ * request): the operator's agent only, never a repository's choice, and
+ * nothing of the work tree executed. The built-in agent qualifies (its key
+ * stays in patchbay's process; no `run`); a command agent only when the
+ * operator named it in review.untrusted_agent. 0 when an agent qualifies,
+ * -1 (with s zeroed) when none does. */
+int agent_settings_untrusted(agent_settings_t *s, const config_t *cfg, char *const *environ_, const char *job);
 
 /* What a job's runs of one agent share: the openai backend's conversation
  * (a test round continues it) and what it has used. The command backend

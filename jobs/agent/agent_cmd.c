@@ -38,7 +38,10 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
     snprintf(summary, sizeof(summary), "%s/" AGENT_SUMMARY_FILE, scratch);
     snprintf(output, sizeof(output), "%s/" AGENT_OUTPUT_FILE, scratch);
     snprintf(review, sizeof(review), "%s/" AGENT_FINDINGS_FILE, scratch);
-    FILE *f = fopen(prompt, "w");
+    int pfd = fileio_open_regular(prompt, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    FILE *f = pfd >= 0 ? fdopen(pfd, "w") : NULL;
+    if (f == NULL && pfd >= 0)
+        close(pfd);
     if (f == NULL || fwrite(task, 1, task_len, f) != task_len) {
         snprintf(err, err_len, "cannot write %s: %s", prompt, strerror(errno));
         if (f)

@@ -34,6 +34,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,7 +119,7 @@ static json_t *prop(const char *type, const char *description)
     return json_pack("{s:s, s:s}", "type", type, "description", description);
 }
 
-static json_t *tool_schemas(int review)
+static json_t *tool_schemas(int review, int no_run)
 {
     static const char *const path_only[] = {"path", NULL}, *const pattern[] = {"pattern", NULL},
                              *const write[] = {"path", "content", NULL}, *const edit[] = {"path", "old", "new", NULL},
@@ -152,11 +153,12 @@ static json_t *tool_schemas(int review)
                                                 prop("string", "what replaces it")),
                                       edit));
     }
-    json_array_append_new(t, tool("run", "Run a shell command (sh -c) in the repository root, e.g. the tests or a "
-                                         "build. Answers its exit status and the end of its output.",
-                                  json_pack("{s:o, s:o}", "command", prop("string", "the command line"), "timeout",
-                                            prop("integer", "seconds, at most 600; default 300")),
-                                  cmd));
+    if (!no_run)
+        json_array_append_new(t, tool("run", "Run a shell command (sh -c) in the repository root, e.g. the tests or a "
+                                             "build. Answers its exit status and the end of its output.",
+                                      json_pack("{s:o, s:o}", "command", prop("string", "the command line"),
+                                                "timeout", prop("integer", "seconds, at most 600; default 300")),
+                                      cmd));
     if (review)
         json_array_append_new(
             t, tool("report_finding", "Report one review finding on a line of the pull request's diff.",
@@ -439,7 +441,10 @@ static int tool_report(loop_t *l, strbuf_t *answer, const json_t *args)
     findings_free(&check);
     char path[4200];
     snprintf(path, sizeof(path), "%s/" AGENT_FINDINGS_FILE, l->scratch);
-    FILE *f = fopen(path, "a");
+    int fd = fileio_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (f == NULL && fd >= 0)
+        close(fd);
     char *line = json_dumps(args, JSON_COMPACT);
     int ok = f != NULL && line != NULL && fprintf(f, "%s\n", line) > 0;
     if (f != NULL && fclose(f) != 0)
@@ -472,6 +477,10 @@ static void carry_out(loop_t *l, json_t *messages, json_t *call, int *finished)
         *finished = 1;
         strbuf_append(&answer, "done");
         rc = 0;
+    } else if (strcmp(name, "run") == 0 && l->s->no_run) {
+        /* offered to no one here: the model made the call up */
+        strbuf_append(&answer, "run: not available: this code is not trusted to execute");
+        rc = -1;
     } else if (strcmp(name, "run") == 0) {
         rc = tool_run(l, &answer, args);
     } else if (strcmp(name, "report_finding") == 0 && l->s->review) {
@@ -543,7 +552,7 @@ static void usage_text(char *out, size_t len, const agent_session_t *s, const ag
 
 static void loop(loop_t *l, json_t *messages)
 {
-    json_t *tools = tool_schemas(l->s->review);
+    json_t *tools = tool_schemas(l->s->review, l->s->no_run);
     char *schema_text = json_dumps(tools, JSON_COMPACT);
     size_t schema_bytes = schema_text ? strlen(schema_text) : 0;
     free(schema_text);
@@ -655,7 +664,10 @@ int agent_openai_run(agent_result_t *out, const agent_settings_t *s, const char 
     snprintf(l.url, sizeof(l.url), "%.*s/chat/completions", (int)blen, s->openai.base_url);
     char path[4200];
     snprintf(path, sizeof(path), "%s/" AGENT_OUTPUT_FILE, scratch);
-    l.log = fopen(path, "a");
+    int log_fd = fileio_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    l.log = log_fd >= 0 ? fdopen(log_fd, "a") : NULL;
+    if (l.log == NULL && log_fd >= 0)
+        close(log_fd);
     l.curl = curl_easy_init();
     if (l.curl == NULL || l.log == NULL) {
         snprintf(err, err_len, "cannot start the openai agent: %s", l.log ? "no curl handle" : strerror(errno));

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "sandbox.h"
+#include "app/common/config.h"
 
 #define AGENT_ENV_MAX 64
 #define AGENT_PROMPT_FILE "prompt.md"
@@ -31,5 +32,13 @@ void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
 int agent_shell_run(sandbox_result_t *out, const agent_settings_t *s, const char *workdir, const char *scratch,
                     const char *cmd, const char *output_path, int64_t timeout_ms, const agent_hooks_t *hooks,
                     char *err, size_t err_len);
+
+/* Whether a job's commands can run here as the config says (bubblewrap, and
+ * the network policy when the network is on): runs `true` that way in a
+ * scratch directory under cfg->data_dir, which it removes. 0 when it ran;
+ * else the SANDBOX_ERR_* a job would meet, with the reason in err. With
+ * agent.isolation none it proves only that a command starts. For worker
+ * start-up, check-config and the status page; blocking, a few tens of ms. */
+int agent_probe(const config_t *cfg, char *err, size_t err_len);
 
 #endif

@@ -35,6 +35,21 @@ static const char *next_component(const char **p, size_t *len)
     }
 }
 
+/* What the tools create belongs to whoever owns the directory it is made in:
+ * the job's own sandbox user when it has one (sandbox_user.h), so that the
+ * agent's `run` commands and the repository's tests, which run as that user,
+ * can change and extend what the tools wrote. Best effort: without the right
+ * to chown (patchbay not root) everything is patchbay's anyway. */
+static void own_like_parent(int parent_fd, int fd)
+{
+    struct stat dir, st;
+    if (fstat(parent_fd, &dir) == 0 && fstat(fd, &st) == 0 && (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
+        if (fchown(fd, dir.st_uid, dir.st_gid) != 0) {
+            /* not ours to give: patchbay is not root */
+        }
+    }
+}
+
 int agent_tool_open(int root_fd, const char *path, int flags, int create_dirs)
 {
     if (path == NULL || path[0] == '/') {
@@ -69,11 +84,21 @@ int agent_tool_open(int root_fd, const char *path, int flags, int create_dirs)
         const char *nextc = next_component(&after, &clen);
         int fd;
         if (nextc == NULL) {
-            fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+            /* O_NONBLOCK: a FIFO the agent made opens without waiting for a
+             * writer, and the caller then refuses what is not a regular file */
+            fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NONBLOCK), 0644);
+            if (fd >= 0 && (flags & O_CREAT))
+                own_like_parent(cur, fd);
         } else {
             fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0 && errno == ENOENT && create_dirs && mkdirat(cur, comp, 0755) == 0)
+            if (fd < 0 && errno == ENOENT && create_dirs && mkdirat(cur, comp, 0755) == 0) {
+                int made = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (made >= 0) {
+                    own_like_parent(cur, made);
+                    close(made);
+                }
                 fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            }
             if (fd < 0 && errno == ENOTDIR) {
                 struct stat st;
                 if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
@@ -282,7 +307,7 @@ static void walk(walk_t *w, int dir_fd, const char *rel, int depth)
                 close(sub);
             }
         } else if (w->re != NULL && S_ISREG(st.st_mode) && w->files < SEARCH_MAX_FILES) {
-            int f = openat(dirfd(d), names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int f = openat(dirfd(d), names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
             if (f >= 0) {
                 search_file(w, f, path);
                 close(f);

@@ -1,6 +1,7 @@
 /* jobgh — see jobgh.h. */
 #include "jobgh.h"
 #include "app/common/log.h"
+#include "app/common/strbuf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -112,6 +113,92 @@ int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)
     int prc = repoconfig_parse(rc, text, text ? len : 0, err, err_len);
     free(text);
     return prc != 0 ? 1 : GHAPI_OK;
+}
+
+int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    if (sandbox_user_acquire(u, cfg->data_dir, (uid_t)cfg->sandbox.user_base, (unsigned)cfg->sandbox.users, err,
+                             err_len) != 0)
+        return -1;
+    if (u->uid != 0)
+        job_ctx_log(ctx, LOG_DEBUG, "sandboxed commands run as host user %d", (int)u->uid);
+    return 0;
+}
+
+int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len)
+{
+    if (sandbox_user_give(u, work_tree, workspace_shared_paths, err, err_len) != 0)
+        return -1;
+    return scratch != NULL ? sandbox_user_give(u, scratch, NULL, err, err_len) : 0;
+}
+
+int jobgh_environment(job_ctx_t *ctx, const repoconfig_t *rc, image_t *img, agent_settings_t *s, const char **name,
+                      char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    const char *want = rc != NULL && rc->environment != NULL ? rc->environment : cfg->default_environment;
+    *name = want;
+    if (want == NULL)
+        return 0;
+    const config_environment_t *env = config_environment(cfg, want);
+    const char *reference = env ? env->image : NULL;
+    if (reference == NULL && image_reference_is_remote(want) && cfg->environments.allow_registry_images)
+        reference = want;
+    if (reference == NULL) {
+        strbuf_t known = STRBUF_INIT;
+        for (size_t i = 0; i < cfg->environments.count; i++)
+            strbuf_appendf(&known, "%s%s", i ? ", " : "", cfg->environments.items[i].name);
+        snprintf(err, err_len, "%s: environment '%s' is not one of this installation's (%s)%s", REPOCONFIG_PATH, want,
+                 known.data ? known.data : "it has none",
+                 image_reference_is_remote(want) ? "; it does not let repositories name registry images" : "");
+        strbuf_free(&known);
+        return -1;
+    }
+    if (s->isolation != SANDBOX_ISOLATE_BWRAP) {
+        snprintf(err, err_len, "environment '%s' needs the sandbox (agent.isolation: bwrap)", want);
+        return -1;
+    }
+    imagestore_opts_t o = {.data_dir = cfg->data_dir,
+                           .refresh_seconds = cfg->environments.refresh_seconds,
+                           .cache_bytes = cfg->environments.cache_bytes,
+                           .job = job_ctx_id(ctx)};
+    char why[IMAGESTORE_ERR_BYTES];
+    if (image_prepare(img, &o, reference, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "environment '%s' (%s): %s", want, reference, why);
+        return -1;
+    }
+    s->rootfs = img->rootfs;
+    s->rootfs_env = (const char *const *)img->env;
+    char what[256];
+    snprintf(what, sizeof(what), "%s (%s)", want, img->digest);
+    jobgh_set(ctx, JOB_F_ENVIRONMENT, what);
+    job_ctx_log(ctx, LOG_INFO, "environment %s: %s, %s%s", want, img->digest,
+                img->fetched ? "fetched" : "already fetched", img->unpacked ? " and unpacked" : "");
+    return 0;
+}
+
+void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s)
+{
+    if (s->isolation == SANDBOX_ISOLATE_NONE)
+        job_ctx_log(ctx, LOG_WARN, "NO SANDBOX: agent.isolation is none, so the agent and the repository's commands "
+                                   "run as patchbay, beside its secrets");
+}
+
+int jobgh_once(jobgh_t *j, const char *what)
+{
+    redisContext *c = job_ctx_redis(j->ctx);
+    if (c == NULL)
+        return 1;
+    char key[512];
+    snprintf(key, sizeof(key), "patchbay:once:%s:%s#%lld", what, j->r.repo, (long long)j->number);
+    long long ttl = (long long)job_ctx_config(j->ctx)->workers.retention_days * 86400;
+    redisReply *r = redisCommand(c, "SET %s 1 NX EX %lld", key, ttl);
+    /* OK: we set it, first time; nil: it was there */
+    int first = r == NULL || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return first;
 }
 
 void jobgh_react(jobgh_t *j, const char *content)

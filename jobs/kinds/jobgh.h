@@ -17,6 +17,8 @@
 #include "jobctx.h"
 #include "app/github/ghapi.h"
 #include "jobs/agent/agent.h"
+#include "jobs/agent/sandbox_user.h"
+#include "jobs/image/imagestore.h"
 #include "jobs/queue/job.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
@@ -60,12 +62,43 @@ int jobgh_permission(jobgh_t *j, const char *login, const char *needed, char **p
  * err. */
 int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len);
 
+/* Whether this is the first time `what` happens on this issue or pull
+ * request, remembered in Redis for the retention period: for notes a person
+ * should read once, not on every push. 1 also when Redis cannot say (twice
+ * is better than never). */
+int jobgh_once(jobgh_t *j, const char *what);
+
 /* A reaction on the comment that asked (comment_id and comment_type from the
  * record), else on the issue itself. Best effort: logged when it fails. */
 void jobgh_react(jobgh_t *j, const char *content);
 
 /* Whether the job must stop (cancelled, or its worker is stopping). */
 int jobgh_stopping(job_ctx_t *ctx);
+
+/* The job's own host user for its sandboxed commands (sandbox_user.h), from
+ * the operator's sandbox.user_base and .users; uid 0 when patchbay is not
+ * root. 0, or -1 with the reason in err (every user taken). */
+int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_len);
+
+/* Gives a work tree (all but what it shares with the mirror) and its scratch
+ * directory to the job's user. 0, or -1 with the reason in err. */
+int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len);
+
+/* The environment the job's commands run in: the repository's choice
+ * (`environment:` in its .github/patchbay.yml), else the operator's
+ * default_environment. With one, its image is fetched and unpacked
+ * (imagestore.h) into *img, s runs in its root, and the record names it.
+ * 0 when there is none (img untouched: the host's /usr) or it is ready;
+ * -1 with a reason a person can act on in err: a name the operator does not
+ * have (the ones it has are listed), a registry image the operator does not
+ * allow, or skopeo's or umoci's own words when the image cannot be had.
+ * *name (borrowed) is what the repository or operator wrote, or NULL. */
+int jobgh_environment(job_ctx_t *ctx, const repoconfig_t *rc, image_t *img, agent_settings_t *s, const char **name,
+                      char *err, size_t err_len);
+
+/* Says in the job's log, at warn level, when its commands will run without a
+ * sandbox (the operator's agent.isolation: none): every job's log shows it. */
+void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s);
 
 /* The hooks an agent, a setup or a test command runs with: the job's stop
  * flag and its process-group registry, both safe from any thread (best of N

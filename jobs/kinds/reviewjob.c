@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 extern char **environ;
@@ -40,6 +41,8 @@ typedef struct {
     json_t *pr;
     const char *head_sha, *base_branch;
     int self_authored;
+    int untrusted;       /* the code is a stranger's: a fork, or an author who cannot write here */
+    char trust_why[256]; /* why, for the log and the note */
     int64_t check_run_id;
     diff_t *diff;
     coverage_t cov;
@@ -48,6 +51,8 @@ typedef struct {
     workspace_config_t wcfg;
     workspace_t *ws;
     char scratch[4096];
+    sandbox_user_t user; /* the job's own host user for the agent (as root) */
+    image_t image;       /* the environment the agent runs in, when one is named */
     agent_settings_t agent;
     agent_result_t result;
     char review_url[512];
@@ -90,7 +95,7 @@ static void check_run(review_t *v, const char *status, const char *conclusion, c
         rc = ghapi_check_run_create(&out, v->j.gh, &v->j.r, fields);
         if (rc == GHAPI_OK) {
             v->check_run_id = json_integer_value(json_object_get(out, "id"));
-            jobgh_set_int(v->ctx, "check_run_id", v->check_run_id);
+            jobgh_set_int(v->ctx, JOB_F_CHECK_RUN_ID, v->check_run_id);
         }
     } else {
         rc = ghapi_check_run_update(&out, v->j.gh, &v->j.r, v->check_run_id, fields);
@@ -225,6 +230,73 @@ static job_result_t read_pull(review_t *v, int *skipped)
     return JOB_OK;
 }
 
+/* Whether the pull request's code is a stranger's, whoever asked for the
+ * review: its head lives in another repository (a fork: anyone can open
+ * one), or its author lacks triggers.permission here, read live (an
+ * organization MEMBER may have read access only). Such code never runs, and
+ * never shares a process with a key: see agent_settings_untrusted. */
+static job_result_t decide_trust(review_t *v)
+{
+    json_t *head = json_object_get(json_object_get(v->pr, "head"), "repo");
+    json_t *base = json_object_get(json_object_get(v->pr, "base"), "repo");
+    const char *head_name = json_string_value(json_object_get(head, "full_name"));
+    const char *base_name = json_string_value(json_object_get(base, "full_name"));
+    if (head_name == NULL || base_name == NULL || strcasecmp(head_name, base_name) != 0) {
+        v->untrusted = 1;
+        snprintf(v->trust_why, sizeof(v->trust_why), "its code comes from %s%s", head_name ? "the fork " : "",
+                 head_name ? head_name : "a repository that no longer exists");
+        return JOB_OK;
+    }
+    if (v->self_authored)
+        return JOB_OK;
+    const char *author = json_string_value(json_object_get(json_object_get(v->pr, "user"), "login"));
+    char *perm = NULL;
+    int rc = author ? jobgh_permission(&v->j, author, v->cfg->triggers.permission, &perm) : 0;
+    if (rc < 0)
+        return fail(v, jobgh_result(rc), "could not check the author's permission: %s", ghapi_error(v->j.gh));
+    if (rc == 0) {
+        v->untrusted = 1;
+        snprintf(v->trust_why, sizeof(v->trust_why), "its author @%s has %s permission here, not %s",
+                 author ? author : "(unknown)", perm ? perm : "no", v->cfg->triggers.permission);
+    }
+    free(perm);
+    return JOB_OK;
+}
+
+/* The agent this review runs: the repository's choice for its own people's
+ * code; for a stranger's, the operator's untrusted agent or none (then a
+ * one-line note on the pull request, once, and no review). 1: skipped. */
+static job_result_t choose_agent(review_t *v, int *skipped)
+{
+    *skipped = 0;
+    if (!v->untrusted) {
+        agent_settings_init(&v->agent, v->cfg, &v->rc, environ, v->id);
+        return JOB_OK;
+    }
+    job_ctx_log(v->ctx, LOG_INFO, "untrusted pull request: %s", v->trust_why);
+    if (agent_settings_untrusted(&v->agent, v->cfg, environ, v->id) == 0) {
+        job_ctx_log(v->ctx, LOG_INFO, "reviewing it with the operator's %s agent%s", v->agent.backend,
+                    v->agent.no_run ? ", which runs nothing of it" : " (review.untrusted_agent)");
+        return JOB_OK;
+    }
+    *skipped = 1;
+    char why[512];
+    snprintf(why, sizeof(why), "%s, and this installation runs no agent on code from outside (its operator can allow "
+                               "one with `review.untrusted_agent`)",
+             v->trust_why);
+    /* a person who asked gets skip's answer; an automatic review a note, once per pull request */
+    if (!v->manual && jobgh_once(&v->j, "untrusted-review")) {
+        strbuf_t md = STRBUF_INIT, safe = STRBUF_INIT;
+        strbuf_appendf(&md, "patchbay does not review this pull request: %s.", why);
+        ghmd_sanitize(&safe, md.data, md.len);
+        if (ghapi_comment_create(NULL, v->j.gh, &v->j.r, v->j.number, safe.data) != GHAPI_OK)
+            job_ctx_log(v->ctx, LOG_WARN, "could not leave the note: %s", ghapi_error(v->j.gh));
+        strbuf_free(&safe);
+        strbuf_free(&md);
+    }
+    return skip(v, why);
+}
+
 /* A review of this head commit by patchbay already exists (a rerun, a
  * redelivery, an auto review and a request for the same commit). */
 static int find_review(review_t *v, char *url, size_t url_len)
@@ -328,6 +400,19 @@ static job_result_t checkout(review_t *v)
     snprintf(v->scratch, sizeof(v->scratch), "%s/scratch", v->ws->dir);
     if (mkdir(v->scratch, 0700) != 0 && errno != EEXIST)
         return fail(v, JOB_ERR_RETRY, "cannot create %s: %s", v->scratch, strerror(errno));
+    if (jobgh_user_acquire(v->ctx, &v->user, err, sizeof(err)) != 0)
+        return fail(v, JOB_ERR_RETRY, "no sandbox user: %s", err);
+    if (jobgh_user_give(&v->user, v->ws->path, v->scratch, err, sizeof(err)) != 0)
+        return fail(v, JOB_ERR_RETRY, "%s", err);
+    v->agent.uid = v->user.uid;
+    v->agent.gid = v->user.gid;
+    /* a stranger's pull request reads the base branch's settings, so its
+     * environment is the repository's choice, not the pull request's */
+    const char *env_name = NULL;
+    char why[1024];
+    if (!v->agent.no_run && /* nothing of it runs: no environment to run in */
+        jobgh_environment(v->ctx, &v->rc, &v->image, &v->agent, &env_name, why, sizeof(why)) != 0)
+        return fail(v, JOB_ERR_PERMANENT, "%s", why);
     return JOB_OK;
 }
 
@@ -349,8 +434,8 @@ static job_result_t run_agent(review_t *v)
     strbuf_free(&diff);
     strbuf_free(&left_out);
 
-    agent_settings_init(&v->agent, v->cfg, &v->rc, environ, v->id);
     v->agent.review = 1;
+    jobgh_note_isolation(v->ctx, &v->agent);
     agent_hooks_t hooks = jobgh_hooks(v->ctx);
     char err[512];
     job_ctx_log(v->ctx, LOG_INFO, "running the agent on %zu bytes of task", task.len);
@@ -452,7 +537,7 @@ static job_result_t post_review(review_t *v)
     if (rc != GHAPI_OK)
         return fail(v, jobgh_result(rc), "could not post the review: %s", ghapi_error(v->j.gh));
     snprintf(v->review_url, sizeof(v->review_url), "%s", or_empty(json_string_value(json_object_get(out, "html_url"))));
-    jobgh_set_int(v->ctx, "review_id", json_integer_value(json_object_get(out, "id")));
+    jobgh_set_int(v->ctx, JOB_F_REVIEW_ID, json_integer_value(json_object_get(out, "id")));
     jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
     jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
     json_decref(out);
@@ -489,6 +574,8 @@ static job_result_t run(review_t *v)
     int skipped = 0;
     if ((r = read_pull(v, &skipped)) != JOB_OK || skipped)
         return r;
+    if ((r = decide_trust(v)) != JOB_OK || (r = choose_agent(v, &skipped)) != JOB_OK || skipped)
+        return r;
 
     char url[512] = "";
     const char *done_sha = jobgh_str(v->ctx, JOB_F_REVIEWED_SHA);
@@ -512,6 +599,8 @@ static job_result_t run(review_t *v)
 job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     review_t v = {0};
+    v.user = (sandbox_user_t)SANDBOX_USER_INIT;
+    v.image = (image_t)IMAGE_INIT;
     v.ctx = ctx;
     v.cfg = job_ctx_config(ctx);
     v.err = err;
@@ -537,6 +626,8 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     job_result_t r = run(&v);
 
     jobgh_drop_tree(ctx, &v.wcfg, v.id, v.ws);
+    sandbox_user_release(&v.user);
+    image_release(&v.image);
     if (v.token != NULL) {
         memset(v.token, 0, strlen(v.token));
         free(v.token);

@@ -1,5 +1,7 @@
 /* findings — see findings.h. */
 #include "findings.h"
+#include "app/common/fileio.h"
+#include "app/common/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -7,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "app/common/log.h"
 
 static const char *const severity_names[FINDING__SEVERITIES] = {"info", "warning", "error"};
 
@@ -334,21 +334,11 @@ int findings_parse(findings_t *f, const char *text, size_t len)
 
 int findings_load_file(findings_t *f, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return FINDINGS_ERR_IO;
-    char *buf = malloc(FINDINGS_FILE_MAX_BYTES + 1);
-    if (buf == NULL) {
-        fclose(fp);
-        return FINDINGS_ERR_NOMEM;
-    }
-    size_t n = fread(buf, 1, FINDINGS_FILE_MAX_BYTES + 1, fp);
-    int failed = ferror(fp);
-    fclose(fp);
-    if (failed) {
-        free(buf);
-        return FINDINGS_ERR_IO;
-    }
+    /* the agent writes this file: it may have made it a FIFO, which must not block the job */
+    size_t n = 0;
+    char *buf = fileio_read(path, FINDINGS_FILE_MAX_BYTES + 1, &n);
+    if (buf == NULL)
+        return errno == ENOMEM ? FINDINGS_ERR_NOMEM : FINDINGS_ERR_IO;
     if (n > FINDINGS_FILE_MAX_BYTES) {
         log_warn(NULL, f->job, "review file is over %u bytes; the rest is ignored", FINDINGS_FILE_MAX_BYTES);
         n = FINDINGS_FILE_MAX_BYTES;

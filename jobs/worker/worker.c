@@ -13,6 +13,7 @@
 #include "app/common/clock.h"
 #include "app/common/log.h"
 #include "app/common/redisconn.h"
+#include "jobs/agent/agent_shell.h"
 #include "jobs/kinds/jobctx.h"
 #include "jobs/kinds/kinds.h"
 #include "jobs/queue/queue.h"
@@ -695,6 +696,14 @@ int worker_run(const config_t *cfg, const char *redis_url, const char *consumer)
         goto done;
     }
     w->wd_started = 1;
+    /* said once per worker, before any job: a job would fail the same way */
+    char why[512];
+    if (agent_probe(cfg, why, sizeof(why)) != 0)
+        log_error(NULL, NULL, "worker %s: the sandbox does not work here, so every job that runs code will fail "
+                              "until it does: %s", consumer, why);
+    else if (strcmp(cfg->agent.isolation, "none") == 0)
+        log_warn(NULL, NULL, "worker %s: agent.isolation is none: agents and repositories' commands run WITHOUT a "
+                             "sandbox, beside patchbay's secrets", consumer);
     log_info(NULL, NULL, "worker %s ready (lease %d s, heartbeat %" PRId64 " ms)", consumer,
              cfg->workers.lease_seconds, w->heartbeat_ms);
 

@@ -4,6 +4,7 @@
  * keys per mapping.
  */
 #include "repoconfig.h"
+#include "app/common/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ void repoconfig_free(repoconfig_t *c)
     list_free(c->agent.command);
     free(c->test);
     free(c->branch_prefix);
+    free(c->environment);
     free(c->agent.backend);
     free(c->agent.model);
     free(c->agent.base_url);
@@ -194,6 +196,22 @@ static int k_prefix(walk_t *w, const yaml_node_t *v, const char *key, repoconfig
     }
     return 0;
 }
+static int k_environment(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    if (get_string(w, v, key, &c->environment) != 0)
+        return -1;
+    /* a name of the operator's, or a registry image; never a path here */
+    const char *e = c->environment;
+    size_t n = e ? strlen(e) : 0;
+    int name = n > 0 && n <= 64 && strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+    int registry = n > 9 && strncmp(e, "docker://", 9) == 0 && strcspn(e, " \t") == n;
+    if (!name && !registry) {
+        free(c->environment);
+        c->environment = NULL;
+        return fail(w, v, key, "must name one of this installation's environments (like node20), never a path");
+    }
+    return 0;
+}
 static int k_draft(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
 {
     return get_bool(w, v, key, &c->draft);
@@ -240,6 +258,14 @@ static int k_command(walk_t *w, const yaml_node_t *v, const char *key, repoconfi
         return -1;
     if (c->agent.command[0] == NULL)
         return fail(w, v, key, "must not be empty");
+    /* The repository picks among the programs the operator installed; a path
+     * would run a file of the checkout (or of the host) with the operator's
+     * model key in its environment. */
+    if (strchr(c->agent.command[0], '/') != NULL) {
+        list_free(c->agent.command);
+        c->agent.command = NULL;
+        return fail(w, v, key, "must start with the name of a program on the sandbox's PATH (like claude), not a path");
+    }
     return 0;
 }
 static int k_timeout(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
@@ -272,6 +298,48 @@ static int k_base_url(walk_t *w, const yaml_node_t *v, const char *key, repoconf
     return 0;
 }
 
+static int get_size(walk_t *w, const yaml_node_t *v, const char *key, unsigned long long *out)
+{
+    const char *s = scalar(v);
+    if (s == NULL || config_parse_size(s, out) != 0 || *out == 0)
+        return fail(w, v, key, "must be a size in bytes, like 2147483648 or 2GiB");
+    return 0;
+}
+static int k_memory(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_size(w, v, key, &c->sandbox.memory_bytes);
+}
+static int k_file_size(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_size(w, v, key, &c->sandbox.file_size_bytes);
+}
+static int k_tree(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_size(w, v, key, &c->sandbox.tree_bytes);
+}
+static int k_processes(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 1, 1000000, &c->sandbox.processes);
+}
+static int k_open_files(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 16, 1048576, &c->sandbox.open_files);
+}
+static int k_cpu(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 1, 604800, &c->sandbox.cpu_seconds);
+}
+
+static const repo_key_t sandbox_keys[] = {{"memory_bytes", k_memory},     {"processes", k_processes},
+                                          {"file_size_bytes", k_file_size}, {"open_files", k_open_files},
+                                          {"cpu_seconds", k_cpu},          {"tree_bytes", k_tree},
+                                          {NULL, NULL}};
+
+static int k_sandbox(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return walk_map(w, v, key, sandbox_keys, c);
+}
+
 static const repo_key_t review_keys[] = {{"auto", k_auto}, {"drafts", k_drafts}, {"request_changes", k_request_changes},
                                          {"synchronize", k_synchronize}, {NULL, NULL}};
 static const repo_key_t openai_keys[] = {{"model", k_model}, {"base_url", k_base_url}, {NULL, NULL}};
@@ -296,7 +364,8 @@ static int k_agent(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_
 
 static const repo_key_t top_keys[] = {{"setup", k_setup},       {"test", k_test},   {"forbidden_paths", k_forbidden},
                                   {"branch_prefix", k_prefix}, {"draft", k_draft}, {"review", k_review},
-                                  {"agent", k_agent},       {NULL, NULL}};
+                                  {"agent", k_agent},       {"sandbox", k_sandbox}, {"environment", k_environment},
+                                  {NULL, NULL}};
 
 static int walk_map(walk_t *w, const yaml_node_t *map, const char *where, const repo_key_t *keys, repoconfig_t *c)
 {

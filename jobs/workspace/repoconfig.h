@@ -11,6 +11,13 @@
  *   review: { auto: false, drafts: false, request_changes: false, synchronize: false }
  *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true, attempts: 1,
  *            openai: { model: ..., base_url: ... } }
+ *   environment: node20             # one of the operator's environments (an OCI image)
+ *   sandbox: { memory_bytes: 2GiB, processes: 256, file_size_bytes: 1GiB, open_files: 1024, cpu_seconds: 600,
+ *              tree_bytes: 2GiB }
+ *
+ * What a repository sets runs with the operator's keys, so it can choose but
+ * not bring: agent.command names a program on the sandbox's PATH (never a
+ * path), and limits and timeouts can only be lowered (agent_settings_init).
  *
  * Every key is optional; unknown keys and wrong types are errors that name the
  * key and its line, so a repository owner learns what to fix from the comment
@@ -36,6 +43,7 @@ typedef struct {
     char **forbidden; /* NULL-terminated; defaults to the workflows directory */
     size_t nforbidden;
     char *branch_prefix; /* "patchbay/" */
+    char *environment;   /* a name from the operator's environments (or, when allowed, a docker:// image); NULL */
     int draft;
     struct {
         int auto_review;
@@ -53,6 +61,10 @@ typedef struct {
         char *model;    /* openai.model, or NULL */
         char *base_url; /* openai.base_url, or NULL */
     } agent;
+    struct { /* 0: the operator's; more than the operator's is lowered to it */
+        unsigned long long memory_bytes, file_size_bytes, tree_bytes;
+        int processes, open_files, cpu_seconds;
+    } sandbox;
 } repoconfig_t;
 
 /* Parses text (len bytes; NULL = no file: defaults). Returns 0, or -1 with

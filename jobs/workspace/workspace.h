@@ -135,6 +135,13 @@ int workspace_branch_name(char *out, size_t outlen, long long number, const char
 int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const workspace_spec_t *spec, char *err, size_t err_len);
 void workspace_free(workspace_t *ws);
 
+/* Paths, relative to a work tree, that are hard links into the repository's
+ * mirror and so shared with every other job on that repository: what runs in
+ * the work tree (the agent, the repository's commands) may read them but
+ * never change them, or every later job on the repository breaks. The
+ * sandbox binds them read-only. NULL-terminated. */
+extern const char *const workspace_shared_paths[];
+
 /* Deletes <data_dir>/workspaces/<job_id>/. A missing directory is fine. */
 int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t err_len);
 

@@ -78,11 +78,14 @@ static void init_libgit2(void)
         init_rc = WORKSPACE_EIO;
         return;
     }
-    /* Owner validation stays on (the libgit2 default): every repository we
-     * open is one we made, so a foreign owner means the data dir was copied
-     * or shared across users, and ws_git_fail says so plainly. Strict hash
+    /* Owner validation is off: as root, a job's work tree belongs to the
+     * job's own sandbox user (sandbox_user.h), so it is "foreign" by design,
+     * and what the check protects against (a repository's own config running
+     * programs) is already handled: a work tree's config is never read after
+     * the agent (workspace.h), and libgit2 runs no hooks. Strict hash
      * verification (also the default) re-hashes every object read, so a pack
      * damaged on disk is an error, never a silently wrong file. */
+    git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
     git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1);
     /* Mirrors are caches: a fetch interrupted by a crash is re-done, so
      * fsync on every object write would only slow the first clone down. */
@@ -367,11 +370,15 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
 {
     *out = NULL;
     git_error_clear();
-    int grc = git_repository_open_ext(out, path, flags, NULL);
+    struct stat st;
+    /* libgit2's owner validation is off (work trees are the job's user's);
+     * a mirror must still be ours: another owner means a copied or shared
+     * data dir */
+    int foreign = stat(path, &st) == 0 && st.st_uid != geteuid();
+    int grc = foreign && (flags & GIT_REPOSITORY_OPEN_BARE) ? GIT_EOWNER : git_repository_open_ext(out, path, flags, NULL);
     if (grc == 0)
         return 0;
-    struct stat st;
-    if (stat(path, &st) == 0 && st.st_uid != geteuid())
+    if (foreign)
         return ws_fail(WORKSPACE_EIO, err, err_len,
                        "%s: %s belongs to another user (uid %u, patchbay runs as uid %u): run patchbay as the data "
                        "dir's owner, or chown -R the data dir",
@@ -382,122 +389,6 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
 /* ---------------------------------------------------------------------------
  * Directories
  * ------------------------------------------------------------------------- */
-
-int ws_mkdirs(const char *path)
-{
-    char *p = strdup(path);
-    if (p == NULL)
-        return -ENOMEM;
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *s = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    if (rc == 0) {
-        struct stat st;
-        if (stat(path, &st) != 0)
-            rc = -errno;
-        else if (!S_ISDIR(st.st_mode))
-            rc = -ENOTDIR;
-    }
-    free(p);
-    return rc;
-}
-
-/* Empties the directory open at dirfd (closed here). An agent may have left
- * directories without permissions: each is opened up before it is read. */
-static int rm_at(int dirfd)
-{
-    int rc = 0;
-    DIR *d = fdopendir(dirfd);
-    if (d == NULL) {
-        rc = -errno;
-        close(dirfd);
-        return rc;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            if ((st.st_mode & 0700) != 0700)
-                fchmodat(dirfd, de->d_name, 0700, 0);
-            int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            int r = sub < 0 ? -errno : rm_at(sub);
-            if (r == 0 && unlinkat(dirfd, de->d_name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-                r = -errno;
-            if (r != 0 && rc == 0)
-                rc = r;
-        } else if (unlinkat(dirfd, de->d_name, 0) != 0 && errno != ENOENT && rc == 0) {
-            rc = -errno;
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-int ws_rmtree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path) == 0 ? 0 : -errno;
-    if ((st.st_mode & 0700) != 0700)
-        chmod(path, 0700);
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = rm_at(fd);
-    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
-        rc = -errno;
-    return rc;
-}
-
-/* Recursive, bounded in depth by the tree itself (mirrors are a few levels). */
-static uint64_t du_at(int dirfd)
-{
-    uint64_t total = 0;
-    DIR *d = fdopendir(dirfd);
-    if (d == NULL) {
-        close(dirfd);
-        return 0;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        total += (uint64_t)st.st_blocks * 512u;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0)
-                total += du_at(sub);
-        }
-    }
-    closedir(d);
-    return total;
-}
-
-uint64_t ws_tree_bytes(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    return fd < 0 ? 0 : du_at(fd);
-}
 
 /* ---------------------------------------------------------------------------
  * The mirror lock

@@ -211,6 +211,16 @@ def bwrap_works():
     return r.returncode == 0
 
 
+def sandbox_works():
+    """Whether jobs can run fully sandboxed here: bubblewrap and slirp4netns."""
+    return bwrap_works() and shutil.which("slirp4netns") is not None
+
+
+# What the end-to-end tests run their jobs with: the sandbox, fully on, where
+# the machine can make one (CI installs bubblewrap and slirp4netns).
+ISOLATION = "bwrap" if sandbox_works() else "none"
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -387,10 +397,19 @@ def _repo(full_name="octo-org/hello-world"):
             "open_issues_count": 3, "watchers": 10, "forks": 2}
 
 
+_ids = iter(range(1001, 1 << 40))
+
+
+def next_id():
+    """A fresh comment id: GitHub never gives two comments one id, and patchbay makes one job of one comment."""
+    return next(_ids)
+
+
 def issue_comment(body="@patchbay fix the null check in parser.c", association="OWNER",
                   sender="octocat", sender_type="User", action="created", number=42,
                   on_pr=False, issue_author="octocat", repo="octo-org/hello-world",
-                  installation=7, comment_id=1001, title="Parser crashes on empty input"):
+                  installation=7, comment_id=None, title="Parser crashes on empty input"):
+    comment_id = next_id() if comment_id is None else comment_id
     issue = {"url": "https://api.github.com/repos/%s/issues/%d" % (repo, number),
              "html_url": "https://github.com/%s/issues/%d" % (repo, number), "id": 5000 + number,
              "node_id": "I_kwDOAAAB", "number": number, "title": title, "user": _user(issue_author),
@@ -446,7 +465,7 @@ def review_comment(body="@patchbay rename this variable", association="COLLABORA
                    repo="octo-org/hello-world", installation=7):
     p = pull_request(author=pr_author, number=number, repo=repo, installation=installation, sender=sender)
     p["action"] = "created"
-    p["comment"] = {"id": 2002, "path": path, "line": line, "side": "RIGHT", "body": body,
+    p["comment"] = {"id": next_id(), "path": path, "line": line, "side": "RIGHT", "body": body,
                     "author_association": association, "user": _user(sender),
                     "diff_hunk": "@@ -10,6 +10,8 @@ int parse(void)", "commit_id": "ec26c3e"}
     return p
@@ -575,7 +594,8 @@ def enqueue(db, jobs, ttl=7 * 86400, batch=200):
                    "payload_bytes", str(len(payload))]
             for k, v in fields.items():
                 rec += [k, v]
-            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), len(rec)] + rec
+            event_key = "patchbay:event:" + fields["event_id"] if "event_id" in fields else ""
+            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), event_key, len(rec)] + rec
         db.call("EVAL", script, len(keys), *keys, *argv)
         out = db.call("EXEC")
         results = out[-1]

@@ -93,6 +93,17 @@ class DockerFiles(unittest.TestCase):
         self.assertNotIn("libcurl.so.4", needed(small))
         self.assertNotIn("libgit2.so.1.5", needed(small))
 
+    def test_the_sandbox_is_in_the_image(self):
+        runtime = dockerfile_stages()[-1]
+        for pkg in ("bubblewrap", "slirp4netns"):
+            self.assertIn(pkg, apt_packages(runtime))
+        # the sandbox's first program, next to patchbay, static: it runs inside any image
+        copies = [l.split()[-1] for l in runtime["lines"] if l.startswith("COPY --from=build")]
+        self.assertIn("/usr/local/bin/patchbay-enter", copies)
+        enter = os.path.join(os.path.dirname(harness.BIN), "patchbay-enter")
+        dyn = subprocess.run(["readelf", "-d", enter], capture_output=True, text=True).stdout
+        self.assertNotIn("(NEEDED)", dyn)
+
     def test_runs_as_non_root_with_a_health_check(self):
         final = dockerfile_stages()[-1]
         self.assertNotIn(final["user"], (None, "root", "0"))
@@ -145,6 +156,11 @@ class DockerFiles(unittest.TestCase):
         self.assertEqual(pb["environment"]["REDIS_URL"], "redis://redis:6379/0")
         self.assertEqual(pb["depends_on"]["redis"]["condition"], "service_healthy")
         self.assertEqual(pb["build"]["dockerfile"], "docker/Dockerfile")
+        # the sandbox gets what it needs, or jobs fail closed (there is no unsandboxed fallback to allow)
+        for opt in ("seccomp=unconfined", "systempaths=unconfined"):
+            self.assertIn(opt, pb["security_opt"])
+        self.assertIn("/dev/net/tun", pb["devices"])
+        self.assertNotIn("privileged", pb)
         # no secret values in the compose file itself
         self.assertNotRegex(open(os.path.join(DOCKER, "compose.yml")).read(), r"WEBHOOK_SECRET:\s*\S")
 

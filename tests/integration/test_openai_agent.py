@@ -50,7 +50,7 @@ class OpenAICase(harness.AppCase):
 
     def start(self, openai_extra="", test_rounds=2):
         self.start_app("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 1\n"
-                       "agent:\n  backend: openai\n  isolation: none\n  test_rounds: %d\n  timeout: 60\n"
+                       "agent:\n  backend: openai\n  isolation: " + harness.ISOLATION + "\n  test_rounds: %d\n  timeout: 60\n"
                        "  openai:\n    base_url: %s\n    model: test-model\n    api_key_env: FAKE_OPENAI_KEY\n"
                        "    input_price: 2.5\n    output_price: 10\n%s"
                        % (test_rounds, self.model.url, openai_extra),
@@ -225,7 +225,7 @@ class OpenAIAgent(OpenAICase):
     def test_a_wrong_key_is_a_clear_error(self):
         repo = self.repo()
         self.start_app("workers:\n  concurrency: 1\n  max_attempts: 1\nagent:\n  backend: openai\n"
-                       "  isolation: none\n  openai:\n    base_url: %s\n    model: test-model\n" % self.model.url,
+                       "  isolation: " + harness.ISOLATION + "\n  openai:\n    base_url: %s\n    model: test-model\n" % self.model.url,
                        OPENAI_API_KEY="sk-wrong")
         number, job = self.mention(repo)
         rec = self.wait_job(job)
@@ -315,7 +315,7 @@ class OpenAIAgent(OpenAICase):
                                 "  command: [python3, .cli-agent.py]\n", extra={".cli-agent.py": cli})
         self.model.script([{"tool_calls": [edit("return a - b", "return a + b")]},
                            {"tool_calls": [call("finish", summary="Add (the built-in agent)")]}])
-        self.start_app("workers:\n  concurrency: 1\n  max_attempts: 1\nagent:\n  isolation: none\n  test_rounds: 0\n"
+        self.start_app("workers:\n  concurrency: 1\n  max_attempts: 1\nagent:\n  isolation: " + harness.ISOLATION + "\n  test_rounds: 0\n"
                        "  backends: [command, openai]\n  openai:\n    base_url: %s\n    model: test-model\n"
                        "    api_key_env: FAKE_OPENAI_KEY\n" % self.model.url, FAKE_OPENAI_KEY="sk-test-123")
         number, job = self.mention(repo)
@@ -344,7 +344,7 @@ class ShippedExamples(OpenAICase):
                            {"tool_calls": [call("finish", summary="Make add() add")]}])
         env = {key_env: "sk-example"} if key_env else {}
         self.start_app("workers:\n  concurrency: 1\n  max_attempts: 1\n" +
-                       section.replace("agent:\n", "agent:\n  isolation: none\n", 1), **env)
+                       section.replace("agent:\n", "agent:\n  isolation: %s\n" % harness.ISOLATION, 1), **env)
         number, job = self.mention(repo)
         rec = self.wait_job(job)
         self.assertEqual(rec["status"], "succeeded", rec.get("error"))

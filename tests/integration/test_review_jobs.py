@@ -77,7 +77,7 @@ class ReviewJobs(harness.AppCase):
 
     def start(self):
         self.start_app("workers:\n  concurrency: 1\n  retry_delay_ms: 200\n  max_attempts: 2\n"
-                       "agent:\n  isolation: none\n")
+                       "agent:\n  isolation: %s\n" % harness.ISOLATION)
 
     def post(self, event, payload):
         c = self.pb.conn()

@@ -370,13 +370,14 @@ class WebhookFront(harness.TestCase):
         pb = self.start()
         one, sig1 = self.signed(harness.issue_comment(number=8))
         ignored, sig2 = self.signed(harness.issue_comment(body="no mention here"))
+        two, sig3 = self.signed(harness.issue_comment(number=9))
         s = connect(pb.port)
         s.sendall(head(length=len(one), signature=sig1) + one +
                   head(length=len(ignored), signature=sig2) + ignored +
                   b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
                   head(length=len(one), signature=BOGUS) + one +
                   b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
-                  head(length=len(one), signature=sig1, delivery="again") + one)
+                  head(length=len(two), signature=sig3, delivery="again") + two)
         r = Reader(s)
         answers = [r.answer() for _ in range(6)]
         self.assertEqual([a[0] for a in answers], [202, 200, 200, 401, 200, 202])

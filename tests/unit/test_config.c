@@ -232,7 +232,7 @@ static void assert_documented_defaults(const config_t *c)
     assert_int_equal(c->github.reconcile_interval_s, 600);
     assert_int_equal(c->agent.network, 1);
     assert_string_equal(c->triggers.permission, "write");
-    assert_string_equal(c->agent.isolation, "auto");
+    assert_string_equal(c->agent.isolation, "bwrap");
     assert_string_equal(c->agent.env.items[0], "ANTHROPIC_API_KEY");
 
     assert_string_equal(c->agent.backend, "command");
@@ -738,6 +738,8 @@ static void test_enum(void **state)
 {
     (void)state;
     assert_yaml_error("agent:\n  backend: opnai\n", 2, "'backend' must be one of command, openai (got 'opnai')");
+    assert_yaml_error("agent:\n  isolation: maybe\n", 2, "'isolation' must be one of auto, bwrap, none (got 'maybe')");
+    assert_yaml_error("agent:\n  command: [bin/agent, -p]\n", 2, "'command' runs bin/agent, a relative path");
     assert_yaml_error("redis:\n  appendfsync: no\n", 2, "'appendfsync' must be one of always, everysec (got 'no')");
     assert_yaml_error("log:\n  format: xml\n", 2, "'format' must be one of text, json (got 'xml')");
     assert_yaml_error("log:\n  level: loud\n", 2, "'level' must be one of debug, info, warn, error (got 'loud')");

@@ -79,6 +79,10 @@ static void test_errors_name_the_key_and_line(void **state)
         {"agent:\n  timeout: forever\n", "line 2: key 'timeout': must be a whole number from 1 to 604800"},
         {"agent:\n  test_rounds: 99\n", "key 'test_rounds': must be a whole number from 0 to 10"},
         {"agent: { backend: magic }\n", "key 'backend': must be command or openai"},
+        /* a repository names a program; it never brings one */
+        {"agent:\n  command: [./.patchbay-agent.py]\n", "line 2: key 'command': must start with the name of a program"},
+        {"agent:\n  command: ../../usr/bin/env sh\n", "key 'command': must start with the name of a program"},
+        {"agent:\n  command: [/tmp/evil]\n", "key 'command': must start with the name of a program"},
         {"setup: { a: b }\n", "key 'setup': must be a list of texts"},
         {"setup: [ok, [nested]]\n", "key 'setup': must be a list of texts"},
         {"review: true\n", "key 'review': must be a mapping of keys"},

@@ -35,6 +35,7 @@
 
 #include "app/common/log.h"
 #include "jobs/agent/sandbox.h"
+#include "jobs/agent/sandbox_user.h"
 
 typedef struct {
     char root[64];
@@ -267,7 +268,7 @@ static void test_not_found_is_an_error(void **state)
     (void)state;
     const char *argv[] = {"no-such-agent-cli", "-p", NULL};
     sandbox_opts_t o;
-    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    opts_for(&o, argv, SANDBOX_ISOLATE_NONE);
     sandbox_result_t r;
     char err[256] = "";
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
@@ -276,6 +277,20 @@ static void test_not_found_is_an_error(void **state)
     const char *rel[] = {"./missing.sh", NULL};
     o.argv = rel;
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+
+    /* a program in the checkout never runs, even when it is there and executable */
+    char planted[192];
+    snprintf(planted, sizeof(planted), "%s/agent.sh", D.ws);
+    write_text(planted, "#!/bin/sh\necho PLANTED-RAN\n");
+    assert_int_equal(chmod(planted, 0755), 0);
+    const char *inside[] = {"./agent.sh", NULL};
+    o.argv = inside;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+    assert_non_null(strstr(err, "relative path is refused"));
+    const char *updir[] = {"../ws/agent.sh", NULL};
+    o.argv = updir;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+    assert_int_equal(access(D.out, F_OK), -1); /* refused before anything ran */
 
     const char *empty[] = {NULL};
     o.argv = empty;
@@ -409,7 +424,7 @@ static void test_cancel(void **state)
     (void)state;
     const char *argv[] = {"sh", "-c", "echo started; sleep 300", NULL};
     sandbox_opts_t o;
-    opts_for(&o, argv, SANDBOX_ISOLATE_AUTO);
+    opts_for(&o, argv, have_bwrap() ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE);
     hooks_t h = {0, 3, 0, 0};
     o.should_stop = stop_hook;
     o.pgid = pgid_hook;
@@ -544,6 +559,24 @@ static int listen_loopback(int *port)
     return s;
 }
 
+/* Whether a connection reached the listener: accepts what is queued, without waiting. */
+static int accepted(int s)
+{
+    int n = 0;
+    for (;;) {
+        int c = accept4(s, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return n;
+        close(c);
+        n++;
+    }
+}
+
+static int have_slirp(void)
+{
+    return access("/usr/bin/slirp4netns", X_OK) == 0 || access("/usr/local/bin/slirp4netns", X_OK) == 0;
+}
+
 static void test_bwrap_network(void **state)
 {
     (void)state;
@@ -551,24 +584,61 @@ static void test_bwrap_network(void **state)
         skip();
     int port = 0;
     int s = listen_loopback(&port);
-    char script[512];
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    char script[1024];
     snprintf(script, sizeof(script),
-             "/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", %d), timeout=5); "
-             "print(\"CONNECTED\")'",
-             port);
+             "/usr/bin/python3 -c '\n"
+             "import socket, time\n"
+             "for host, port in ((\"127.0.0.1\", %d), (\"169.254.169.254\", 80), (\"10.0.2.2\", %d)):\n"
+             "    try:\n"
+             "        c = socket.create_connection((host, port), timeout=3); time.sleep(0.3); c.close(); print(\"CONNECTED\", host)\n"
+             "    except OSError as e:\n"
+             "        print(\"REFUSED\", host, e.errno)\n"
+             "'",
+             port, port);
     sandbox_result_t r;
+    /* network off: loopback only, its own */
     char *out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 0, 0);
     assert_true(r.isolated);
     assert_null(strstr(out, "CONNECTED"));
-    assert_true(r.end == SANDBOX_EXITED && r.exit_code != 0);
     free(out);
+    assert_int_equal(accepted(s), 0);
+    if (!have_slirp()) {
+        close(s);
+        skip();
+    }
 
-    /* the same with the network on reaches this process's listener */
+    /* network on: outbound only; neither the host's loopback (directly or
+     * through slirp's gateway) nor the cloud metadata address */
     out = run_sh(&r, SANDBOX_ISOLATE_BWRAP, script, 1, 0);
     assert_true(r.isolated);
-    assert_non_null(strstr(out, "CONNECTED"));
-    assert_int_equal(r.exit_code, 0);
+    assert_null(strstr(out, "CONNECTED"));
+    assert_non_null(strstr(out, "REFUSED 169.254.169.254"));
     free(out);
+    assert_int_equal(accepted(s), 0);
+
+    /* unless the operator allows exactly that destination */
+    char allow[64];
+    snprintf(allow, sizeof(allow), "127.0.0.1:%d", port);
+    const char *allowed[] = {allow, NULL};
+    const char *argv[] = {"sh", "-c", script, NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    o.network = 1;
+    o.egress_allow = allowed;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    out = slurp(D.out, NULL);
+    assert_non_null(strstr(out, "CONNECTED 127.0.0.1"));
+    assert_null(strstr(out, "CONNECTED 10.0.2.2"));
+    free(out);
+    assert_int_equal(accepted(s), 1);
+
+    /* a broken allowlist entry fails closed, naming it */
+    const char *bad[] = {"8.8.8.8:53", NULL};
+    o.egress_allow = bad;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
+    assert_non_null(strstr(err, "8.8.8.8:53"));
     close(s);
 }
 
@@ -585,32 +655,21 @@ static void test_bwrap_missing_or_broken(void **state)
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
     assert_non_null(strstr(err, "not installed"));
 
-    /* AUTO and missing: it runs, without isolation, and says why */
-    o.isolation = SANDBOX_ISOLATE_AUTO;
-    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
-    assert_false(r.isolated);
-    assert_non_null(strstr(r.fallback, "not installed"));
-    char *out = slurp(D.out, NULL);
-    assert_string_equal(out, "ran\n");
-    free(out);
+    assert_int_equal(access(D.out, F_OK), -1); /* refused before anything was started */
 
-    /* a bwrap that fails to start (as in a container without user namespaces) */
+    /* a bwrap that fails to start (as in a container without user namespaces):
+     * refused with bwrap's own words, and the command never ran */
     char fake[160];
     snprintf(fake, sizeof(fake), "%s/fake-bwrap", D.root);
     write_text(fake, "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n");
     assert_int_equal(chmod(fake, 0755), 0);
     o.bwrap_path = fake;
-    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
-    assert_false(r.isolated);
-    assert_non_null(strstr(r.fallback, "failed to start"));
-    assert_non_null(strstr(r.fallback, "No permissions"));
-    out = slurp(D.out, NULL);
-    assert_string_equal(out, "ran\n"); /* bwrap's complaint is not the command's output */
-    free(out);
-
-    o.isolation = SANDBOX_ISOLATE_BWRAP;
     assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ISOLATION);
-    assert_non_null(strstr(err, "failed to start"));
+    assert_non_null(strstr(err, "could not start the sandbox"));
+    assert_non_null(strstr(err, "No permissions"));
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "ran\n"));
+    free(out);
 
     /* the command's own exit 1 under a working bwrap is not a failure to start */
     if (have_bwrap()) {
@@ -621,6 +680,146 @@ static void test_bwrap_missing_or_broken(void **state)
         assert_true(r.isolated);
         assert_int_equal(r.exit_code, 1);
     }
+}
+
+/* What the job shares with others (the pack files hard-linked from the
+ * repository's mirror) stays unchangeable inside, while the rest of the work
+ * tree is writable. */
+static void test_bwrap_read_only_overlays(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    char dir[192], pack[256], overlay[192];
+    snprintf(dir, sizeof(dir), "%s/.git", D.ws);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(dir, sizeof(dir), "%s/.git/objects", D.ws);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(overlay, sizeof(overlay), "%s/.git/objects/pack", D.ws);
+    assert_int_equal(mkdir(overlay, 0755), 0);
+    snprintf(pack, sizeof(pack), "%s/pack-1.pack", overlay);
+    write_text(pack, "PACKDATA");
+    assert_int_equal(chmod(pack, 0444), 0);
+    const char *argv[] = {"sh", "-c",
+                          "chmod 644 .git/objects/pack/pack-1.pack && echo CHMOD-OK;"
+                          "echo x >> .git/objects/pack/pack-1.pack && echo WRITE-OK;"
+                          "rm -f .git/objects/pack/pack-1.pack && echo RM-OK;"
+                          "ln .git/objects/pack/pack-1.pack other && echo LINK-OK;"
+                          "echo y > elsewhere.txt && echo TREE-OK",
+                          NULL};
+    sandbox_opts_t o;
+    opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+    const char *outside[] = {"/etc", NULL};
+    o.ro_overlays = outside;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+    const char *up[] = {"a/../../x", NULL};
+    o.ro_overlays = up;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_ARGS);
+    const char *ro[] = {".git/objects/pack", "no/such/dir", NULL};
+    o.ro_overlays = ro;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "CHMOD-OK"));
+    assert_null(strstr(out, "WRITE-OK"));
+    assert_null(strstr(out, "RM-OK"));
+    assert_null(strstr(out, "LINK-OK"));
+    assert_non_null(strstr(out, "TREE-OK"));
+    free(out);
+    char *kept = slurp(pack, NULL);
+    assert_string_equal(kept, "PACKDATA");
+    free(kept);
+    struct stat st;
+    assert_int_equal(stat(pack, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0444);
+}
+
+/* A run is its own session: the leader of a new session, with no terminal
+ * to open, under bubblewrap and without it. */
+static void test_new_session(void **state)
+{
+    (void)state;
+    const char *script = "read -r pid _ _ _ _ sid _ < /proc/$$/stat; [ \"$pid\" = \"$sid\" ] && echo LEADER;"
+                         "(exec 3</dev/tty) 2>/dev/null && echo HAS-TTY || echo NO-TTY";
+    for (int iso = 0; iso < 2; iso++) {
+        if (iso == 0 && !have_bwrap())
+            continue;
+        sandbox_result_t r;
+        char *out = run_sh(&r, iso == 0 ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE, script, 0, 0);
+        assert_non_null(strstr(out, "NO-TTY"));
+        if (iso == 1) /* under bubblewrap the leader is bwrap's child, before the trampoline */
+            assert_non_null(strstr(out, "LEADER"));
+        free(out);
+    }
+}
+
+/* Each limit bites, under bubblewrap as a job runs: memory (RLIMIT_DATA),
+ * the work tree's size (watched), and, as root with a job user of its own,
+ * processes. */
+static void test_limits_bite(void **state)
+{
+    (void)state;
+    sandbox_isolation_t iso = have_bwrap() ? SANDBOX_ISOLATE_BWRAP : SANDBOX_ISOLATE_NONE;
+    const char *mem[] = {"sh", "-c",
+                         "/usr/bin/python3 -c 'x = bytearray(300 * 1024 * 1024); print(\"ALLOCATED\")' 2>&1 | tail -1",
+                         NULL};
+    sandbox_opts_t o;
+    opts_for(&o, mem, iso);
+    o.network = 0;
+    o.limits.memory_bytes = 128ULL * 1024 * 1024;
+    sandbox_result_t r;
+    char err[256] = "";
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    char *out = slurp(D.out, NULL);
+    assert_null(strstr(out, "ALLOCATED"));
+    assert_non_null(strstr(out, "MemoryError"));
+    free(out);
+
+    const char *big[] = {"sh", "-c", "for i in $(seq 200); do head -c 1048576 /dev/zero > f$i; sleep 0.02; done; "
+                                     "echo WROTE-ALL", NULL};
+    opts_for(&o, big, iso);
+    o.network = 0;
+    o.limits.tree_bytes = 20ULL * 1024 * 1024;
+    assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+    assert_int_equal(r.end, SANDBOX_TOO_BIG);
+    out = slurp(D.out, NULL);
+    assert_null(strstr(out, "WROTE-ALL"));
+    free(out);
+    char desc[96];
+    assert_non_null(strstr(sandbox_describe(&r, desc, sizeof(desc)), "size limit"));
+
+    if (geteuid() != 0 || !have_bwrap())
+        return;
+    sandbox_user_t u = SANDBOX_USER_INIT;
+    assert_int_equal(sandbox_user_acquire(&u, D.data, 1879048192, 16, err, sizeof(err)), 0);
+    assert_true(u.uid >= 1879048192);
+    /* a second lease gets another user */
+    sandbox_user_t u2 = SANDBOX_USER_INIT;
+    assert_int_equal(sandbox_user_acquire(&u2, D.data, 1879048192, 16, err, sizeof(err)), 0);
+    assert_true(u2.uid != u.uid);
+    sandbox_user_release(&u2);
+    assert_int_equal(sandbox_user_give(&u, D.ws, NULL, err, sizeof(err)), 0);
+    const char *forks[] = {"sh", "-c", "touch mine.txt && echo OWNS-TREE; n=0; for i in $(seq 60); do "
+                                       "sleep 5 & n=$((n+1)); done 2>/dev/null; echo STARTED $n", NULL};
+    opts_for(&o, forks, SANDBOX_ISOLATE_BWRAP);
+    o.network = 0;
+    o.uid = u.uid;
+    o.gid = u.gid;
+    o.limits.processes = 20;
+    int urc = sandbox_run(&r, &o, err, sizeof(err));
+    if (urc != 0)
+        fail_msg("%d %s", urc, err);
+    out = slurp(D.out, NULL);
+    assert_null(strstr(out, "STARTED 60"));
+    assert_non_null(strstr(out, "OWNS-TREE"));
+    free(out);
+    char mine[192];
+    struct stat st;
+    snprintf(mine, sizeof(mine), "%s/mine.txt", D.ws);
+    assert_int_equal(stat(mine, &st), 0);
+    assert_int_equal(st.st_uid, u.uid);
+    sandbox_user_release(&u);
 }
 
 int main(void)
@@ -641,6 +840,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_filesystem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_bite, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
