@@ -122,24 +122,18 @@ static void route_setup_code(server_thread_t *t, h2o_req_t *req)
 
 /* Exact paths. The webhook's is not here: the front reads every request to
  * it (front.h), under every spelling h2o would normalise to it. Anything
- * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404.
- *
- * any_host: the probes answer whatever Host says. Kubernetes, load
- * balancers and Prometheus name the address they dial (a pod's IP), and what
- * these say (alive, Redis reachable, aggregate counts) is of no use to a
- * page that rebinds its name to us. */
+ * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404. */
 static const struct {
     const char *path;
     void (*handle)(server_thread_t *t, h2o_req_t *req);
-    int any_host;
 } routes[] = {
-    {"/healthz", route_healthz, 1},
-    {"/readyz", route_readyz, 1},
-    {"/metrics", route_metrics, 1},
-    {"/", route_status, 0},
-    {"/setup/org", route_setup_org, 0},
-    {"/setup/callback", route_setup_callback, 0},
-    {"/setup/code", route_setup_code, 0},
+    {"/healthz", route_healthz},
+    {"/readyz", route_readyz},
+    {"/metrics", route_metrics},
+    {"/", route_status},
+    {"/setup/org", route_setup_org},
+    {"/setup/callback", route_setup_callback},
+    {"/setup/code", route_setup_code},
 };
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -147,19 +141,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     server_thread_t *t = H2O_STRUCT_FROM_MEMBER(server_thread_t, ctx, req->conn->ctx);
     front_keep_alive(&t->front, req); /* the connection's next request is the front's again */
-    /* every other route answers only to its own names (access.h); the
-     * webhook, which its signature authenticates, never comes here: the
-     * front has it */
+    /* every route answers only to its own names (access.h); the webhook,
+     * which its signature authenticates, never comes here: the front has it */
+    if (access_refuse_host(&t->server->access, req))
+        return 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (path_is(req, routes[i].path)) {
-            if (!routes[i].any_host && access_refuse_host(&t->server->access, req))
-                return 0;
             routes[i].handle(t, req);
             return 0;
         }
     }
-    if (access_refuse_host(&t->server->access, req))
-        return 0;
     if (!dashboard_handle(&t->dashboard, req))
         respond_json(req, 404, "error", "no such path");
     return 0;

@@ -357,7 +357,7 @@ class WebhookFront(harness.TestCase):
         s.sendall(head(signature=BOGUS, extra=b"Transfer-Encoding: chunked\r\n") +
                   b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
         self.assertEqual(r.answer()[0], 401)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         self.assertEqual(r.answer()[0], 200)
         # broken chunking is a bad request, and ends the connection
         s.sendall(head(signature=sig, extra=b"Transfer-Encoding: chunked\r\n") + b"zz\r\n")
@@ -374,9 +374,9 @@ class WebhookFront(harness.TestCase):
         s = connect(pb.port)
         s.sendall(head(length=len(one), signature=sig1) + one +
                   head(length=len(ignored), signature=sig2) + ignored +
-                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
+                  b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
                   head(length=len(one), signature=BOGUS) + one +
-                  b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+                  b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello" +
                   head(length=len(two), signature=sig3, delivery="again") + two)
         r = Reader(s)
         answers = [r.answer() for _ in range(6)]
@@ -399,7 +399,7 @@ class WebhookFront(harness.TestCase):
         s.sendall(head(length=len(body), signature=BOGUS) + body)
         status, headers, _ = r.answer()
         self.assertEqual((status, headers["connection"]), (401, "keep-alive"))
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         self.assertEqual(r.answer()[0], 200)
         s.close()
         self.assertEqual(self.db.stream_len(), 20)
@@ -425,19 +425,19 @@ class WebhookFront(harness.TestCase):
         pb = self.start()
         s = connect(pb.port)
         r = Reader(s)
-        s.sendall(b"POST /api/jobs/1/cancel HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (1 * MIB))
+        s.sendall(b"POST /api/jobs/1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % (1 * MIB))
         status, headers, _ = r.answer()
         self.assertEqual((status, headers["connection"]), (413, "close"))
         s.close()
         s = connect(pb.port)
         r = Reader(s)
-        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         self.assertEqual(r.answer()[0], 411)
         s.close()
         # a small one goes to h2o, and the connection comes back for a delivery
         s = connect(pb.port)
         r = Reader(s)
-        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
         self.assertEqual(r.answer()[0], 100)
         s.sendall(b"x" * 100)
         status, headers, answer = r.answer()
@@ -466,7 +466,7 @@ class WebhookFront(harness.TestCase):
                 socks.append(s)
                 try:
                     if i % 3 == 1:  # a request head that never ends
-                        s.sendall(b"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\n")
+                        s.sendall(b"POST /api/github/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                     elif i % 3 == 2 and i < 100:  # kept alive after an answer
                         s.sendall(head(length=len(body), signature=sign(body)) + body)
                 except OSError:
@@ -606,8 +606,8 @@ class WebhookFront(harness.TestCase):
                  head(signature=sig, extra=b"Transfer-Encoding: chunked\r\n") + b"%x\r\n" % len(body) + body +
                  b"\r\n0\r\n\r\n",
                  head(length=len(body), signature=sig, extra=b"Expect: 100-continue\r\n") + body,
-                 b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-                 b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"]
+                 b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello",
+                 b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]
 
         def mangle(data):
             data = bytearray(data)
