@@ -302,6 +302,9 @@ static const key_spec_t schema[] = {
      .check = check_webhook_path},
     {"server.threads", KEY_INT, OFF(server.threads), 0, 1024, .def = "0"},
     {"server.body_limit_bytes", KEY_SIZE, OFF(server.body_limit_bytes), 1024, 1024 * MIB, .def = "26214400"},
+    {"server.inflight_body_bytes", KEY_SIZE, OFF(server.inflight_body_bytes), 1024 + CONFIG_SMALL_BODY_RESERVE_BYTES,
+     64 * 1024 * MIB, .def = "48MiB"},
+    {"server.max_connections", KEY_INT, OFF(server.max_connections), 0, 10000000, .def = "0"},
     {"server.request_timeout_ms", KEY_INT, OFF(server.request_timeout_ms), 1, 3600000, .def = "10000"},
     {"server.redis_timeout_ms", KEY_INT, OFF(server.redis_timeout_ms), 1, 600000, .def = "1000"},
     {"server.public_url", KEY_STRING, OFF(server.public_url), .env = "PUBLIC_URL", .check = check_http_url},
@@ -1302,6 +1305,15 @@ static void cross_check(load_t *L)
             line = L->line[find_spec("agent.backend") - schema];
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
+    }
+    if (cfg->server.inflight_body_bytes < cfg->server.body_limit_bytes + CONFIG_SMALL_BODY_RESERVE_BYTES) {
+        int line = L->line[find_spec("server.inflight_body_bytes") - schema];
+        if (line == 0)
+            line = L->line[find_spec("server.body_limit_bytes") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'inflight_body_bytes' (%zu) must be at least 'body_limit_bytes' + 8 MiB (%zu): the largest body "
+                    "must fit beside the 8 MiB kept for everyday deliveries",
+                    cfg->server.inflight_body_bytes, cfg->server.body_limit_bytes + CONFIG_SMALL_BODY_RESERVE_BYTES);
     }
     /* a relative path would resolve inside the checkout, which is not the operator's */
     const char *prog = cfg->agent.command.count > 0 ? cfg->agent.command.items[0] : "";

@@ -19,6 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Of server.inflight_body_bytes, CONFIG_SMALL_BODY_RESERVE_BYTES are kept for
+ * bodies of at most CONFIG_SMALL_BODY_BYTES, so that a few large uploads
+ * (GitHub's are rare; a stranger's need not be) never starve the everyday,
+ * kilobyte-sized deliveries. The budget must hold the largest body beside it. */
+#define CONFIG_SMALL_BODY_BYTES (1024 * 1024)
+#define CONFIG_SMALL_BODY_RESERVE_BYTES (8 * 1024 * 1024)
+
 typedef struct {
     char **items; /* NULL-terminated */
     size_t count;
@@ -40,6 +47,8 @@ typedef struct {
         char *webhook_path;  /* WEBHOOK_PATH, default "/api/github/webhooks" */
         int threads;         /* event loops; 0 = one per core */
         size_t body_limit_bytes;     /* default 25 MiB, GitHub's own cap */
+        size_t inflight_body_bytes;  /* request bodies held at once, all connections together; default 48 MiB */
+        int max_connections;         /* open client connections; 0 = what the open-file limit allows */
         int request_timeout_ms;      /* a request (head and body) must arrive within this */
         int redis_timeout_ms;        /* a delivery not queued by then is spooled */
         char *public_url;            /* how GitHub reaches us, and the one name besides loopback's that

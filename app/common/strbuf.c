@@ -210,3 +210,13 @@ void strbuf_append_html(strbuf_t *b, const char *s)
         }
     }
 }
+
+void strbuf_format(char *dst, size_t len, const char *fmt, ...)
+{
+    if (dst == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, len, fmt, ap);
+    va_end(ap);
+}

@@ -34,6 +34,10 @@ char *strbuf_detach(strbuf_t *b, size_t *len);
 void strbuf_appendn(strbuf_t *b, const char *s, size_t n);
 void strbuf_append(strbuf_t *b, const char *s);
 void strbuf_appendf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* printf into a caller's fixed buffer (an error message, cut to fit); does
+ * nothing when dst is NULL or len 0, so "no message wanted" is allowed. */
+void strbuf_format(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A JSON string literal, quotes included; control characters escaped. */
 void strbuf_append_json_string(strbuf_t *b, const char *s, size_t n);
 /* Text for HTML, in an element or a quoted attribute: < > & " ' escaped. */

@@ -44,6 +44,29 @@ int access_name_is_loopback(const char *name, size_t len)
     return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* Whether name[0..len) is the address literal `local` is (an IPv4 client of
+ * a dual-stack socket arrives on ::ffff:a.b.c.d and names a.b.c.d). */
+static int name_is_address(const char *name, size_t len, const struct sockaddr *local)
+{
+    char buf[64];
+    if (local == NULL || len == 0 || len >= sizeof(buf))
+        return 0;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        if (local->sa_family == AF_INET)
+            return memcmp(&((const struct sockaddr_in *)local)->sin_addr, &a4, sizeof(a4)) == 0;
+        if (local->sa_family != AF_INET6)
+            return 0;
+        const struct in6_addr *l6 = &((const struct sockaddr_in6 *)local)->sin6_addr;
+        return IN6_IS_ADDR_V4MAPPED(l6) && memcmp(&l6->s6_addr[12], &a4, sizeof(a4)) == 0;
+    }
+    return local->sa_family == AF_INET6 && inet_pton(AF_INET6, buf, &a6) == 1 &&
+           memcmp(&((const struct sockaddr_in6 *)local)->sin6_addr, &a6, sizeof(a6)) == 0;
+}
+
 void access_init(access_t *a, const config_t *cfg)
 {
     memset(a, 0, sizeof(*a));
@@ -69,20 +92,25 @@ void access_init(access_t *a, const config_t *cfg)
     a->public_host[n] = '\0';
 }
 
-int access_host_allowed(const access_t *a, const char *host, size_t len)
+int access_host_allowed(const access_t *a, const char *host, size_t len, const struct sockaddr *local)
 {
     const char *name;
     size_t n;
     if (host == NULL || !host_name(host, len, &name, &n))
         return 0;
-    if (access_name_is_loopback(name, n))
+    if (access_name_is_loopback(name, n) || name_is_address(name, n, local))
         return 1;
     return a->public_host[0] != '\0' && n == strlen(a->public_host) && strncasecmp(name, a->public_host, n) == 0;
 }
 
 int access_refuse_host(const access_t *a, h2o_req_t *req)
 {
-    if (access_host_allowed(a, req->input.authority.base, req->input.authority.len))
+    struct sockaddr_storage local;
+    socklen_t local_len = 0;
+    if (req->conn->callbacks->get_sockname != NULL)
+        local_len = req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&local);
+    if (access_host_allowed(a, req->input.authority.base, req->input.authority.len,
+                            local_len > 0 ? (struct sockaddr *)&local : NULL))
         return 0;
     respond_json(req, 421, "error",
                  "patchbay answers here only to its PUBLIC_URL's host name and to localhost; set PUBLIC_URL to "

@@ -43,7 +43,9 @@
 #include "netjail.h"
 #include "app/common/clock.h"
 #include "app/common/config.h"
+#include "app/common/fdutil.h"
 #include "app/common/fileio.h"
+#include "app/common/fstree.h"
 #include "app/common/log.h"
 #include "app/common/strbuf.h"
 
@@ -101,17 +103,6 @@ enum {
     OVERLAYS_MAX = 4,
     FD_CHILD_MAX = FD_OVERLAY + OVERLAYS_MAX
 };
-
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void sandbox_opts_init(sandbox_opts_t *o)
 {
@@ -211,12 +202,6 @@ static int path_within(const char *path, const char *dir)
     return path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/');
 }
 
-static int is_executable_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 /* argv[0] as an absolute path on the host: an absolute path as given, or a
  * name looked up in SANDBOX_PATH. Never a path relative to the work tree: the
  * program that runs is the operator's, not a file the repository (or a pull
@@ -225,7 +210,7 @@ static int resolve_command(char out[PATH_MAX], const char *cmd)
 {
     if (cmd[0] == '/') {
         int n = snprintf(out, PATH_MAX, "%s", cmd);
-        return n > 0 && n < PATH_MAX && is_executable_file(out) ? 0 : -1;
+        return n > 0 && n < PATH_MAX && fdutil_is_executable(out) ? 0 : -1;
     }
     if (strchr(cmd, '/') != NULL)
         return -1;
@@ -233,7 +218,7 @@ static int resolve_command(char out[PATH_MAX], const char *cmd)
     while (*p) {
         size_t len = strcspn(p, ":");
         int n = snprintf(out, PATH_MAX, "%.*s/%s", (int)len, p, cmd);
-        if (n > 0 && n < PATH_MAX && is_executable_file(out))
+        if (n > 0 && n < PATH_MAX && fdutil_is_executable(out))
             return 0;
         p += len;
         if (*p == ':')
@@ -246,7 +231,7 @@ int sandbox_enter_find(char *path, size_t len, const char *configured)
 {
     if (configured != NULL) {
         snprintf(path, len, "%s", configured);
-        return is_executable_file(path) ? 0 : -1;
+        return fdutil_is_executable(path) ? 0 : -1;
     }
     /* next to the running program: patchbay, or a test binary one level down */
     char self[PATH_MAX];
@@ -259,23 +244,23 @@ int sandbox_enter_find(char *path, size_t len, const char *configured)
         return -1;
     *slash = '\0';
     snprintf(path, len, "%s/" SANDBOX_ENTER_PROGRAM, self);
-    if (is_executable_file(path))
+    if (fdutil_is_executable(path))
         return 0;
     snprintf(path, len, "%s/../" SANDBOX_ENTER_PROGRAM, self);
-    return is_executable_file(path) ? 0 : -1;
+    return fdutil_is_executable(path) ? 0 : -1;
 }
 
 int sandbox_bwrap_find(char *path, size_t len, const char *configured)
 {
     static const char *const places[] = {"/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap", NULL};
     if (configured != NULL) {
-        if (!is_executable_file(configured))
+        if (!fdutil_is_executable(configured))
             return -1;
         snprintf(path, len, "%s", configured);
         return 0;
     }
     for (size_t i = 0; places[i] != NULL; i++) {
-        if (is_executable_file(places[i])) {
+        if (fdutil_is_executable(places[i])) {
             snprintf(path, len, "%s", places[i]);
             return 0;
         }
@@ -339,19 +324,19 @@ static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t e
         const char *e = o->env[i];
         const char *eq = strchr(e, '=');
         if (eq == NULL || !env_name_ok(e, (size_t)(eq - e))) {
-            set_err(err, err_len, "environment entry %zu is not NAME=value", i);
+            strbuf_format(err, err_len, "environment entry %zu is not NAME=value", i);
             return SANDBOX_ERR_ENV;
         }
         char name[256];
         size_t n = (size_t)(eq - e);
         if (n >= sizeof(name)) {
-            set_err(err, err_len, "environment variable name too long");
+            strbuf_format(err, err_len, "environment variable name too long");
             return SANDBOX_ERR_ENV;
         }
         memcpy(name, e, n);
         name[n] = '\0';
         if (config_env_is_secret(name)) {
-            set_err(err, err_len, "refusing to pass %s to a sandboxed command: it may hold one of patchbay's secrets",
+            strbuf_format(err, err_len, "refusing to pass %s to a sandboxed command: it may hold one of patchbay's secrets",
                     name);
             return SANDBOX_ERR_ENV;
         }
@@ -369,7 +354,7 @@ static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t e
     next:;
     }
     if (env->oom) {
-        set_err(err, err_len, "out of memory");
+        strbuf_format(err, err_len, "out of memory");
         return SANDBOX_ERR_START;
     }
     return 0;
@@ -632,61 +617,11 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, 
 
 #define TREE_CHECK_MIN_MS 500   /* a writer at 300 MB/s overshoots by ~150 MB between checks */
 #define TREE_CHECK_MAX_MS 5000  /* for huge trees: a walk costs ~3 ms per 1,000 files here */
-#define TREE_DEPTH_MAX 128
 
-/* Bytes of disk under dir_fd (st_blocks, so sparse files count as written),
- * not following links, not crossing into skipped subtrees (what the job
- * shares read-only) or into other filesystems. Closes dir_fd. */
-static uint64_t tree_size_at(int dir_fd, dev_t dev, const char *rel, const sandbox_opts_t *o, int depth)
-{
-    uint64_t sum = 0;
-    DIR *d = fdopendir(dir_fd);
-    if (d == NULL) {
-        close(dir_fd);
-        return 0;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev)
-            continue;
-        sum += (uint64_t)st.st_blocks * 512;
-        if (!S_ISDIR(st.st_mode) || depth >= TREE_DEPTH_MAX)
-            continue;
-        char sub[PATH_MAX];
-        snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-        int skip = 0;
-        for (size_t i = 0; rel != NULL && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
-            skip |= strcmp(o->ro_overlays[i], sub) == 0;
-        if (skip)
-            continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
-            sum += tree_size_at(fd, dev, sub, o, depth + 1);
-    }
-    closedir(d);
-    return sum;
-}
-
+/* The work tree (less what it shares read-only) and the scratch directory. */
 static uint64_t tree_size(const sandbox_opts_t *o)
 {
-    uint64_t sum = 0;
-    const char *roots[] = {o->workdir, o->scratch_dir};
-    for (int i = 0; i < 2; i++) {
-        int fd = open(roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) != 0) {
-            close(fd);
-            continue;
-        }
-        /* ro_overlays are relative to the work tree; in scratch nothing matches */
-        sum += tree_size_at(fd, st.st_dev, i == 0 ? "" : "\x01", o, 0);
-    }
-    return sum;
+    return fstree_disk_usage(o->workdir, o->ro_overlays) + fstree_disk_usage(o->scratch_dir, NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -878,23 +813,6 @@ static void child_run(const child_plan_t *p)
  * The parent
  * ------------------------------------------------------------------------- */
 
-/* A close-on-exec duplicate at or above FD_LOW_WATER; closes the original. */
-static int fd_high(int fd)
-{
-    if (fd < 0)
-        return -1;
-    int hi = fcntl(fd, F_DUPFD_CLOEXEC, FD_LOW_WATER);
-    close(fd);
-    return hi;
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 typedef struct {
     int bwrap_failed; /* under bubblewrap, it exited before the command started */
 } supervise_t;
@@ -952,45 +870,45 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     int64_t start = clock_mono_ms();
 
     memset(sv, 0, sizeof(*sv));
-    stdin_fd = fd_high(open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC));
+    stdin_fd = fdutil_raise(open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC), FD_LOW_WATER);
     if (stdin_fd < 0) {
-        set_err(err, err_len, "cannot open the command's input %s: %s", o->stdin_path ? o->stdin_path : "/dev/null",
+        strbuf_format(err, err_len, "cannot open the command's input %s: %s", o->stdin_path ? o->stdin_path : "/dev/null",
                 strerror(errno));
         goto done;
     }
     if (pipe2(p, O_CLOEXEC) != 0)
         goto pipe_fail;
-    out_r = fd_high(p[0]);
-    out_w = fd_high(p[1]);
+    out_r = fdutil_raise(p[0], FD_LOW_WATER);
+    out_w = fdutil_raise(p[1], FD_LOW_WATER);
     if (pipe2(p, O_CLOEXEC) != 0)
         goto pipe_fail;
-    err_r = fd_high(p[0]);
-    err_w = fd_high(p[1]);
+    err_r = fdutil_raise(p[0], FD_LOW_WATER);
+    err_w = fdutil_raise(p[1], FD_LOW_WATER);
     if (out_r < 0 || out_w < 0 || err_r < 0 || err_w < 0)
         goto pipe_fail;
     if (use_bwrap) {
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        st_r = fd_high(p[0]);
-        st_w = fd_high(p[1]);
+        st_r = fdutil_raise(p[0], FD_LOW_WATER);
+        st_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (st_r < 0 || st_w < 0)
             goto pipe_fail;
     }
     if (jailed) {
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        info_r = fd_high(p[0]);
-        info_w = fd_high(p[1]);
+        info_r = fdutil_raise(p[0], FD_LOW_WATER);
+        info_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        block_r = fd_high(p[0]);
-        block_w = fd_high(p[1]);
+        block_r = fdutil_raise(p[0], FD_LOW_WATER);
+        block_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        go_r = fd_high(p[0]);
-        go_w = fd_high(p[1]);
+        go_r = fdutil_raise(p[0], FD_LOW_WATER);
+        go_w = fdutil_raise(p[1], FD_LOW_WATER);
         const char *rc_text = netjail_resolv_conf();
-        resolv = fd_high(memfd_create("resolv.conf", MFD_CLOEXEC));
+        resolv = fdutil_raise(memfd_create("resolv.conf", MFD_CLOEXEC), FD_LOW_WATER);
         if (info_r < 0 || info_w < 0 || block_r < 0 || block_w < 0 || go_r < 0 || go_w < 0 || resolv < 0 ||
             write(resolv, rc_text, strlen(rc_text)) != (ssize_t)strlen(rc_text) || lseek(resolv, 0, SEEK_SET) != 0)
             goto pipe_fail;
@@ -1009,34 +927,34 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         plan.extra[i] = bind_fds[i];
     pid = fork();
     if (pid < 0) {
-        set_err(err, err_len, "fork: %s", strerror(errno));
+        strbuf_format(err, err_len, "fork: %s", strerror(errno));
         goto done;
     }
     if (pid == 0)
         child_run(&plan);
 
-    close_fd(&out_w);
-    close_fd(&err_w);
-    close_fd(&st_w);
-    close_fd(&stdin_fd);
-    close_fd(&info_w);
-    close_fd(&block_r);
-    close_fd(&go_r);
-    close_fd(&resolv);
+    fdutil_close(&out_w);
+    fdutil_close(&err_w);
+    fdutil_close(&st_w);
+    fdutil_close(&stdin_fd);
+    fdutil_close(&info_w);
+    fdutil_close(&block_r);
+    fdutil_close(&go_r);
+    fdutil_close(&resolv);
 
     child_report_t report;
     ssize_t got;
     do
         got = read(err_r, &report, sizeof(report));
     while (got < 0 && errno == EINTR);
-    close_fd(&err_r);
+    fdutil_close(&err_r);
     if (got == (ssize_t)sizeof(report)) {
         static const char *const stages[] = {"",
                                              "cannot enter the working directory",
                                              "cannot set resource limits",
                                              "cannot execute",
                                              "cannot set up its input and output"};
-        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
+        strbuf_format(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
                 report.stage == 1 ? o->workdir : exec_path, strerror(report.err));
         rc = report.stage == 3 ? SANDBOX_ERR_NOT_FOUND : SANDBOX_ERR_START;
         waitpid(pid, NULL, 0);
@@ -1053,7 +971,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
          * A bwrap that said nothing failed to start, or was killed because
          * the job stopped: the loop below collects it and tells which. */
         pid_t inner = read_child_pid(info_r, BWRAP_INFO_TIMEOUT_MS);
-        close_fd(&info_r);
+        fdutil_close(&info_r);
         if (inner >= 0) {
             netjail_opts_t no = {.allow = o->egress_allow, .slirp4netns_path = o->slirp4netns_path};
             int released = 0;
@@ -1061,7 +979,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                 ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
                 released = w1 == 3 && w2 == 1;
                 if (!released)
-                    set_err(err, err_len, "cannot release the sandbox: %s", strerror(errno));
+                    strbuf_format(err, err_len, "cannot release the sandbox: %s", strerror(errno));
             }
             if (!released) {
                 kill(-pid, SIGKILL);
@@ -1074,8 +992,8 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                 stopped_early = 1; /* not the jail's fault: the job was stopped under it */
             }
         }
-        close_fd(&go_w);
-        close_fd(&block_w);
+        fdutil_close(&go_w);
+        fdutil_close(&block_w);
     }
 
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -1098,7 +1016,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                     ;
                 exited = 1;
                 exit_at = now;
-                close_fd(&pidfd);
+                fdutil_close(&pidfd);
                 if (o->pgid != NULL)
                     o->pgid(o->hook_arg, pid, 0);
             }
@@ -1148,7 +1066,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
             pfd[n++] = (struct pollfd){pidfd, POLLIN, 0};
         int pr = poll(pfd, n, (int)wait);
         if (pr < 0 && errno != EINTR) {
-            set_err(err, err_len, "poll: %s", strerror(errno));
+            strbuf_format(err, err_len, "poll: %s", strerror(errno));
             kill(-pid, SIGKILL);
         }
         for (nfds_t i = 0; pr > 0 && i < n; i++) {
@@ -1159,14 +1077,14 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                 if (r > 0)
                     sink_put(sink, buf, (size_t)r);
                 else if (r == 0 || (errno != EINTR && errno != EAGAIN))
-                    close_fd(&out_r);
+                    fdutil_close(&out_r);
             } else if (pfd[i].fd == st_r) {
                 char c;
                 ssize_t r = read(st_r, &c, 1);
                 if (r == 1)
                     started = 1;
                 if (r == 0 || r == 1 || (errno != EINTR && errno != EAGAIN))
-                    close_fd(&st_r);
+                    fdutil_close(&st_r);
             }
         }
     }
@@ -1196,27 +1114,27 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     goto done;
 
 pipe_fail:
-    set_err(err, err_len, "pipe: %s", strerror(errno));
+    strbuf_format(err, err_len, "pipe: %s", strerror(errno));
 done:
     if (pid > 0) {
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
-    close_fd(&stdin_fd);
-    close_fd(&out_r);
-    close_fd(&out_w);
-    close_fd(&st_r);
-    close_fd(&st_w);
-    close_fd(&err_r);
-    close_fd(&err_w);
-    close_fd(&pidfd);
-    close_fd(&info_r);
-    close_fd(&info_w);
-    close_fd(&block_r);
-    close_fd(&block_w);
-    close_fd(&go_r);
-    close_fd(&go_w);
-    close_fd(&resolv);
+    fdutil_close(&stdin_fd);
+    fdutil_close(&out_r);
+    fdutil_close(&out_w);
+    fdutil_close(&st_r);
+    fdutil_close(&st_w);
+    fdutil_close(&err_r);
+    fdutil_close(&err_w);
+    fdutil_close(&pidfd);
+    fdutil_close(&info_r);
+    fdutil_close(&info_w);
+    fdutil_close(&block_r);
+    fdutil_close(&block_w);
+    fdutil_close(&go_r);
+    fdutil_close(&go_w);
+    fdutil_close(&resolv);
     netjail_stop(jail);
     return rc;
 }
@@ -1229,7 +1147,7 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
     for (size_t i = 0; dirs[i] != NULL; i++) {
         snprintf(path, sizeof(path), "%s/%s", o->scratch_dir, dirs[i]);
         if (mkdir_if_missing(path, 0700) != 0) {
-            set_err(err, err_len, "cannot create %s: %s", path, strerror(errno));
+            strbuf_format(err, err_len, "cannot create %s: %s", path, strerror(errno));
             return SANDBOX_ERR_START;
         }
     }
@@ -1239,7 +1157,7 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
         for (size_t i = 0; mine[i] != NULL; i++) {
             snprintf(path, sizeof(path), "%s%s", o->scratch_dir, mine[i]);
             if (chown(path, o->uid, o->gid) != 0) {
-                set_err(err, err_len, "cannot give %s to the sandbox's user %d: %s", path, (int)o->uid, strerror(errno));
+                strbuf_format(err, err_len, "cannot give %s to the sandbox's user %d: %s", path, (int)o->uid, strerror(errno));
                 return SANDBOX_ERR_START;
             }
         }
@@ -1257,15 +1175,15 @@ static int memfd_with(const char *name, const char *text)
             close(fd);
         return -1;
     }
-    return fd_high(fd);
+    return fdutil_raise(fd, FD_LOW_WATER);
 }
 
 /* What bwrap binds by descriptor (FD_WORK...): -1 where nothing. */
 static int open_bind_fds(int fds[FD_CHILD_MAX], const sandbox_opts_t *o, char *err, size_t err_len)
 {
     char text[PATH_MAX + 128];
-    fds[FD_WORK] = fd_high(open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    fds[FD_SCRATCH] = fd_high(open(o->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fds[FD_WORK] = fdutil_raise(open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC), FD_LOW_WATER);
+    fds[FD_SCRATCH] = fdutil_raise(open(o->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC), FD_LOW_WATER);
     int drop = sandbox_drops_to_user(o);
     unsigned uid = drop ? (unsigned)o->uid : (unsigned)SANDBOX_UID, gid = drop ? (unsigned)o->gid : (unsigned)SANDBOX_GID;
     snprintf(text, sizeof(text), "patchbay:x:%u:%u:patchbay agent:%s/home:/bin/sh\n", uid, gid, o->scratch_dir);
@@ -1273,12 +1191,12 @@ static int open_bind_fds(int fds[FD_CHILD_MAX], const sandbox_opts_t *o, char *e
     snprintf(text, sizeof(text), "patchbay:x:%u:\n", gid);
     fds[FD_GROUP] = memfd_with("group", text);
     if (fds[FD_WORK] < 0 || fds[FD_SCRATCH] < 0 || fds[FD_PASSWD] < 0 || fds[FD_GROUP] < 0) {
-        set_err(err, err_len, "cannot open the work tree or scratch directory for the sandbox: %s", strerror(errno));
+        strbuf_format(err, err_len, "cannot open the work tree or scratch directory for the sandbox: %s", strerror(errno));
         return SANDBOX_ERR_START;
     }
     for (int i = 0; i < OVERLAYS_MAX && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
         fds[FD_OVERLAY + i] =
-            fd_high(openat(fds[FD_WORK], o->ro_overlays[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            fdutil_raise(openat(fds[FD_WORK], o->ro_overlays[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), FD_LOW_WATER);
     return 0;
 }
 
@@ -1313,12 +1231,12 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     assert(out != NULL && o != NULL);
     memset(out, 0, sizeof(*out));
     if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0') {
-        set_err(err, err_len, "no command to run");
+        strbuf_format(err, err_len, "no command to run");
         goto done;
     }
     if (o->workdir == NULL || o->workdir[0] != '/' || o->scratch_dir == NULL || o->scratch_dir[0] != '/' ||
         o->output_path == NULL) {
-        set_err(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
+        strbuf_format(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
                               "must go to a file");
         goto done;
     }
@@ -1327,7 +1245,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         size_t n = strlen(rel);
         if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") != NULL ||
             (n >= 3 && strcmp(rel + n - 3, "/..") == 0)) {
-            set_err(err, err_len, "read-only overlay %s is not a path inside the work tree", rel);
+            strbuf_format(err, err_len, "read-only overlay %s is not a path inside the work tree", rel);
             goto done;
         }
     }
@@ -1338,30 +1256,30 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     if (o->rootfs != NULL) {
         /* the image's program, found in the image's PATH by patchbay-enter */
         if (strchr(o->argv[0], '/') != NULL && o->argv[0][0] != '/') {
-            set_err(err, err_len, "command %s: a relative path is refused", o->argv[0]);
+            strbuf_format(err, err_len, "command %s: a relative path is refused", o->argv[0]);
             rc = SANDBOX_ERR_NOT_FOUND;
             goto done;
         }
         snprintf(command, sizeof(command), "%s", o->argv[0]);
     } else if (resolve_command(command, o->argv[0]) != 0) {
         if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
-            set_err(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
+            strbuf_format(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
                                   "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);
         else
-            set_err(err, err_len, "command not found or not executable: %s", o->argv[0]);
+            strbuf_format(err, err_len, "command not found or not executable: %s", o->argv[0]);
         rc = SANDBOX_ERR_NOT_FOUND;
         goto done;
     }
 
     if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
         if (sandbox_bwrap_find(bwrap, sizeof(bwrap), o->bwrap_path) != 0) {
-            set_err(err, err_len, "bubblewrap is not installed (%s; Debian package bubblewrap): refusing to run "
+            strbuf_format(err, err_len, "bubblewrap is not installed (%s; Debian package bubblewrap): refusing to run "
                                   "without the sandbox", o->bwrap_path ? o->bwrap_path : "bwrap");
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
         }
         if (sandbox_enter_find(enter, sizeof(enter), o->enter_path) != 0) {
-            set_err(err, err_len, "%s is missing (it is built and installed with patchbay, next to it): refusing to "
+            strbuf_format(err, err_len, "%s is missing (it is built and installed with patchbay, next to it): refusing to "
                                   "run without the sandbox", o->enter_path ? o->enter_path : SANDBOX_ENTER_PROGRAM);
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
@@ -1373,7 +1291,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         build_bwrap_argv(&bargv, bwrap, enter, o, o->rootfs == NULL && realpath(command, real) ? real : command,
                          bind_fds);
         if (bargv.oom) {
-            set_err(err, err_len, "out of memory");
+            strbuf_format(err, err_len, "out of memory");
             rc = SANDBOX_ERR_START;
             goto done;
         }
@@ -1381,12 +1299,12 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
 
     out_fd = fileio_open_regular(o->output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out_fd < 0) {
-        set_err(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
+        strbuf_format(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
         rc = SANDBOX_ERR_START;
         goto done;
     }
     if (sink_init(&sink, out_fd, o->output_limit_bytes ? o->output_limit_bytes : SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES) != 0) {
-        set_err(err, err_len, "out of memory");
+        strbuf_format(err, err_len, "out of memory");
         rc = SANDBOX_ERR_START;
         goto done;
     }
@@ -1399,7 +1317,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             char said[200];
             sink_finish(&sink);
             first_line_of(o->output_path, said, sizeof(said));
-            set_err(err, err_len, "bubblewrap could not start the sandbox (%s): refusing to run without it",
+            strbuf_format(err, err_len, "bubblewrap could not start the sandbox (%s): refusing to run without it",
                     said[0] ? said : "no message");
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
@@ -1424,6 +1342,6 @@ done:
     sv_free(&env);
     sv_free(&bargv);
     for (int i = 0; i < FD_CHILD_MAX; i++)
-        close_fd(&bind_fds[i]);
+        fdutil_close(&bind_fds[i]);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* imagestore — see imagestore.h. */
 #include "imagestore.h"
 #include "app/common/fileio.h"
+#include "app/common/fstree.h"
 #include "app/common/log.h"
 #include "jobs/agent/sandbox.h"
 
@@ -37,96 +38,6 @@ static int pathf(char *out, size_t len, const char *fmt, ...)
     int n = vsnprintf(out, len, fmt, ap);
     va_end(ap);
     return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-static int mkdirs(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (pathf(buf, sizeof(buf), "%s", path) != 0) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* rm -rf, not following links, not crossing filesystems; 0 or -1. */
-static int remove_tree_at(int dir_fd, const char *name, dev_t dev)
-{
-    struct stat st;
-    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode))
-        return unlinkat(dir_fd, name, 0);
-    if (st.st_dev != dev)
-        return -1;
-    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && remove_tree_at(dirfd(d), e->d_name, dev) != 0)
-            rc = -1;
-    closedir(d);
-    return rc == 0 ? unlinkat(dir_fd, name, AT_REMOVEDIR) : -1;
-}
-
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -1;
-    return remove_tree_at(AT_FDCWD, path, st.st_dev);
-}
-
-static uint64_t tree_bytes_at(int dir_fd, dev_t dev, int depth)
-{
-    uint64_t sum = 0;
-    DIR *d = fdopendir(dir_fd);
-    if (d == NULL) {
-        close(dir_fd);
-        return 0;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev)
-            continue;
-        sum += (uint64_t)st.st_blocks * 512;
-        if (S_ISDIR(st.st_mode) && depth < 256) {
-            int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0)
-                sum += tree_bytes_at(fd, dev, depth + 1);
-        }
-    }
-    closedir(d);
-    return sum;
-}
-
-static uint64_t tree_bytes(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    return tree_bytes_at(fd, st.st_dev, 0);
 }
 
 static int touch(const char *path)
@@ -214,8 +125,9 @@ static int run_tool(const char *store, const char *const *argv, int64_t timeout_
 {
     char scratch[PATH_MAX], output[PATH_MAX + 16];
     pathf(scratch, sizeof(scratch), "%s/tmp/run-%d", store, (int)getpid());
-    if (mkdirs(scratch, 0700) != 0) {
-        snprintf(err, err_len, "cannot make %s: %s", scratch, strerror(errno));
+    int e = fstree_mkdirs(scratch, 0700);
+    if (e != 0) {
+        snprintf(err, err_len, "cannot make %s: %s", scratch, strerror(-e));
         return -1;
     }
     pathf(output, sizeof(output), "%s/output", scratch);
@@ -256,7 +168,7 @@ static int run_tool(const char *store, const char *const *argv, int64_t timeout_
     } else if (rc != 0) {
         rc = -1;
     }
-    remove_tree(scratch);
+    fstree_remove(scratch);
     return rc;
 }
 
@@ -375,10 +287,11 @@ static void prune(const char *store, const char *keep_hex, uint64_t cache_bytes,
         }
         char path[PATH_MAX];
         pathf(path, sizeof(path), "%s/%s/.last-used", roots, e->d_name);
-        snprintf(v[n].hex, sizeof(v[n].hex), "%s", e->d_name);
+        memcpy(v[n].hex, e->d_name, 64); /* length checked above */
+        v[n].hex[64] = '\0';
         v[n].age = age_seconds(path);
         pathf(path, sizeof(path), "%s/%s", roots, e->d_name);
-        v[n].bytes = tree_bytes(path);
+        v[n].bytes = fstree_disk_usage(path, NULL);
         total += v[n].bytes;
         n++;
     }
@@ -396,7 +309,7 @@ static void prune(const char *store, const char *keep_hex, uint64_t cache_bytes,
             continue;
         char path[PATH_MAX];
         pathf(path, sizeof(path), "%s/%s", roots, v[i].hex);
-        if (remove_tree(path) == 0) {
+        if (fstree_remove(path) == 0) {
             total -= v[i].bytes;
             log_info(NULL, job, "images: removed the unpacked image %.12s (%llu MB, unused for %lld days)", v[i].hex,
                      (unsigned long long)(v[i].bytes >> 20), (long long)(v[i].age / 86400));
@@ -424,8 +337,9 @@ int image_prepare(image_t *out, const imagestore_opts_t *o, const char *referenc
     static const char *const subdirs[] = {"layouts", "roots", "locks", "tmp", NULL};
     for (size_t i = 0; subdirs[i] != NULL; i++) {
         pathf(path, sizeof(path), "%s/%s", store, subdirs[i]);
-        if (mkdirs(path, 0700) != 0) {
-            snprintf(err, err_len, "cannot make %s: %s", path, strerror(errno));
+        int e = fstree_mkdirs(path, 0700);
+        if (e != 0) {
+            snprintf(err, err_len, "cannot make %s: %s", path, strerror(-e));
             return -1;
         }
     }
@@ -443,8 +357,9 @@ int image_prepare(image_t *out, const imagestore_opts_t *o, const char *referenc
     pathf(path, sizeof(path), "%s/fetched-at", layout);
     int64_t age = age_seconds(path);
     if (age < 0 || age >= o->refresh_seconds || layout_digest(layout, out->digest, sizeof(out->digest)) != 0) {
-        if (mkdirs(layout, 0700) != 0) {
-            snprintf(err, err_len, "cannot make %s: %s", layout, strerror(errno));
+        int e = fstree_mkdirs(layout, 0700);
+        if (e != 0) {
+            snprintf(err, err_len, "cannot make %s: %s", layout, strerror(-e));
             goto done;
         }
         pathf(dest, sizeof(dest), "oci:%s:" TAG, layout);
@@ -473,8 +388,8 @@ int image_prepare(image_t *out, const imagestore_opts_t *o, const char *referenc
     pathf(path, sizeof(path), "%s/.complete", bundle);
     if (access(path, F_OK) != 0) {
         pathf(tmp, sizeof(tmp), "%s/tmp/unpack-%s", store, hex);
-        remove_tree(tmp);
-        remove_tree(bundle); /* a half-made one from a crash */
+        fstree_remove(tmp);
+        fstree_remove(bundle); /* a half-made one from a crash */
         pathf(dest, sizeof(dest), "%s:" TAG, layout);
         const char *argv[] = {"umoci", "unpack", "--rootless", "--image", dest, tmp, NULL};
         log_info(NULL, o->job, "images: unpacking %s (%.19s)", reference, out->digest);

@@ -236,8 +236,9 @@ class Patchbay:
     """The real binary as a child process, logging JSON to a file we read."""
 
     def __init__(self, workdir, command="serve", env=None, redis_url=None, secret=SECRET,
-                 data_dir=None, args=None):
+                 data_dir=None, args=None, nofile=None):
         self.workdir = workdir
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) to start it with, else inherited
         self.command = command
         self.args = list(args or [])
         self.data_dir = data_dir or os.path.join(workdir, "data")
@@ -265,8 +266,13 @@ class Patchbay:
 
     def start(self, wait_ready=True):
         self.log_file = open(self.log_path, "ab")
+        preexec = None
+        if self.nofile is not None:
+            import resource
+            limit = self.nofile
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))  # noqa: E731
         self.proc = subprocess.Popen([BIN, self.command] + self.args, env=self.env, cwd=self.workdir,
-                                     stdout=self.log_file, stderr=self.log_file)
+                                     stdout=self.log_file, stderr=self.log_file, preexec_fn=preexec)
         if wait_ready and self.command == "work":
             n = int(self.args[self.args.index("--concurrency") + 1]) if "--concurrency" in self.args else 2
             if wait_for(lambda: len(self.find_logs(" ready (")) >= n or self._died(), 20,

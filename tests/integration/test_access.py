@@ -178,6 +178,11 @@ class BehindAProxy(harness.AppCase):
                 self.assertEqual(status, 421, (host, path))
                 self.assertIn("PUBLIC_URL", json.loads(body)["error"])
         self.assertEqual(self.db.job(self.job)["status"], "queued")
+        # an address literal that is not the one dialled is as foreign as a name
+        # (a probe naming the address it dialled is served: tests/unit/test_access.c)
+        for path in ("/healthz", "/metrics", "/"):
+            status, _, _ = self.via("GET", path, {}, host="10.0.0.5:3000")
+            self.assertEqual(status, 421, path)
         # the webhook is GitHub's and answers whatever Host says (here: no secret yet, 503)
         status, _, _ = self.via("POST", "/api/github/webhooks", {"X-GitHub-Event": "ping"}, body="{}",
                                 host="attacker.example")
