@@ -3,6 +3,7 @@
 #include "app/common/appcreds.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
+#include "app/webhook/jslim.h"
 
 #include <assert.h>
 #include <openssl/crypto.h>
@@ -32,9 +33,11 @@ struct delivery_s {
     h2o_timeout_entry_t deadline;
     char event[DELIVERY_EVENT_MAX_BYTES + 1];
     char delivery[QUEUE_DELIVERY_MAX_BYTES + 1];
-    queue_delivery_t d; /* the payload is the owner's body: valid while owner != NULL */
+    queue_delivery_t d; /* the payload is `slim` below, so it lives as long as p */
     router_result_t route;
-    char scratch[]; /* the router's: body_len + ROUTER_SCRATCH_EXTRA; route.fields point here */
+    /* the router's body_len + ROUTER_SCRATCH_EXTRA bytes (route.fields point
+     * there), then body_len bytes for the slim copy of the body (jslim.h) */
+    char scratch[];
 };
 
 static void delivery_release(delivery_t *p)
@@ -422,7 +425,7 @@ delivery_t *delivery_finish(delivery_loop_t *l, delivery_head_t *h, const char *
     }
 
     size_t scratch_cap = len + ROUTER_SCRATCH_EXTRA;
-    if ((p = malloc(sizeof(*p) + scratch_cap)) == NULL) {
+    if ((p = malloc(sizeof(*p) + scratch_cap + len)) == NULL) {
         metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
         cb(owner, 503, "error", "out of memory");
         return NULL;
@@ -442,7 +445,11 @@ delivery_t *delivery_finish(delivery_loop_t *l, delivery_head_t *h, const char *
         free(p);
         return NULL;
     }
-    return enqueue(l, p, h, body, len, cb, owner);
+    /* a job keeps the body without GitHub's API links: most of its bytes,
+     * and each one costs Redis memory, AOF and rewrite time */
+    char *slim = p->scratch + scratch_cap;
+    size_t slim_len = jslim_payload(body, len, slim);
+    return enqueue(l, p, h, slim, slim_len, cb, owner);
 }
 
 /* ---- the loop's part ---- */

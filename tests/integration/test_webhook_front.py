@@ -351,7 +351,8 @@ class WebhookFront(harness.TestCase):
         s.sendall(b"0\r\nX-Trailer: ignored\r\n\r\n")
         status, headers, answer = r.answer()
         self.assertEqual(status, 202, answer)
-        self.assertEqual(self.db.job(json.loads(answer)["job"])["payload"], body)
+        stored = self.db.job(json.loads(answer)["job"])["payload"]
+        self.assertEqual(json.loads(stored), harness.without_links(json.loads(body)))
         # a wrongly signed chunked body is read whole, refused, and the
         # connection carries on
         s.sendall(head(signature=BOGUS, extra=b"Transfer-Encoding: chunked\r\n") +

@@ -75,8 +75,16 @@ class WebhookHTTP(harness.TestCase):
         self.assertEqual(job["delivery"], delivery)
         self.assertEqual(job["attempts"], "0")
         self.assertRegex(job["created_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-        # the raw payload, byte for byte, for the worker's jansson
-        self.assertEqual(json.loads(job["payload"])["comment"]["id"], 555)
+        # the payload for the worker's jansson, without GitHub's API links
+        stored = json.loads(job["payload"])
+        self.assertEqual(stored["comment"]["id"], 555)
+        sent = harness.issue_comment(body="Thanks!\n\n@patchbay fix the null check in parser.c", comment_id=555,
+                                     installation=99)
+        self.assertEqual(stored, harness.without_links(sent))
+        self.assertEqual(stored["issue"]["html_url"], "https://github.com/octo-org/hello-world/issues/42")
+        self.assertNotIn("url", stored["issue"])
+        self.assertNotIn("avatar_url", stored["sender"])
+        self.assertEqual(int(job["payload_bytes"]), len(job["payload"]))
         entries = self.db.call("XRANGE", "patchbay:queue", "-", "+")
         self.assertEqual([e[1] for e in entries], [[b"job", body["job"].encode()]])
 
