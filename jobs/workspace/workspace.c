@@ -575,7 +575,7 @@ int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *er
  * After the agent: open without trusting what it may have written
  * ------------------------------------------------------------------------- */
 
-static int open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len)
+int ws_open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len)
 {
     int rc = 0;
     git_config *empty = NULL;
@@ -725,7 +725,7 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
 
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = stage_all(&tree_oid, repo, ws, err, err_len);
     if (rc == 0)
@@ -834,7 +834,7 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
 
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = stage_all(&tree_oid, repo, ws, err, err_len);
     if (rc == 0)
@@ -918,7 +918,7 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     rc = ws_names_init(&n, cfg, ws->repo, err, err_len);
     if (rc != 0)
         goto out;
-    rc = open_untrusted(&repo, ws, err, err_len);
+    rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc != 0)
         goto done;
 
