@@ -958,6 +958,7 @@ static job_result_t run(fix_t *f)
     if (jobgh_stopping(f->ctx))
         return stopped(f);
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
+    f->agent.kind = f->kind;
     f->agent.uid = f->user.uid;
     f->agent.gid = f->user.gid;
     jobgh_note_isolation(f->ctx, &f->agent);

@@ -435,6 +435,7 @@ static job_result_t run_agent(review_t *v)
     strbuf_free(&left_out);
 
     v->agent.review = 1;
+    v->agent.kind = "review";
     jobgh_note_isolation(v->ctx, &v->agent);
     agent_hooks_t hooks = jobgh_hooks(v->ctx);
     char err[512];
