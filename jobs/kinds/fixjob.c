@@ -1124,12 +1124,16 @@ job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
                    "**How to use patchbay**\n\n"
                    "- `@%s <what to do>` on an issue: I work on it and open a pull request.\n"
                    "- `@%s` alone: I resolve the issue as it is written.\n"
+                   "- `@%s ask <question>` on an issue, a pull request or in a review thread: I read the code and "
+                   "answer there, with links to the lines; I change nothing. A mention whose first line ends with `?` "
+                   "or starts with what, why, how, where, which, who, when, can, could, does, is, are, should or "
+                   "explain is a question too, unless it says `fix`.\n"
                    "- `@%s <more>` on a pull request I opened: I push more commits to it.\n"
                    "- `@%s review` on a pull request: an inline review.\n"
                    "- `@%s stop`: stops my work on this issue (someone else's needs %s access).\n"
                    "- The label `%s` on an issue works like `@%s`.\n\n"
                    "Settings for this repository live in `%s`.",
-                   handle, handle, handle, handle, handle, job_ctx_config(ctx)->triggers.permission,
+                   handle, handle, handle, handle, handle, handle, job_ctx_config(ctx)->triggers.permission,
                    job_ctx_config(ctx)->triggers.labels.count ? job_ctx_config(ctx)->triggers.labels.items[0] : "patchbay",
                    handle, REPOCONFIG_PATH);
     job_result_t r = answer(ctx, "+1", md.data, err, err_len);
