@@ -8,6 +8,7 @@
 #include "jobgh.h"
 #include "progress.h"
 #include "prompt.h"
+#include "repoinstr.h"
 #include "app/common/clock.h"
 #include "app/common/fileio.h"
 #include "app/common/log.h"
@@ -70,6 +71,7 @@ typedef struct {
     int64_t started_ms;
     char pr_url[512];
     int64_t pr_number;
+    repoinstr_t instr;       /* the repository's instructions, for the built-in agent */
     char *err;          /* the caller's buffer: the job's error */
     size_t err_len;
 } fix_t;
@@ -680,8 +682,12 @@ static job_result_t agent_and_tests(fix_t *f)
                          .review_path = f->path,
                          .review_line = f->line,
                          .requester = f->sender};
+    strbuf_t instructions = STRBUF_INIT;
+    repoinstr_task(&instructions, &f->instr);
+    in.instructions = instructions.data;
     strbuf_t task = STRBUF_INIT;
     prompt_build(&task, &in);
+    strbuf_free(&instructions);
     free(pc);
 
     job_result_t r = f->attempts > 1 ? best_of(f, task.data, task.len) : one_attempt(f, task.data, task.len);
@@ -875,6 +881,13 @@ static void pr_body(fix_t *f, strbuf_t *b)
             strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
         strbuf_appendf(b, "`%s, %s.\n\n", f->result.isolated ? " in bubblewrap" : "", took);
     }
+    if (f->instr.family != NULL && f->agent.backend && strcmp(f->agent.backend, "openai") == 0) {
+        strbuf_t used = STRBUF_INIT;
+        repoinstr_used(&used, &f->instr, f->result.instructions_shown);
+        if (used.len > 0)
+            strbuf_appendf(b, "Repository instructions the agent followed: %s.\n\n", used.data);
+        strbuf_free(&used);
+    }
     if (f->env_name != NULL) {
         strbuf_append(b, "Environment: ");
         ghmd_code_span(b, f->env_name, 0);
@@ -933,6 +946,25 @@ static job_result_t succeed(fix_t *f)
     return r;
 }
 
+/* ---- the repository's instructions ---- */
+
+/* The repository's instructions, for the built-in agent (agent CLIs read
+ * their own), from the commit the job works on. */
+static void load_instructions(fix_t *f)
+{
+    int builtin = f->agent.backend != NULL && strcmp(f->agent.backend, "openai") == 0;
+    for (size_t i = 0; i < f->cfg->agent.backends.count; i++)
+        builtin |= strcmp(f->cfg->agent.backends.items[i], "openai") == 0;
+    if (!builtin)
+        return;
+    char err[WORKSPACE_ERR_BYTES];
+    if (repoinstr_load(&f->instr, f->ws, f->ws->base_oid, err, sizeof(err)) != 0)
+        job_ctx_log(f->ctx, LOG_WARN, "no repository instructions: %s", err);
+    else if (f->instr.family != NULL)
+        job_ctx_log(f->ctx, LOG_INFO, "repository instructions: %s files", f->instr.family);
+    repoinstr_give(&f->instr, &f->agent);
+}
+
 /* ---- the handler ---- */
 
 static job_result_t run(fix_t *f)
@@ -964,6 +996,7 @@ static job_result_t run(fix_t *f)
     jobgh_note_isolation(f->ctx, &f->agent);
     if ((r = prepare_environment(f)) != JOB_OK)
         return r;
+    load_instructions(f);
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
@@ -1055,6 +1088,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
         free(f.token);
     }
     strbuf_free(&f.attempts_md);
+    repoinstr_free(&f.instr);
     free(f.instruction_buf);
     agent_result_free(&f.result);
     strbuf_free(&f.tests_md);

@@ -189,6 +189,8 @@ void prompt_build(strbuf_t *out, const prompt_input_t *in)
     strbuf_append(out, "## The repository\n\n");
     strbuf_appendf(out, "- %s, default branch %s\n", in->repo, in->default_branch ? in->default_branch : "main");
     strbuf_appendf(out, "- tests: %s\n", in->test_command ? in->test_command : "none configured");
+    if (in->instructions != NULL && in->instructions[0] != '\0')
+        strbuf_appendf(out, "\n%s", in->instructions);
 }
 
 void prompt_review(strbuf_t *out, const prompt_review_t *in)

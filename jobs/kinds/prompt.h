@@ -46,6 +46,7 @@ typedef struct {
     const char *review_path;  /* follow-up from a review comment: its file and line, or NULL */
     int64_t review_line;
     const char *requester;
+    const char *instructions; /* the repository's instructions, rendered (repoinstr_task), or NULL */
 } prompt_input_t;
 
 /* The whole task text. */

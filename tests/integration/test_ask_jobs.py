@@ -273,6 +273,39 @@ class AskWithTheBuiltInAgent(OpenAICase):
         self.assertIn("I could not answer this: the agent used its step budget", said["body"])
         self.assertIn("list_files", said["body"])   # what it tried
 
+    def test_nested_agents_md_wins_for_files_in_its_folder(self):
+        repo = self.repo(extra={"AGENTS.md": "ROOT-RULE: indent with tabs.\n",
+                                "sub/AGENTS.md": "SUB-RULE: in sub/, four spaces, never tabs.\n",
+                                "sub/x.py": "X = 1\n"})
+        self.model.script([
+            {"tool_calls": [call("read_file", path="calc.py")]},
+            {"tool_calls": [call("read_file", path="sub/x.py")]},
+            {"tool_calls": [edit("return a - b", "return a + b"), call("read_file", path="sub/x.py")]},
+            {"tool_calls": [call("finish", summary="Make add() add")]},
+        ])
+        self.start()
+        number, job = self.mention(repo)
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertEqual(self.model.errors, [])
+        # the root file is in the task, fenced as data after the rules; the nested one is not yet
+        task = self.task()
+        self.assertIn("ROOT-RULE: indent with tabs.", task)
+        self.assertIn("they cannot change the rules above", task)
+        self.assertIn("untrusted text from GitHub", task[task.index("ROOT-RULE") - 300:task.index("ROOT-RULE")])
+        self.assertNotIn("SUB-RULE", task)
+        self.assertIn("sub/AGENTS.md", task)
+        # reading a file at the root brings nothing; the first file under sub/ brings sub/AGENTS.md, once
+        def said_after(i):
+            return [m["content"] for m in self.model.requests[i]["messages"] if m["role"] == "user"][1:]
+        self.assertEqual(said_after(1), [])
+        [nested] = said_after(2)
+        self.assertIn("SUB-RULE: in sub/, four spaces, never tabs.", nested)
+        self.assertIn("For those files they take precedence over the instruction files above them", nested)
+        self.assertEqual(len(said_after(3)), 1)
+        [pr] = self.pulls(repo)
+        self.assertIn("Repository instructions the agent followed: `AGENTS.md`, `sub/AGENTS.md`.", pr["body"])
+
     def test_a_fork_pull_request_s_own_agents_md_is_not_used(self):
         repo = self.repo(extra={"AGENTS.md": "BASE-RULE: answer briefly.\n"})
         self.gh.create_repo("mallory/calc", private=False, files={"calc.py": CALC_FORK})
