@@ -175,7 +175,7 @@ static job_result_t finish(fix_t *f, progress_outcome_t outcome, job_result_t re
     progress_push(f, 1);
     /* a retry will come back: no final reaction yet */
     if (result != JOB_ERR_RETRY)
-        react(f, outcome == PROGRESS_SUCCEEDED ? "rocket" : "confused");
+        react(f, result == JOB_OK ? "rocket" : "confused");
     if (f->label != NULL && result != JOB_ERR_RETRY &&
         ghapi_label_remove(f->gh, &f->r, f->number, FIXJOB_WORKING_LABEL) == GHAPI_ERR_RETRYABLE)
         job_ctx_log(f->ctx, LOG_WARN, "label %s not removed: %s", FIXJOB_WORKING_LABEL, ghapi_error(f->gh));
@@ -938,6 +938,7 @@ static job_result_t succeed(fix_t *f)
     ghmd_sanitize(&md, s, strlen(s));
     if (f->rc.test != NULL && !f->tests_passed)
         strbuf_append(&md, "\n\n**The tests still fail** (see the pull request).");
+    jobgh_set(f->ctx, JOB_F_OUTCOME, "pr");
     job_result_t r = finish(f, PROGRESS_SUCCEEDED, JOB_OK, md.data);
     if (f->followup && f->comment_type && strcmp(f->comment_type, "review_comment") == 0 &&
         ghapi_review_comment_reply(NULL, f->gh, &f->r, f->number, f->comment_id, md.data) != GHAPI_OK)
@@ -946,7 +947,41 @@ static job_result_t succeed(fix_t *f)
     return r;
 }
 
-/* ---- the repository's instructions ---- */
+/* ---- answers ---- */
+
+/* The agent changed nothing but said why (it wrote a summary): that is an
+ * answer, not a failure and never an empty pull request. The issue reads it,
+ * marked plainly, and the job ends well with outcome "answered". *done is 1
+ * when that is how this job ends. A retry whose branch already holds an
+ * earlier run's change goes on to push it instead. */
+static job_result_t answer_if_unchanged(fix_t *f, int *done)
+{
+    *done = 0;
+    if (!f->result.summary_written || (!f->followup && f->ws->remote_oid[0] != '\0'))
+        return JOB_OK;
+    char err[WORKSPACE_ERR_BYTES];
+    workspace_changes_t ch;
+    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+        return JOB_OK; /* commit_and_push says it */
+    size_t changed = ch.count;
+    workspace_changes_free(&ch);
+    if (changed > 0)
+        return JOB_OK;
+    *done = 1;
+    job_ctx_log(f->ctx, LOG_INFO, "the agent made no change and answered instead");
+    step_done(f, f->s_push, PROGRESS_SKIPPED, "nothing to commit");
+    step_done(f, f->s_pr, PROGRESS_SKIPPED, NULL);
+    strbuf_t md = STRBUF_INIT;
+    strbuf_append(&md, "**No change was made**: the agent looked into it and answered instead.\n\n");
+    ghmd_sanitize(&md, f->result.summary, strlen(f->result.summary));
+    jobgh_set(f->ctx, JOB_F_OUTCOME, "answered");
+    job_result_t r = finish(f, PROGRESS_ANSWERED, JOB_OK, md.data);
+    if (f->followup && f->comment_type && strcmp(f->comment_type, "review_comment") == 0 &&
+        ghapi_review_comment_reply(NULL, f->gh, &f->r, f->number, f->comment_id, md.data) != GHAPI_OK)
+        job_ctx_log(f->ctx, LOG_WARN, "no reply in the review thread: %s", ghapi_error(f->gh));
+    strbuf_free(&md);
+    return r;
+}
 
 /* The repository's instructions, for the built-in agent (agent CLIs read
  * their own), from the commit the job works on. */
@@ -1002,6 +1037,9 @@ static job_result_t run(fix_t *f)
         return r;
     if (jobgh_stopping(f->ctx))
         return stopped(f);
+    int answered = 0;
+    if ((r = answer_if_unchanged(f, &answered)) != JOB_OK || answered)
+        return r;
     if ((r = commit_and_push(f)) != JOB_OK)
         return r;
     if ((r = open_pull_request(f)) != JOB_OK)

@@ -524,6 +524,7 @@ static job_result_t post_review(review_t *v)
     jobgh_set_int(v->ctx, JOB_F_REVIEW_ID, json_integer_value(json_object_get(out, "id")));
     jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
     jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
+    jobgh_set(v->ctx, JOB_F_OUTCOME, "review");
     json_decref(out);
 
     char title[160];

@@ -129,6 +129,7 @@ class AskWithACommandAgent(AskCase):
         number, _, job = self.mention(repo, "@patchbay fix why add() returns -1?")
         rec = self.wait_job(job)
         self.assertEqual((rec["kind"], rec["status"]), ("fix", "succeeded"), rec.get("error"))
+        self.assertEqual(rec["outcome"], "pr")
         [pr] = self.pulls(repo)
         self.assertIn("kind=fix; question task: False", pr["body"])
         self.assertIn("return a + b", self.git(repo, "show", rec["branch"] + ":calc.py"))
