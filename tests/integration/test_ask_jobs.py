@@ -182,6 +182,20 @@ class AskWithACommandAgent(AskCase):
         self.assertEqual([r["content"] for r in thread["reactions"]], ["eyes", "rocket"])
         self.assertEqual(len(self.pulls(repo)), 1)
 
+    def test_help_shows_ask_and_ask_alone_gets_the_usage(self):
+        repo = self.ask_repo()
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay help")
+        self.assertEqual(self.wait_job(job)["status"], "succeeded")
+        [usage] = self.bot_comments(repo, number)
+        self.assertIn("`@patchbay ask <question>` on an issue, a pull request or in a review thread", usage["body"])
+        self.assertIn("starts with what, why, how", usage["body"])
+        number, _, job = self.mention(repo, "@patchbay ask")
+        rec = self.wait_job(job)
+        self.assertEqual((rec["kind"], rec["status"]), ("help", "succeeded"))
+        [usage] = self.bot_comments(repo, number)
+        self.assertTrue(usage["body"].startswith("`ask` needs a question after it."))
+
     def test_asking_on_a_private_repository_needs_read_access_read_live(self):
         repo = self.ask_repo()   # private
         self.start()
