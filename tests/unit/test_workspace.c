@@ -646,6 +646,35 @@ static void test_refused_push_is_an_error_with_the_hooks_words(void **state)
     free(token);
 }
 
+/* A killed attempt's push can land while the retry pushes the same branch:
+ * the server then refuses the retry's update as stale ("cannot lock ref").
+ * The branch is the bot's and the refspec forced, so the push is made again
+ * against the new tip, and the retry's commit is what GitHub ends up with. */
+static void test_push_that_races_another_pushes_again(void **state)
+{
+    (void)state;
+    fakegh_repo(&fake, "acme/race", "{\"a.txt\":\"1\\n\"}", INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    workspace_t *ws = prepare_ok("acme/race", "811", "patchbay/81-race", token);
+    assert_string_equal(ws->remote_oid, ""); /* the branch is new as far as this job can see */
+    write_file(ws, "a.txt", "retry\n");
+    workspace_person_t bot = {bot_name, bot_email};
+    char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_commit(oid, ws, &bot, "retry", NULL, err, sizeof(err)), 0);
+    int st = 0;
+    free(fakegh_sh(&st, "echo 'refs/heads/patchbay/81-race %s' > '%s/acme/race.git/fake-race-push'", ws->base_oid,
+                   fake.git_root));
+    assert_int_equal(st, 0);
+    int rc = workspace_push(&cfg, ws, token, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("push: %s", err);
+    assert_str_eq_free(fakegh_git(&fake, "acme/race", "rev-parse patchbay/81-race"), oid);
+    free(fakegh_sh(&st, "test -e '%s/acme/race.git/fake-race-push'", fake.git_root));
+    assert_int_not_equal(st, 0); /* the race was played */
+    workspace_free(ws);
+    free(token);
+}
+
 /* Same commit twice: fine. A retried job (crash after the push) makes a new
  * commit on the same branch: the '+' refspec replaces the old one. With
  * resume, a retry starts from what the previous attempt pushed. */
@@ -1093,6 +1122,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_change_makes_no_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_push_is_an_error_with_the_hooks_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_is_idempotent_and_retry_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_that_races_another_pushes_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_and_expired_tokens_fail_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_without_write_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_owner_is_explained, setup, teardown),
