@@ -361,6 +361,11 @@ static const key_spec_t schema[] = {
 
     {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
 
+    /* 0: agent.timeout, agent.openai.max_steps, agent.openai.max_tokens */
+    {"ask.timeout", KEY_INT, OFF(ask.timeout), 0, 7 * 86400, .def = "0"},
+    {"ask.max_steps", KEY_INT, OFF(ask.max_steps), 0, 10000, .def = "0"},
+    {"ask.max_tokens", KEY_INT, OFF(ask.max_tokens), 0, 2000000000, .def = "0"},
+
     {"sandbox.memory_bytes", KEY_SIZE, OFF(sandbox.memory_bytes), 64 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
     {"sandbox.processes", KEY_INT, OFF(sandbox.processes), 16, 1000000, .def = "1024"},
     {"sandbox.file_size_bytes", KEY_SIZE, OFF(sandbox.file_size_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
@@ -1340,6 +1345,12 @@ static void cross_check(load_t *L)
         int line = L->line[find_spec("github.content_limits") - schema];
         errors_addf(L->errors, line ? L->file : NULL, line, "'content_limits' has %zu windows; at most %d",
                     cfg->github.content_limits.count, CONFIG_RATE_WINDOWS_MAX);
+    }
+    /* the same floor as agent.openai.max_tokens: below it one model call would end the question */
+    if (cfg->ask.max_tokens > 0 && cfg->ask.max_tokens < 1000) {
+        int line = L->line[find_spec("ask.max_tokens") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'max_tokens' (%d) must be 0 (agent.openai.max_tokens) or at least 1000", cfg->ask.max_tokens);
     }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];
