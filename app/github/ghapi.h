@@ -280,6 +280,8 @@ int ghapi_issue_comments(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64
 int ghapi_collaborator_permission(char **out, ghapi_t *gh, const ghapi_repo_t *r, const char *login);
 
 int ghapi_comment_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, const char *body);
+/* An issue or pull request comment; one already gone answers GHAPI_ERR_NOT_FOUND. */
+int ghapi_comment_delete(ghapi_t *gh, const ghapi_repo_t *r, int64_t comment_id);
 /* flags: GHAPI_CALL_LOW_PRIORITY for progress edits (may answer DEFERRED). */
 int ghapi_comment_update(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t comment_id, const char *body,
                          unsigned flags);

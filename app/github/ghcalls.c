@@ -257,6 +257,17 @@ int ghapi_comment_update(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64
     return rc;
 }
 
+int ghapi_comment_delete(ghapi_t *gh, const ghapi_repo_t *r, int64_t comment_id)
+{
+    strbuf_t p = STRBUF_INIT;
+    repo_path(&p, r);
+    strbuf_appendf(&p, "/issues/comments/%" PRId64, comment_id);
+    PATH_OR_FAIL(p);
+    int rc = send_json(NULL, gh, r, "DELETE", p.data, NULL, 0);
+    strbuf_free(&p);
+    return rc;
+}
+
 int ghapi_reaction_add(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, ghapi_react_on_t on, int64_t id,
                        const char *content)
 {

@@ -46,6 +46,7 @@ typedef struct {
     ghapi_repo_t r;   /* j.r */
     progress_t progress;
     int64_t progress_comment_id;
+    int progress_made_on_retry; /* a killed run's comment may still land: look once more at the end */
     progressgh_t *pg;         /* edits the progress comment when a person would notice; NULL: inline */
     size_t s_prepare, s_checkout, s_env, s_setup, s_agent, s_tests, s_push, s_pr;
     image_t image;           /* the job's environment, when it has one (jobgh_environment) */
@@ -130,8 +131,9 @@ static void step_done(fix_t *f, size_t step, progress_state_t state, const char 
         progress_detail(&f->progress, step, detail);
 }
 
-/* Finds the comment a crashed earlier run of this job made, by its marker. */
-static int64_t find_progress_comment(fix_t *f)
+/* Finds the comment a crashed earlier run of this job made, by its marker;
+ * with `keep`, deletes every one of them but that one instead. */
+static int64_t find_progress_comment(fix_t *f, int64_t keep)
 {
     json_t *all = NULL;
     if (ghapi_issue_comments(&all, f->gh, &f->r, f->number, 0) != GHAPI_OK)
@@ -143,8 +145,14 @@ static int64_t find_progress_comment(fix_t *f)
     {
         char id[32];
         const char *body = json_string_value(json_object_get(c, "body"));
-        if (progress_marker_find(body, id, sizeof(id)) == 0 && strcmp(id, f->id) == 0)
-            found = json_integer_value(json_object_get(c, "id"));
+        if (progress_marker_find(body, id, sizeof(id)) != 0 || strcmp(id, f->id) != 0)
+            continue;
+        int64_t cid = json_integer_value(json_object_get(c, "id"));
+        if (keep == 0)
+            found = cid;
+        else if (cid != keep && ghapi_comment_delete(f->gh, &f->r, cid) == GHAPI_OK)
+            job_ctx_log(f->ctx, LOG_INFO, "deleted progress comment %" PRId64 ", which a killed run of this job made late",
+                        cid);
     }
     json_decref(all);
     return found;
@@ -155,7 +163,7 @@ static int open_progress(fix_t *f)
     f->progress_comment_id = jobgh_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID);
     /* only a run after the first can have made one that the record missed */
     if (f->progress_comment_id == 0 && jobgh_int(f->ctx, "run") > 1)
-        f->progress_comment_id = find_progress_comment(f);
+        f->progress_comment_id = find_progress_comment(f, 0);
     if (f->progress_comment_id != 0) {
         progress_edit_by_thread(f, "");
         progress_push(f, 0);
@@ -169,6 +177,9 @@ static int open_progress(fix_t *f)
     if (rc == GHAPI_OK) {
         f->progress_comment_id = json_integer_value(json_object_get(c, "id"));
         jobgh_set_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID, f->progress_comment_id);
+        /* the run before was killed, perhaps while GitHub was still making
+         * its comment: the request can land after the look above */
+        f->progress_made_on_retry = jobgh_int(f->ctx, "run") > 1;
         progress_edit_by_thread(f, same.data);
     }
     strbuf_free(&body);
@@ -196,6 +207,10 @@ static job_result_t finish(fix_t *f, progress_outcome_t outcome, job_result_t re
             progress_finish(&f->progress, i, outcome == PROGRESS_SUCCEEDED ? PROGRESS_DONE : PROGRESS_FAILED,
                             clock_wall_ms());
     progress_push(f, 1);
+    if (f->progress_made_on_retry) {
+        f->progress_made_on_retry = 0;
+        find_progress_comment(f, f->progress_comment_id);
+    }
     /* a retry will come back: no final reaction yet */
     if (result != JOB_ERR_RETRY)
         react(f, result == JOB_OK ? "rocket" : "confused");
