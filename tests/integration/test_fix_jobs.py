@@ -10,6 +10,7 @@ pull request, the comments and reactions, and that no token leaks anywhere.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -567,16 +568,18 @@ class AgentExamples(FixJobCase):
         with open(fake, "w") as f:
             f.write(FAKE_CLI)
         os.chmod(fake, 0o755)
-        if cli == "aider":
-            self.assertIn("exec aider ", example)
-            section = example.replace("exec aider ", "exec %s " % fake)
-            # started by sh, the stand-in is not mounted into bubblewrap the
-            # way an argv[0] is; the real aider lives under /usr
-            self.assertNotIn("isolation:", section)
-            section += "  isolation: none\n"
-        else:
-            self.assertIn("    - %s\n" % cli, example)
+        if "    - %s\n" % cli in example:
             section = example.replace("    - %s\n" % cli, "    - %s\n" % fake, 1)
+        else:
+            # a `sh -c` wrapper: the CLI's name as a command word of the script
+            head, body = example.split("\nagent:\n", 1)
+            pattern = re.compile(r"(?<=[\s;{(])%s(?= )" % re.escape(cli))
+            self.assertRegex(body, pattern)
+            section = head + "\nagent:\n" + pattern.sub(fake.replace("\\", "\\\\"), body, count=1)
+        if section.split("command:\n", 1)[1].split("\n", 1)[0].strip() != "- %s" % fake:
+            # started by sh or env, the stand-in is not mounted into bubblewrap
+            # the way an argv[0] is; the real CLIs live under /usr
+            section = re.sub(r"\n  isolation: \w+\n", "\n", section) + "  isolation: none\n"
         if "isolation: bwrap" in section and not harness.bwrap_works():
             section = section.replace("isolation: bwrap", "isolation: none")
         repo = self.repo("unused", config="test: python3 -B test_calc.py\n")
@@ -601,6 +604,15 @@ class AgentExamples(FixJobCase):
     def test_aider(self):
         body = self.run_example("aider.yml", "aider")
         self.assertIn("--no-auto-commits", body)
+
+    def test_qwen_code(self):
+        self.assertIn("--yolo", self.run_example("qwen-code.yml", "qwen"))
+
+    def test_opencode(self):
+        self.assertIn('[&quot;run&quot;]', self.run_example("opencode.yml", "opencode").replace('"', "&quot;"))
+
+    def test_gemini_cli(self):
+        self.assertIn("--skip-trust", self.run_example("gemini-cli.yml", "gemini"))
 
 
 if __name__ == "__main__":
