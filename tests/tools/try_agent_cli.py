@@ -212,7 +212,10 @@ def run(name, bin_dir, timeout, use_bwrap, etc, uid, passwd, keep, verbose, drop
         with open(output, "rb") as f:
             out_text = f.read().decode("utf-8", "replace")
         tail = out_text[-4096:]
-        summary_text = open(summary).read() if os.path.exists(summary) else None
+        summary_text = None
+        if os.path.exists(summary):
+            with open(summary) as f:
+                summary_text = f.read()
         source = summary_text if summary_text and summary_text.strip() else tail
         title = next((line for line in source.splitlines() if line.strip()), "")
         print("cli:           %s (%s)" % (name, " ".join(argv)[:120]))
