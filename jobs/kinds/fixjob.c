@@ -16,6 +16,7 @@
 #include "app/github/ghapi.h"
 #include "app/github/ghmd.h"
 #include "jobs/agent/agent.h"
+#include "jobs/agent/agent_summary.h"
 #include "jobs/review/review_body.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
@@ -686,17 +687,16 @@ static job_result_t agent_and_tests(fix_t *f)
     return r;
 }
 
+/* The pull request's title and the commit's subject: the agent's, when a
+ * line of its summary reads as one (agent_summary.h: never a banner, a log
+ * line or an escape), else the issue's. */
 static void title_from_summary(fix_t *f, char *out, size_t len)
 {
-    const char *s = f->result.summary ? f->result.summary : "";
-    s += strspn(s, " \t\r\n#*-");
-    size_t n = strcspn(s, "\r\n");
-    if (n > 100)
-        n = 100;
+    char picked[AGENT_TITLE_MAX_BYTES + 1];
     strbuf_t b;
     strbuf_init_fixed(&b, out, len);
-    if (n > 0) {
-        ghmd_sanitize(&b, s, n);
+    if (agent_summary_title(picked, sizeof(picked), f->result.summary) == 0) {
+        ghmd_sanitize(&b, picked, strlen(picked));
     } else {
         const char *t = json_string_value(json_object_get(f->issue, "title"));
         strbuf_appendf(&b, "Fix #%" PRId64 ": %s", f->number, t ? t : "");
