@@ -58,6 +58,7 @@ typedef struct {
     int tests_ran, tests_passed;
     agent_settings_t agent;
     agent_result_t result;   /* the chosen attempt's */
+    char change[WORKSPACE_OID_HEX]; /* the chosen attempt's tree to commit; "": its work tree as it is */
     int attempts;            /* best of N: parallel attempts on parallel work trees */
     workspace_t *spare[FIXJOB_ATTEMPTS_MAX]; /* the other attempts' work trees, removed at the end */
     char spare_ids[FIXJOB_ATTEMPTS_MAX][96];
@@ -395,11 +396,12 @@ static void on_event(void *arg, attempt_event_t ev, const char *detail)
     }
 }
 
-static void attempt_init(fix_t *f, attempt_t *a, const char *workdir, const char *scratch, const char *task, size_t len)
+static void attempt_init(fix_t *f, attempt_t *a, const workspace_t *ws, const char *scratch, const char *task, size_t len)
 {
     memset(a, 0, sizeof(*a));
     a->agent = &f->agent;
-    a->workdir = workdir;
+    a->ws = ws;
+    a->workdir = ws->path;
     a->scratch = scratch;
     a->setup = f->rc.setup;
     a->test = f->rc.test;
@@ -427,6 +429,7 @@ static void take(fix_t *f, attempt_t *a)
     agent_result_free(&f->result);
     f->result = a->result;
     memset(&a->result, 0, sizeof(a->result));
+    snprintf(f->change, sizeof(f->change), "%s", a->change);
     strbuf_free(&f->tests_md);
     f->tests_md = a->tests_md;
     strbuf_t empty = STRBUF_INIT;
@@ -477,7 +480,7 @@ static void redact_attempt(attempt_t *a)
 static job_result_t one_attempt(fix_t *f, const char *task, size_t len)
 {
     attempt_t a;
-    attempt_init(f, &a, f->ws->path, f->scratch, task, len);
+    attempt_init(f, &a, f->ws, f->scratch, task, len);
     a.event = on_event;
     a.event_arg = f;
     attempt_run(&a);
@@ -575,7 +578,7 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
     pthread_t threads[FIXJOB_ATTEMPTS_MAX];
     int started[FIXJOB_ATTEMPTS_MAX] = {0};
     for (int k = 0; k < n; k++) {
-        attempt_init(f, &as[k], ws[k]->path, scratch[k], task, len);
+        attempt_init(f, &as[k], ws[k], scratch[k], task, len);
         settings[k] = f->agent;
         if (backends->count > 0)
             settings[k].backend = backends->items[(size_t)k % backends->count];
@@ -604,7 +607,8 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
         any_done = 1;
         workspace_changes_t c;
         char err[WORKSPACE_ERR_BYTES];
-        if (workspace_changes(&c, ws[k], err, sizeof(err)) == WORKSPACE_OK) {
+        /* the agent's change only: what setup and the tests left does not count */
+        if (workspace_changes(&c, ws[k], as[k].change[0] ? as[k].change : NULL, err, sizeof(err)) == WORKSPACE_OK) {
             ch[k].files = c.count;
             ch[k].lines = c.additions + c.deletions;
             ch[k].forbidden = workspace_forbidden(&c, (const char *const *)f->rc.forbidden, f->rc.nforbidden);
@@ -711,11 +715,12 @@ static const char *find_secret(fix_t *f, const workspace_changes_t *ch, const ch
     for (size_t i = 0; set.count > 0 && i < ch->count; i++) {
         if (ch->items[i].status == 'D')
             continue;
-        char full[PATH_MAX];
-        if (snprintf(full, sizeof(full), "%s/%s", f->ws->path, ch->items[i].path) >= (int)sizeof(full))
-            continue;
+        /* the file as it is pushed, not as the work tree has it now */
         size_t len = 0;
-        char *text = fileio_read(full, FIXJOB_SCAN_MAX_BYTES, &len);
+        char *text = NULL, err[WORKSPACE_ERR_BYTES];
+        if (workspace_read(&text, &len, f->ws, f->change, ch->items[i].path, FIXJOB_SCAN_MAX_BYTES, err, sizeof(err)) !=
+            WORKSPACE_OK)
+            job_ctx_log(f->ctx, LOG_WARN, "secret scan: %s", err);
         const char *name = text ? redact_find(text, len, &set) : NULL;
         free(text);
         if (name != NULL) {
@@ -730,7 +735,10 @@ static job_result_t commit_and_push(fix_t *f)
 {
     char err[WORKSPACE_ERR_BYTES];
     workspace_changes_t ch;
-    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+    /* one tree from here on: what is checked is what is committed */
+    if (f->change[0] == '\0' && workspace_snapshot(f->change, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+        return fail(f, JOB_ERR_RETRY, "could not read the agent's changes: %s", err);
+    if (workspace_changes(&ch, f->ws, f->change, err, sizeof(err)) != WORKSPACE_OK)
         return fail(f, JOB_ERR_RETRY, "could not read the agent's changes: %s", err);
     size_t bad = workspace_forbidden(&ch, (const char *const *)f->rc.forbidden, f->rc.nforbidden);
     /* a fix's branch on GitHub can only be an earlier attempt's, holding
@@ -802,7 +810,7 @@ static job_result_t commit_and_push(fix_t *f)
     }
     workspace_person_t bot = {f->bot_name, f->bot_email};
     char oid[WORKSPACE_OID_HEX];
-    int rc = workspace_commit(oid, f->ws, &bot, msg.data, co.name ? &co : NULL, err, sizeof(err));
+    int rc = workspace_commit(oid, f->ws, f->change, &bot, msg.data, co.name ? &co : NULL, err, sizeof(err));
     strbuf_free(&msg);
     if (rc == WORKSPACE_ENOCHANGE) {
         /* a retry whose earlier run already pushed everything */

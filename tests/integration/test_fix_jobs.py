@@ -43,6 +43,16 @@ elif mode == "two-rounds":
     else:
         calc("return a * b")
         summary("Make add() multiply\n\nA guess.")
+elif mode == "two-rounds-testing":
+    # as agents do: change, then run the tests themselves (Python writes __pycache__)
+    if "The tests failed" in prompt:
+        src = open("calc.py").read()
+        open("calc.py", "w").write(src.replace("return a * b", "return a + b"))
+        summary("Make add() add, second try\n\nThe first try multiplied.")
+    else:
+        calc("return a * b")
+        summary("Make add() multiply\n\nA guess.")
+    subprocess.run(["python3", "test_calc.py"], capture_output=True)
 elif mode == "always-wrong":
     calc("return a * b")
     summary("Make add() multiply")
@@ -87,11 +97,12 @@ TEST = "from calc import add\nassert add(2, 3) == 5, 'add(2, 3) is %r' % add(2, 
 class FixJobCase(harness.AppCase):
     # -- set-up helpers
 
-    def repo(self, mode, name="octo/hello", config=None, extra=None):
+    def repo(self, mode, name="octo/hello", config=None, extra=None, gitignore=True):
         files = {"calc.py": CALC, "test_calc.py": TEST, ".agent-mode": mode + "\n", ".patchbay-agent.py": AGENT,
-                 ".gitignore": "__pycache__/\n",
                  ".github/patchbay.yml": config if config is not None else
                  "test: python3 -B test_calc.py\nagent:\n  command: [python3, .patchbay-agent.py]\n  timeout: 60\n"}
+        if gitignore:
+            files[".gitignore"] = "__pycache__/\n"
         files.update(extra or {})
         self.gh.create_repo(name, private=True, files=files)
         self.gh.add_installation(7, name.split("/")[0], repositories=[name])
@@ -409,6 +420,39 @@ class FixJobs(FixJobCase):
         self.assertIn("patchbay finished", mine[0]["body"])
 
 
+class OnlyTheAgentsChange(FixJobCase):
+    """A pull request holds the agent's change and nothing else: not what the
+    repository's setup wrote, not the caches and reports its tests left (a
+    Python repository without a .gitignore: every run of `python3
+    test_calc.py` writes __pycache__/calc.cpython-311.pyc), whether patchbay
+    ran the tests or the agent did."""
+
+    def test_a_python_repository_without_a_gitignore(self):
+        repo = self.repo("two-rounds-testing", gitignore=False,
+                         config="setup: [\"echo ready > setup-ran\"]\n"
+                                "test: python3 test_calc.py > test-report.txt\n"
+                                "agent:\n  command: [python3, .patchbay-agent.py]\n  timeout: 60\n")
+        self.start()
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        [pr] = self.pulls(repo)
+        self.assertEqual(pr["title"], "Make add() add, second try")
+        # round 1 failed, and left its report and cache in the work tree the agent went on with
+        self.assertIn("round 1: `python3 test_calc.py > test-report.txt` exited 1", pr["body"])
+        self.assertIn("round 2: `python3 test_calc.py > test-report.txt` passed", pr["body"])
+        branch = rec["branch"]
+        self.assertEqual(self.git(repo, "diff", "--name-only", "main", branch), "calc.py")
+        tree = self.git(repo, "ls-tree", "-r", "--name-only", branch).split("\n")
+        for stray in ("__pycache__/calc.cpython-311.pyc", "setup-ran", "test-report.txt"):
+            self.assertNotIn(stray, tree)
+        self.assertFalse([p for p in tree if "__pycache__" in p or p.endswith(".pyc")], tree)
+        self.assertEqual(self.git(repo, "show", branch + ":calc.py"), CALC.replace("a - b", "a + b").strip())
+        # what the issue's checklist says of the change: one file, one line each way
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("1 file, +1 -1", progress["body"])
+
+
 BEST_OF_AGENT = r'''
 import os, sys, time
 prompt = sys.stdin.read()
@@ -431,10 +475,12 @@ open(os.environ["PATCHBAY_SUMMARY_FILE"], "w").write(
 
 class BestOfN(FixJobCase):
     def repo_for(self, attempts_line=""):
-        return self.repo("unused", config="setup: [touch setup-ran]\ntest: python3 -B test_calc.py\n"
+        # no .gitignore, and the tests write Python's bytecode cache: the table
+        # still counts only each attempt's own change
+        return self.repo("unused", config="setup: [touch setup-ran]\ntest: python3 test_calc.py\n"
                                           "agent:\n  command: [python3, .best-of.py]\n  test_rounds: 0\n%s"
                                           % attempts_line,
-                         extra={".best-of.py": BEST_OF_AGENT, ".gitignore": "__pycache__/\nsetup-ran\n"})
+                         extra={".best-of.py": BEST_OF_AGENT}, gitignore=False)
 
     def test_the_passing_smallest_change_wins(self):
         repo = self.repo_for("  attempts: 3\n")
@@ -454,6 +500,7 @@ class BestOfN(FixJobCase):
         self.assertRegex(pr["body"],
                          r"\| 3 \(chosen\) \| `python3`: finished \| passed after 1 round \| 1 file, 2 lines \|")
         self.assertEqual(self.git(repo, "show", rec["branch"] + ":calc.py"), CALC.replace("a - b", "a + b").strip())
+        self.assertEqual(self.git(repo, "diff", "--name-only", "main", rec["branch"]), "calc.py")
         self.assertEqual(self.git(repo, "rev-list", "--count", "main.." + rec["branch"]), "1")
         # every attempt's work tree is gone
         self.assertEqual([d for d in os.listdir(os.path.join(self.pb.data_dir, "workspaces")) if d.startswith(job)], [])
