@@ -239,6 +239,19 @@ static const char *check_endpoint(const char *v)
     return NULL;
 }
 
+/* A host path the operator makes visible in the sandbox: absolute, not /
+ * (the whole host), no ".." (what is bound is what is written). */
+static const char *check_host_path(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || strspn(v, "/") == n)
+        return "must be an absolute path, not / itself (like /opt/agents)";
+    if (strcmp(v, "..") == 0 || strncmp(v, "../", 3) == 0 || strstr(v, "/../") != NULL ||
+        (n >= 3 && strcmp(v + n - 3, "/..") == 0))
+        return "must not contain \"..\"";
+    return NULL;
+}
+
 static const char *check_backend(const char *v)
 {
     return strcmp(v, "command") == 0 || strcmp(v, "openai") == 0 ? NULL : "must be command or openai";
@@ -328,6 +341,8 @@ static const key_spec_t schema[] = {
     {"sandbox.cpu_seconds", KEY_INT, OFF(sandbox.cpu_seconds), 1, 7 * 86400, .def = "7200"},
     {"sandbox.tree_bytes", KEY_SIZE, OFF(sandbox.tree_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "10GiB"},
     {"sandbox.egress_allow", KEY_LIST, OFF(sandbox.egress_allow), .def_list = no_items, .check = check_endpoint},
+    {"sandbox.path", KEY_LIST, OFF(sandbox.path), .def_list = no_items, .check = check_host_path},
+    {"sandbox.read_only", KEY_LIST, OFF(sandbox.read_only), .def_list = no_items, .check = check_host_path},
     {"sandbox.user_base", KEY_INT, OFF(sandbox.user_base), 1000, 2000000000, .def = "1879048192"},
     {"sandbox.users", KEY_INT, OFF(sandbox.users), 1, 65536, .def = "256"},
     {"sandbox.bwrap_path", KEY_STRING, OFF(sandbox.bwrap_path), .def = NULL},

@@ -221,10 +221,11 @@ static int is_executable_file(const char *path)
 }
 
 /* argv[0] as an absolute path on the host: an absolute path as given, or a
- * name looked up in SANDBOX_PATH. Never a path relative to the work tree: the
+ * name looked up in the operator's path_dirs, then SANDBOX_PATH, as the
+ * sandbox's own PATH finds it. Never a path relative to the work tree: the
  * program that runs is the operator's, not a file the repository (or a pull
  * request) put in the checkout. */
-static int resolve_command(char out[PATH_MAX], const char *cmd)
+static int resolve_command(char out[PATH_MAX], const char *cmd, const sandbox_opts_t *o)
 {
     if (cmd[0] == '/') {
         int n = snprintf(out, PATH_MAX, "%s", cmd);
@@ -232,6 +233,11 @@ static int resolve_command(char out[PATH_MAX], const char *cmd)
     }
     if (strchr(cmd, '/') != NULL)
         return -1;
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
+        int n = snprintf(out, PATH_MAX, "%s/%s", o->path_dirs[i], cmd);
+        if (o->path_dirs[i][0] == '/' && n > 0 && n < PATH_MAX && is_executable_file(out))
+            return 0;
+    }
     const char *p = SANDBOX_PATH;
     while (*p) {
         size_t len = strcspn(p, ":");
@@ -300,7 +306,13 @@ static const char *lang_value(void)
 
 static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t err_len)
 {
-    sv_pushf(env, "PATH=%s", SANDBOX_PATH);
+    strbuf_t path = STRBUF_INIT;
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
+        if (o->path_dirs[i][0] == '/' && strchr(o->path_dirs[i], ':') == NULL)
+            strbuf_appendf(&path, "%s:", o->path_dirs[i]);
+    strbuf_append(&path, SANDBOX_PATH);
+    sv_pushf(env, "PATH=%s", path.data);
+    strbuf_free(&path);
     sv_pushf(env, "HOME=%s/home", o->scratch_dir);
     sv_pushf(env, "TMPDIR=%s/tmp", o->scratch_dir);
     sv_pushf(env, "LANG=%s", lang_value());
@@ -415,6 +427,9 @@ static int visible_inside(const char *path, const sandbox_opts_t *o)
     for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
         if (path_within(path, o->ro_paths[i]))
             return 1;
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
+        if (path_within(path, o->path_dirs[i]))
+            return 1;
     return 0;
 }
 
@@ -491,8 +506,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_GROUP);
     sv_push(a, "/etc/group");
-    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
+    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++) {
+        bwrap_passable_parents(a, o->ro_paths[i]);
         bwrap_ro_try(a, o->ro_paths[i]);
+    }
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
+        bwrap_passable_parents(a, o->path_dirs[i]);
+        bwrap_ro_try(a, o->path_dirs[i]);
+    }
     /* a command installed outside /usr (~/.local/bin/claude): its own directory, read-only */
     if (!visible_inside(command, o)) {
         char *dir = strdup(command);
@@ -1256,7 +1277,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         goto done;
     if ((rc = build_env(&env, o, err, err_len)) != 0)
         goto done;
-    if (resolve_command(command, o->argv[0]) != 0) {
+    if (resolve_command(command, o->argv[0], o) != 0) {
         if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
             set_err(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
                                   "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);

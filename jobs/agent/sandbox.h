@@ -72,13 +72,15 @@ typedef struct {
 /* The uid and gid a command has inside bubblewrap when patchbay runs as root. */
 #define SANDBOX_UID 1000
 #define SANDBOX_GID 1000
-/* PATH inside; the directories of extra read-only paths are not added. */
+/* PATH inside, after the operator's path_dirs; the directories of extra
+ * read-only paths are not added. */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* util-linux's, in every Debian: turns the sandbox's last root step into the job's user */
 #define SANDBOX_SETPRIV "/usr/bin/setpriv"
 
 typedef struct {
-    const char *const *argv;      /* argv[0]: absolute, or a name looked up in SANDBOX_PATH; NULL-terminated */
+    const char *const *argv;      /* argv[0]: absolute, or a name looked up in path_dirs, then SANDBOX_PATH;
+                                   * NULL-terminated */
     const char *workdir;          /* absolute; the working directory, writable */
     const char *scratch_dir;      /* absolute; writable; HOME = scratch/home, TMPDIR = scratch/tmp */
     const char *const *env;       /* extra "NAME=value" entries (NULL-terminated, may be NULL); override the allowlist */
@@ -102,6 +104,10 @@ typedef struct {
     uid_t uid;
     gid_t gid;
     const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
+    /* host directories (absolute) bound read-only and put in front of PATH,
+     * in this order: agent CLIs installed outside /usr, found by name inside
+     * a wrapper script as well as in argv[0] (may be NULL) */
+    const char *const *path_dirs;
     const char *const *ro_overlays; /* paths relative to workdir made read-only inside (may be NULL; missing
                                      * ones skipped; absolute paths and ".." refused) */
 

@@ -601,9 +601,12 @@ print("Make add() add\n\n%s ran with %s" % (name, json.dumps(args)))
 class AgentExamples(FixJobCase):
     """config/agents/*.yml, as shipped, drive a fix job to a pull request.
 
-    The CLIs themselves need accounts and the network, so a stand-in with the
-    CLI's name takes their place: argv[0] becomes its absolute path, every
-    other word of the example stays as written.
+    The CLIs themselves need accounts and the network (test_agent_clis.py
+    runs the real ones against local fakes of their model APIs), so here a
+    stand-in with the CLI's name takes their place, installed outside /usr as
+    an operator with a non-/usr install would have it: its directory in
+    `sandbox.path`. Every word of the section stays as written, and it runs in
+    the sandbox wherever the machine has one.
     """
 
     def run_example(self, name, cli):
@@ -615,22 +618,11 @@ class AgentExamples(FixJobCase):
         with open(fake, "w") as f:
             f.write(FAKE_CLI)
         os.chmod(fake, 0o755)
-        if "    - %s\n" % cli in example:
-            section = example.replace("    - %s\n" % cli, "    - %s\n" % fake, 1)
-        else:
-            # a `sh -c` wrapper: the CLI's name as a command word of the script
-            head, body = example.split("\nagent:\n", 1)
-            pattern = re.compile(r"(?<=[\s;{(])%s(?= )" % re.escape(cli))
-            self.assertRegex(body, pattern)
-            section = head + "\nagent:\n" + pattern.sub(fake.replace("\\", "\\\\"), body, count=1)
-        if section.split("command:\n", 1)[1].split("\n", 1)[0].strip() != "- %s" % fake:
-            # started by sh or env, the stand-in is not mounted into bubblewrap
-            # the way an argv[0] is; the real CLIs live under /usr
+        section = example[example.index("\nagent:\n") + 1:]
+        if harness.ISOLATION == "none":
             section = re.sub(r"\n  isolation: \w+\n", "\n", section) + "  isolation: none\n"
-        if "isolation: bwrap" in section and not harness.bwrap_works():
-            section = section.replace("isolation: bwrap", "isolation: none")
         repo = self.repo("unused", config="test: python3 -B test_calc.py\n")
-        self.start(agent_section=section[section.index("\nagent:\n") + 1:])
+        self.start(agent_section=section + "sandbox:\n  path: [%s]\n" % bindir)
         number, _, job = self.mention(repo, "@patchbay fix add()")
         rec = self.wait_job(job)
         self.assertEqual(rec["status"], "succeeded", rec.get("error"))
@@ -639,6 +631,8 @@ class AgentExamples(FixJobCase):
         self.assertEqual(pr["title"], "Make add() add")
         self.assertIn("`python3 -B test_calc.py` passed", pr["body"])
         self.assertIn("%s ran with" % cli, pr["body"])
+        if harness.ISOLATION == "bwrap":
+            self.assertIn("in bubblewrap", pr["body"])
         return pr["body"]
 
     def test_claude_code(self):

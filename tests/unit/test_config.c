@@ -851,8 +851,18 @@ static void test_rules_across_values(void **state)
                       "'retry_max_delay_ms' (600000) must not be below 'retry_delay_ms' (700000)");
     assert_yaml_error("workers:\n  lease_seconds: 1\n", 2, "'lease_seconds' must be between 2 and 3600");
     assert_yaml_error("workers:\n  grace_seconds: -1\n", 2, "'grace_seconds' must be between 0 and 86400");
+    assert_yaml_error("sandbox:\n  path: [node_modules/.bin]\n", 2, "'path' must be an absolute path");
+    assert_yaml_error("sandbox:\n  read_only: [/]\n", 2, "'read_only' must be an absolute path, not / itself");
+    assert_yaml_error("sandbox:\n  read_only: [/opt/../etc]\n", 2, "'read_only' must not contain \"..\"");
 
     loaded_t l;
+    static const char *const bins[] = {"/opt/agents/bin", NULL};
+    load_yaml(&l, "sandbox: { path: [/opt/agents/bin], read_only: [/opt/agents] }\n", no_env);
+    assert_clean(&l);
+    assert_list(&l.cfg->sandbox.path, bins);
+    assert_string_equal(l.cfg->sandbox.read_only.items[0], "/opt/agents");
+    unload(&l);
+
     /* an empty command is fine when the openai backend does the work */
     load_yaml(&l, "agent:\n  backend: openai\n  command: []\n", no_env);
     assert_clean(&l);

@@ -735,6 +735,73 @@ static void test_bwrap_read_only_overlays(void **state)
     assert_int_equal(st.st_mode & 0777, 0444);
 }
 
+/* The operator's CLIs outside /usr (sandbox.path, sandbox.read_only), laid
+ * out as npm does it: a bin directory of symbolic links into the packages.
+ * Found by name as argv[0] and from a wrapper script's PATH; read-only. */
+static void test_operator_path_dirs(void **state)
+{
+    (void)state;
+    char bin[160], lib[160], real[200], link[200];
+    snprintf(bin, sizeof(bin), "%s/agents/bin", D.root);
+    snprintf(lib, sizeof(lib), "%s/agents/lib/tool", D.root);
+    snprintf(real, sizeof(real), "%s/real.sh", lib);
+    snprintf(link, sizeof(link), "%s/mytool", bin);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s %s", bin, lib);
+    assert_int_equal(system(cmd), 0);
+    write_text(real, "#!/bin/sh\necho \"agent-tool $*\"\n");
+    assert_int_equal(chmod(real, 0755), 0);
+    assert_int_equal(symlink("../lib/tool/real.sh", link), 0);
+    char prefix[160];
+    snprintf(prefix, sizeof(prefix), "%s/agents", D.root);
+    const char *path_dirs[] = {bin, NULL}, *read_only[] = {prefix, NULL};
+
+    sandbox_isolation_t isos[] = {SANDBOX_ISOLATE_NONE, SANDBOX_ISOLATE_BWRAP};
+    for (size_t i = 0; i < 2; i++) {
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP && !have_bwrap())
+            continue;
+        sandbox_opts_t o;
+        sandbox_result_t r;
+        char err[256] = "";
+        /* not on the sandbox's own PATH */
+        const char *by_name[] = {"mytool", "one", NULL};
+        opts_for(&o, by_name, isos[i]);
+        o.network = 0;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+        /* argv[0] by name */
+        o.path_dirs = path_dirs;
+        o.ro_paths = read_only;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+        char *out = slurp(D.out, NULL);
+        assert_string_equal(out, "agent-tool one\n");
+        free(out);
+        /* a wrapper finds it on PATH; nothing of it is writable */
+        snprintf(cmd, sizeof(cmd), "mytool two; echo \"PATH=$PATH\"; echo x > %s/new 2>/dev/null && echo WRITE-OK; true", bin);
+        const char *wrapper[] = {"sh", "-c", cmd, NULL};
+        o.argv = wrapper;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+        out = slurp(D.out, NULL);
+        char want[512];
+        snprintf(want, sizeof(want), "agent-tool two\nPATH=%s:%s\n", bin, SANDBOX_PATH);
+        assert_true(strncmp(out, want, strlen(want)) == 0);
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP) { /* without the sandbox, root may write there */
+            assert_non_null(strstr(out, "Read-only file system"));
+            assert_null(strstr(out, "WRITE-OK"));
+        }
+        free(out);
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP) {
+            /* without read_only, the links point at nothing inside */
+            o.ro_paths = NULL;
+            o.argv = (const char *const[]){"sh", "-c", "mytool three || echo MISSING", NULL};
+            assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+            out = slurp(D.out, NULL);
+            assert_non_null(strstr(out, "MISSING"));
+            assert_null(strstr(out, "agent-tool"));
+            free(out);
+        }
+    }
+}
+
 /* A run is its own session: the leader of a new session, with no terminal
  * to open, under bubblewrap and without it. */
 static void test_new_session(void **state)
@@ -841,6 +908,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_path_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_bite, setup, teardown),
     };
