@@ -489,20 +489,37 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "01777");
     sv_push(a, "--tmpfs");
     sv_push(a, "/tmp");
+    /* /etc and the directories in it are made by bwrap for the binds below,
+     * and bwrap running as root (as it does with a job user) makes them 0700:
+     * the job's user could then read neither /etc/passwd nor the TLS
+     * certificates (Claude Code's first line was an EACCES on
+     * /etc/claude-code/). Passable first, so they stay that way. */
+    sv_push(a, "--perms");
+    sv_push(a, "0755");
+    sv_push(a, "--dir");
+    sv_push(a, "/etc");
     for (size_t i = 0; etc_base[i] != NULL; i++)
         bwrap_ro_try(a, etc_base[i]);
     if (o->network) {
         /* slirp's resolver: the host's is usually loopback or private, which the jail blocks */
+        sv_push(a, "--perms"); /* a data file is 0600 otherwise: root's, as root */
+        sv_push(a, "0644");
         sv_push(a, "--ro-bind-data");
         sv_pushf(a, "%d", FD_RESOLV);
         sv_push(a, "/etc/resolv.conf");
-        for (size_t i = 1; etc_net[i] != NULL; i++) /* [0] is resolv.conf */
+        for (size_t i = 1; etc_net[i] != NULL; i++) { /* [0] is resolv.conf */
+            bwrap_passable_parents(a, etc_net[i]);
             bwrap_ro_try(a, etc_net[i]);
+        }
     }
     /* a passwd naming the sandbox's user, so tools that look themselves up work */
+    sv_push(a, "--perms");
+    sv_push(a, "0644");
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_PASSWD);
     sv_push(a, "/etc/passwd");
+    sv_push(a, "--perms");
+    sv_push(a, "0644");
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_GROUP);
     sv_push(a, "/etc/group");

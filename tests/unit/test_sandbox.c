@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "app/common/log.h"
+#include "jobs/agent/netjail.h"
 #include "jobs/agent/sandbox.h"
 #include "jobs/agent/sandbox_user.h"
 
@@ -886,6 +887,31 @@ static void test_limits_bite(void **state)
     snprintf(mine, sizeof(mine), "%s/mine.txt", D.ws);
     assert_int_equal(stat(mine, &st), 0);
     assert_int_equal(st.st_uid, u.uid);
+
+    /* what the job's user reads of /etc: bwrap, as root, makes /etc 0700
+     * unless told otherwise, and then nothing in it is readable */
+    char who[64];
+    snprintf(who, sizeof(who), "patchbay:x:%u:", (unsigned)u.uid);
+    const char *etc[] = {"sh", "-c", "ls -ld /etc | cut -c1-10; cat /etc/passwd; test -r /etc/ld.so.cache && echo CACHE-OK;"
+                                     "ls /etc/ssl/certs >/dev/null 2>&1 && echo CERTS-OK; grep -q nameserver "
+                                     "/etc/resolv.conf 2>/dev/null && echo RESOLV-OK; true", NULL};
+    for (int network = 0; network < 2; network++) {
+        char path[PATH_MAX];
+        if (network && netjail_find_slirp(path, sizeof(path), NULL, err, sizeof(err)) != 0)
+            break;
+        opts_for(&o, etc, SANDBOX_ISOLATE_BWRAP);
+        o.network = network;
+        o.uid = u.uid;
+        o.gid = u.gid;
+        urc = sandbox_run(&r, &o, err, sizeof(err));
+        if (urc != 0)
+            fail_msg("%d %s", urc, err);
+        out = slurp(D.out, NULL);
+        if (strncmp(out, "drwxr-xr-x\n", 11) != 0 || strstr(out, who) == NULL || strstr(out, "CACHE-OK") == NULL ||
+            (network && (strstr(out, "CERTS-OK") == NULL || strstr(out, "RESOLV-OK") == NULL)))
+            fail_msg("network %d: %s", network, out);
+        free(out);
+    }
     sandbox_user_release(&u);
 }
 
