@@ -10,6 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/scripts/lib.sh"
 # shellcheck disable=SC2086
 pb_install_packages $PB_PACKAGES_RUN $PB_PACKAGES_TEST
+pb_install_test_tools
 
 jobs=${PB_TEST_JOBS:-2}
 status=0
