@@ -1290,10 +1290,6 @@ int config_load(config_t **out, config_errors_t *errors, const char *path, char 
     return 0;
 }
 
-static void credential_error(config_errors_t *errors, const char *what)
-{
-    errors_addf(errors, NULL, 0, "%s; `patchbay run` shows how to register the App", what);
-}
 
 int config_check_credentials(const config_t *cfg, config_errors_t *errors)
 {
@@ -1301,13 +1297,15 @@ int config_check_credentials(const config_t *cfg, config_errors_t *errors)
 
     if (cfg == NULL)
         return 0;
+    /* one line each, what to set and where it comes from: the status page
+     * and the log at start list them as they are */
     if (cfg->github.app_id == NULL)
-        credential_error(errors, "APP_ID is not set: set APP_ID (or github.app_id in the config file) to the App ID shown "
-                                 "on the GitHub App's settings page");
+        errors_addf(errors, NULL, 0, "APP_ID is not set: the App's ID, from its settings page on GitHub (or "
+                                     "github.app_id in the config file)");
     if (cfg->github.private_key == NULL && cfg->github.private_key_path == NULL) {
-        credential_error(errors, "no private key: set PRIVATE_KEY to the App's private key (PEM text) or "
-                                 "PRIVATE_KEY_PATH to the .pem file GitHub generated for it (or github.private_key / "
-                                 "github.private_key_path in the config file)");
+        errors_addf(errors, NULL, 0, "no private key: PRIVATE_KEY_PATH, the .pem file GitHub generated for the App, "
+                                     "or PRIVATE_KEY, its text (github.private_key_path or github.private_key in the "
+                                     "config file)");
     } else if (cfg->github.private_key == NULL) {
         /* PRIVATE_KEY wins when both are set, so the path only matters without it */
         const char *p = cfg->github.private_key_path;
@@ -1331,8 +1329,8 @@ int config_check_credentials(const config_t *cfg, config_errors_t *errors)
         }
     }
     if (cfg->github.webhook_secret == NULL)
-        credential_error(errors, "WEBHOOK_SECRET is not set: set WEBHOOK_SECRET (or github.webhook_secret in the "
-                                 "config file) to the webhook secret entered when the App was registered");
+        errors_addf(errors, NULL, 0, "WEBHOOK_SECRET is not set: the webhook secret typed when the App was registered "
+                                     "(or github.webhook_secret in the config file)");
     return (int)(errors->count - first);
 }
 

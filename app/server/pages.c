@@ -25,7 +25,7 @@ void pages_init(pages_t *s, const config_t *cfg, metrics_t *metrics, qstats_t *q
     strbuf_init_fixed(&b, s->missing, sizeof(s->missing));
     for (size_t i = 0; i < errs.count; i++) {
         if (i > 0)
-            strbuf_append(&b, "; ");
+            strbuf_append(&b, "\n");
         strbuf_append(&b, errs.items[i].message);
     }
     config_errors_free(&errs);
@@ -131,13 +131,22 @@ void pages_status(pages_t *s, const rasync_t *redis, h2o_req_t *req)
         strbuf_append(&b, "/installations/new</a></p>");
         OPENSSL_cleanse(saved.webhook_secret, sizeof(saved.webhook_secret));
     } else if (s->missing[0] != '\0') {
-        strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing: ");
-        strbuf_append_html(&b, s->missing);
-        strbuf_append(&b, "</p>");
+        /* a checklist, one line per missing setting, then the way that sets them all */
+        strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing:</p><ul class=\"missing\">");
+        for (const char *p = s->missing; *p != '\0';) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            char item[sizeof(s->missing)];
+            snprintf(item, sizeof(item), "%.*s", (int)n, p);
+            strbuf_append(&b, "<li>");
+            strbuf_append_html(&b, item);
+            strbuf_append(&b, "</li>");
+            p += n + (nl != NULL);
+        }
+        strbuf_append(&b, "</ul><p>Register the App here and all of them are set:</p>");
         setup_forms(s, req, &b, NULL);
         strbuf_append(&b, "<p>Or register it by hand with <code>config/app-manifest.yml</code> (README, “GitHub App "
-                          "setup”) and set <code>APP_ID</code>, <code>PRIVATE_KEY_PATH</code> and "
-                          "<code>WEBHOOK_SECRET</code>.</p>");
+                          "setup”), set the above and start patchbay again.</p>");
     } else {
         strbuf_append(&b, "<p class=\"ok\">GitHub App configured. Webhook path: <code>");
         strbuf_append_html(&b, s->cfg->server.webhook_path);

@@ -25,7 +25,7 @@ typedef struct {
     const config_t *cfg;
     metrics_t *metrics;
     qstats_t *qstats;   /* may be NULL */
-    char missing[1024]; /* what stops us from talking to GitHub; empty when nothing */
+    char missing[1024]; /* what stops us from talking to GitHub, one setting a line; empty when nothing */
     /* Set before the loops start, by a process that also runs workers here
      * (`patchbay run`): why jobs' sandboxes cannot start ("" when they can),
      * and whether the operator turned the sandbox off. */

@@ -402,9 +402,17 @@ int server_start(server_t *s, char *err, size_t err_len)
     }
     log_info(NULL, NULL, "listening on %s:%d (%d event loops), webhook path %s, Redis at %s", s->cfg->server.host,
              s->port, s->nthreads, s->cfg->server.webhook_path, s->redis_desc);
-    if (s->pages.missing[0] != '\0')
-        log_warn(NULL, NULL, "not connected to GitHub yet: %s. Open http://%s:%d/ for set-up.", s->pages.missing,
-                 strcmp(s->cfg->server.host, "0.0.0.0") == 0 ? "127.0.0.1" : s->cfg->server.host, s->port);
+    if (s->pages.missing[0] != '\0') {
+        /* the status page's checklist, a line each */
+        log_warn(NULL, NULL, "not connected to GitHub yet: open http://%s:%d/ to register the App, or set what is "
+                 "missing:", strcmp(s->cfg->server.host, "0.0.0.0") == 0 ? "127.0.0.1" : s->cfg->server.host, s->port);
+        for (const char *p = s->pages.missing; *p != '\0';) {
+            const char *nl = strchr(p, '\n');
+            int n = nl ? (int)(nl - p) : (int)strlen(p);
+            log_warn(NULL, NULL, "missing: %.*s", n, p);
+            p += n + (nl != NULL);
+        }
+    }
     return 0;
 }
 
