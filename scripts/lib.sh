@@ -74,7 +74,8 @@ pb_install_test_tools() {
     fi
 }
 
-# pb_build DIR [cmake options...]
+# pb_build DIR [cmake options...]: the tests are built when cmocka and
+# python3 are there (PATCHBAY_TESTS=AUTO), unless an option says otherwise.
 pb_build() {
     local dir=$1; shift
     cmake -S "$PB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="${PB_BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null || return 1
