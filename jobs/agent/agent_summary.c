@@ -84,7 +84,6 @@ static void clean_into(strbuf_t *b, const char *s, size_t n)
 char *agent_summary_clean(const char *text, size_t len)
 {
     strbuf_t b = STRBUF_INIT;
-    strbuf_appendn(&b, "", 0);
     clean_into(&b, text ? text : "", text ? len : 0);
     if (b.truncated) {
         strbuf_free(&b);
@@ -300,7 +299,6 @@ char *agent_summary_from_output(const char *tail, size_t len, int cut)
         const char *nl = memchr(tail + at, '\n', len - at);
         size_t l = nl ? (size_t)(nl - (tail + at)) : len - at;
         strbuf_t b = STRBUF_INIT;
-        strbuf_appendn(&b, "", 0);
         clean_into(&b, tail + at, l);
         if (b.truncated) {
             strbuf_free(&b);
@@ -334,7 +332,6 @@ char *agent_summary_from_output(const char *tail, size_t len, int cut)
         start++;
 
     strbuf_t out = STRBUF_INIT;
-    strbuf_appendn(&out, "", 0);
     for (size_t i = start; i < end; i++) {
         strbuf_appendn(&out, lines[i].text, lines[i].len);
         if (i + 1 < end)
