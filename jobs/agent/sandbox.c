@@ -1029,7 +1029,18 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
             close_fd(&go_w);
             close_fd(&block_w);
             if (w1 != 3 || w2 != 1) {
-                set_err(err, err_len, "cannot release the sandbox: %s", strerror(errno));
+                /* bubblewrap is gone before the command started: its last words
+                 * are on the output pipe, and they are the reason */
+                int why = errno;
+                char said[240] = "";
+                struct pollfd pf = {.fd = out_r, .events = POLLIN};
+                if (poll(&pf, 1, 500) > 0) {
+                    ssize_t k = read(out_r, said, sizeof(said) - 1);
+                    said[k > 0 ? k : 0] = '\0';
+                    said[strcspn(said, "\n")] = '\0';
+                }
+                set_err(err, err_len, "cannot release the sandbox: %s%s%s%s", strerror(why), said[0] ? " (" : "",
+                        said, said[0] ? ")" : "");
                 if (o->pgid != NULL)
                     o->pgid(o->hook_arg, pid, 0);
                 goto done;
