@@ -100,7 +100,9 @@ class RealAgentCLIs(FixJobCase):
 
         # the pull request, titled with the answer's first line: no banner, no escape
         [pr] = self.pulls(repo)
-        self.assertEqual(pr["title"], TITLE)
+        self.assertEqual(pr["title"], TITLE, "the fake's problems: %s; what it was asked: %s" % (
+            errors or "none", [(r.path, len((r.body or {}).get("messages") or (r.body or {}).get("input") or []))
+                               for r in fake.model_requests()]))
         self.assertNotIn("\x1b", pr["body"])
         self.assertIn("add() in calc.py returned the wrong value", pr["body"])
         self.assertIn("round 1: `python3 -m unittest` passed", pr["body"])
