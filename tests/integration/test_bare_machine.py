@@ -32,42 +32,39 @@ def run_packages():
     return out
 
 
-def installed_depends(package):
-    """The Depends and Pre-Depends of an installed package, or None when it is not installed."""
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}\n${Depends}, ${Pre-Depends}", package],
-                       capture_output=True, text=True)
-    lines = r.stdout.split("\n", 1)
-    if r.returncode != 0 or "install ok installed" not in lines[0]:
-        return None
-    return lines[1] if len(lines) > 1 else ""
+def installed_packages():
+    """{name: its Depends and Pre-Depends} of every installed package, in one dpkg-query."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Status}\t${Depends}, ${Pre-Depends}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    table = {}
+    for line in out.splitlines():
+        name, status, deps = (line.split("\t") + ["", ""])[:3]
+        if "install ok installed" in status:
+            table[name] = deps
+    return table
 
 
-def closure(packages):
-    """The packages and, recursively, what they depend on (the first installed alternative)."""
-    seen, todo = set(), list(packages)
+def closure(packages, table):
+    """The packages and, recursively, what they depend on (the first installed alternative): what
+    apt-get installs with them."""
+    seen, todo = set(), [p for p in packages if p in table]
     while todo and len(seen) < 5000:
         p = todo.pop()
         if p in seen:
             continue
-        deps = installed_depends(p)
-        if deps is None:
-            continue
         seen.add(p)
-        for alternatives in deps.split(","):
+        for alternatives in table[p].split(","):
             for name in alternatives.split("|"):
                 name = name.strip().split(" ")[0].split(":")[0]
-                if name and installed_depends(name) is not None:
+                if name in table:
                     todo.append(name)
                     break
     return seen
 
 
 def pc_files(packages):
-    out = []
-    for p in sorted(packages):
-        listing = subprocess.run(["dpkg", "-L", p], capture_output=True, text=True).stdout.split("\n")
-        out += [f for f in listing if f.endswith(".pc") and "/pkgconfig/" in f and os.path.exists(f)]
-    return out
+    listing = subprocess.run(["dpkg", "-L"] + sorted(packages), capture_output=True, text=True).stdout
+    return sorted({f for f in listing.split("\n") if f.endswith(".pc") and "/pkgconfig/" in f and os.path.exists(f)})
 
 
 class BareMachine(harness.TestCase):
@@ -83,7 +80,7 @@ class BareMachine(harness.TestCase):
         self.assertNotIn("libcmocka-dev", packages)  # else the test proves nothing
         pcdir = os.path.join(self.workdir, "pkgconfig")
         os.makedirs(pcdir)
-        for f in pc_files(closure(packages)):
+        for f in pc_files(closure(packages, installed_packages())):
             dst = os.path.join(pcdir, os.path.basename(f))
             if not os.path.exists(dst):
                 os.symlink(f, dst)
