@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -803,6 +804,75 @@ static void test_operator_path_dirs(void **state)
     }
 }
 
+/* Network-on runs started at once: slirp4netns brings the sandbox's lo up,
+ * and the kernel then gives it 127.0.0.1 itself; a bwrap that had not set up
+ * its loopback yet died on its own RTM_NEWADDR ("loopback: Failed
+ * RTM_NEWADDR"): a job failing with "cannot release the sandbox". */
+#define RACE_THREADS 4
+#define RACE_RUNS 12
+
+typedef struct {
+    int index;
+    uid_t uid; /* as root, a job's user: bwrap then runs without a user namespace */
+    int failures;
+    char why[256];
+} race_t;
+
+static void *race_thread(void *arg)
+{
+    race_t *t = arg;
+    char scratch[160], out[160];
+    snprintf(scratch, sizeof(scratch), "%s/scratch-%d", D.root, t->index);
+    snprintf(out, sizeof(out), "%s/out-%d.log", D.root, t->index);
+    mkdir(scratch, 0700);
+    const char *argv[] = {"sh", "-c", "echo ran", NULL};
+    for (int i = 0; i < RACE_RUNS; i++) {
+        sandbox_opts_t o;
+        opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+        o.scratch_dir = scratch;
+        o.output_path = out;
+        o.network = 1;
+        o.uid = t->uid;
+        o.gid = (gid_t)t->uid;
+        sandbox_result_t r;
+        char err[256] = "";
+        int rc = sandbox_run(&r, &o, err, sizeof(err));
+        if (rc != 0 || r.end != SANDBOX_EXITED || r.exit_code != 0) {
+            t->failures++;
+            snprintf(t->why, sizeof(t->why), "%d %s", rc, err);
+        }
+    }
+    return NULL;
+}
+
+static void test_bwrap_network_runs_at_once(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], err[256];
+    if (!have_bwrap() || netjail_find_slirp(path, sizeof(path), NULL, err, sizeof(err)) != 0)
+        skip();
+    pthread_t threads[RACE_THREADS];
+    race_t races[RACE_THREADS];
+    sandbox_user_t u = SANDBOX_USER_INIT;
+    if (geteuid() == 0) {
+        assert_int_equal(sandbox_user_acquire(&u, D.data, 1879048192, 16, err, sizeof(err)), 0);
+        assert_int_equal(sandbox_user_give(&u, D.ws, NULL, err, sizeof(err)), 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        races[i] = (race_t){.index = i, .uid = geteuid() == 0 ? u.uid : 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, race_thread, &races[i]), 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        failures += races[i].failures;
+        if (races[i].failures > 0)
+            print_message("thread %d: %d failed, last: %s\n", i, races[i].failures, races[i].why);
+    }
+    sandbox_user_release(&u);
+    assert_int_equal(failures, 0);
+}
+
 /* A run is its own session: the leader of a new session, with no terminal
  * to open, under bubblewrap and without it. */
 static void test_new_session(void **state)
@@ -935,6 +1005,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_path_dirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_network_runs_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_bite, setup, teardown),
     };
