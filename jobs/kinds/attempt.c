@@ -40,6 +40,13 @@ static void append_tail(strbuf_t *md, const char *path, size_t max)
     free(tail);
 }
 
+/* Whether the job is being stopped: a run that could not start then was
+ * most likely killed while its sandbox was set up, and the stop is the news. */
+static int stopping(const attempt_t *a)
+{
+    return a->hooks.should_stop != NULL && a->hooks.should_stop(a->hooks.arg);
+}
+
 static int run_setup(attempt_t *a)
 {
     for (size_t i = 0; a->setup != NULL && a->setup[i] != NULL; i++) {
@@ -49,6 +56,8 @@ static int run_setup(attempt_t *a)
         sandbox_result_t r;
         if (agent_shell_run(&r, a->agent, a->workdir, a->scratch, cmd, out, a->agent->timeout_ms, &a->hooks, err,
                         sizeof(err)) != 0) {
+            if (stopping(a))
+                return ATTEMPT_STOPPED;
             snprintf(a->why, sizeof(a->why), "setup command `%.200s` could not run: %.200s", cmd, err);
             strbuf_appendf(&a->failure_md, "> %s", a->why);
             return ATTEMPT_SETUP_FAILED;
@@ -75,6 +84,8 @@ static int run_agent(attempt_t *a, const char *task, size_t len)
     agent_result_free(&a->result);
     if (agent_run(&a->result, a->agent, a->workdir, a->scratch, task, len, &a->hooks, &a->session, err,
                   sizeof(err)) != 0) {
+        if (stopping(a))
+            return ATTEMPT_STOPPED;
         snprintf(a->why, sizeof(a->why), "the agent could not start: %.400s", err);
         strbuf_appendf(&a->failure_md, "> %s", a->why);
         return ATTEMPT_AGENT_FAILED;
