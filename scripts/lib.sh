@@ -5,9 +5,9 @@ PB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and running patchbay needs.
 PB_PACKAGES_RUN="libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libgit2-dev libhiredis-dev
-libyaml-dev redis-server git pkg-config cmake gcc make ca-certificates bubblewrap slirp4netns util-linux"
+libyaml-dev redis-server git pkg-config cmake gcc make ca-certificates bubblewrap slirp4netns util-linux skopeo umoci"
 # What the test suite needs on top (cmocka, PyJWT for the fake GitHub, wrk for benchmarks, clang for fuzzing).
-PB_PACKAGES_TEST="libcmocka-dev python3 python3-jwt python3-yaml binutils wrk curl procps chromium"
+PB_PACKAGES_TEST="libcmocka-dev python3 python3-jwt python3-yaml binutils wrk curl procps chromium busybox-static"
 # Node runs test tools only (the example payloads, the Node comparison, the
 # browser driver); Debian's nodejs and npm when the machine has no node at all.
 command -v node >/dev/null 2>&1 || PB_PACKAGES_TEST="$PB_PACKAGES_TEST nodejs npm"

@@ -2,6 +2,7 @@
 #include "cmd.h"
 #include "app/common/log.h"
 #include "jobs/agent/agent_shell.h"
+#include "jobs/image/imagestore.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +43,18 @@ int cmd_check_config(int argc, char **argv)
         printf("hint: `patchbay run` registers the GitHub App from its page at / in two clicks, and saves "
                "what it gets\n");
     int status = errs.count == 0 ? CMD_OK : CMD_USAGE;
+    /* the environments, and whether each image is here yet (fetched on first use) */
+    for (size_t i = 0; rc == 0 && i < cfg->environments.count; i++) {
+        const config_environment_t *e = &cfg->environments.items[i];
+        char digest[80];
+        if (image_status(cfg->data_dir, e->image, digest, sizeof(digest)))
+            printf("environment %s: %s, ready (%s)%s\n", e->name, e->image, digest,
+                   cfg->default_environment && strcmp(cfg->default_environment, e->name) == 0 ? ", the default" : "");
+        else
+            printf("environment %s: %s, not fetched yet (the first job that uses it fetches it)%s\n", e->name,
+                   e->image,
+                   cfg->default_environment && strcmp(cfg->default_environment, e->name) == 0 ? ", the default" : "");
+    }
     /* the machine's part: what every job that runs code will meet */
     if (rc == 0) {
         char why[512];

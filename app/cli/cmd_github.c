@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The events patchbay acts on; an App not subscribed to one never sends it. */
@@ -105,11 +106,19 @@ int cmd_token(int argc, char **argv)
     int rc = cmd_load_config(&cfg, NULL);
     if (rc != CMD_OK)
         return rc;
+    /* The JWT is signed here from the key alone. An installation token is
+     * shared through Redis when there is one (REDIS_URL, or the private Redis
+     * of a running `patchbay run`), and minted for this call alone when there
+     * is none: debugging a fresh machine needs neither Redis nor a data dir. */
     char url[4200];
-    redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir);
+    const char *share = NULL;
+    struct stat st;
+    if (installation && (!redisproc_queue_url(url, sizeof(url), cfg->redis.url, cfg->data_dir) ||
+                         (stat(url + strlen("unix://"), &st) == 0 && S_ISSOCK(st.st_mode))))
+        share = url;
     ghapi_app_t *app = NULL;
     ghapi_t *gh = NULL;
-    if ((rc = make_client(&app, &gh, cfg, url)) == CMD_OK) {
+    if ((rc = make_client(&app, &gh, cfg, share)) == CMD_OK) {
         char *tok = NULL;
         int64_t exp = 0;
         int grc = installation ? ghapi_installation_token(&tok, &exp, gh, installation, repo) : ghapi_app_jwt(&tok, gh);

@@ -6,10 +6,12 @@
 #include "cmd.h"
 #include "app/common/clock.h"
 #include "app/common/redisconn.h"
+#include "app/common/strbuf.h"
 #include "jobs/queue/queue.h"
 #include "jobs/queue/redisproc.h"
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,14 +58,50 @@ static const char *str(json_t *job, const char *key)
     return s ? s : "";
 }
 
+/* Every string of a job record may have come from GitHub (a title, an
+ * instruction, a login, a branch) and every log line may quote one: they are
+ * shown with their control characters escaped, never passed to the terminal
+ * to obey. At most max bytes of the text (cut on a character), padded to
+ * width. */
+static void put(const char *s, size_t n, size_t max, int width)
+{
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    strbuf_t b = STRBUF_INIT;
+    strbuf_append_printable(&b, s, n);
+    printf("%-*s", width, b.data ? b.data : "");
+    strbuf_free(&b);
+}
+
+static void put_field(json_t *job, const char *key, size_t max, int width)
+{
+    json_t *v = json_object_get(job, key);
+    put(json_is_string(v) ? json_string_value(v) : "", json_is_string(v) ? json_string_length(v) : 0, max, width);
+}
+
+#define JOBS_TITLE_MAX_BYTES 60
+
 static void print_row(json_t *job)
 {
     char where[300] = "-";
     if (str(job, "repo")[0] != '\0')
         snprintf(where, sizeof(where), "%s#%lld", str(job, "repo"),
                  (long long)json_integer_value(json_object_get(job, "number")));
-    printf("%-8s %-9s %-10s %-40s %-3lld %s\n", str(job, "id"), str(job, "kind"), str(job, "status"), where,
-           (long long)json_integer_value(json_object_get(job, "attempts")), str(job, "created_at"));
+    put_field(job, "id", 64, 8);
+    printf(" ");
+    put_field(job, "kind", 64, 9);
+    printf(" ");
+    put_field(job, "status", 64, 10);
+    printf(" ");
+    put(where, strlen(where), sizeof(where), 40);
+    printf(" %-3lld ", (long long)json_integer_value(json_object_get(job, "attempts")));
+    put_field(job, "created_at", 64, 24);
+    printf(" ");
+    put_field(job, "title", JOBS_TITLE_MAX_BYTES, 0);
+    printf("\n");
 }
 
 static int jobs_list(const config_t *cfg, int json, const char *status, size_t limit)
@@ -84,7 +122,7 @@ static int jobs_list(const config_t *cfg, int json, const char *status, size_t l
         printf("%s\n", s ? s : "[]");
         free(s);
     } else {
-        printf("%-8s %-9s %-10s %-40s %-3s %s\n", "ID", "KIND", "STATUS", "WHERE", "TRY", "CREATED");
+        printf("%-8s %-9s %-10s %-40s %-3s %-24s %s\n", "ID", "KIND", "STATUS", "WHERE", "TRY", "CREATED", "TITLE");
         size_t i;
         json_t *job;
         json_array_foreach(jobs, i, job) print_row(job);
@@ -115,13 +153,16 @@ static int jobs_show(const config_t *cfg, const char *id, int json)
         json_t *v;
         json_object_foreach(job, key, v)
         {
-            if (json_is_string(v))
-                printf("%-16s %s\n", key, json_string_value(v));
-            else {
+            put(key, strlen(key), 256, 16);
+            printf(" ");
+            if (json_is_string(v)) {
+                put(json_string_value(v), json_string_length(v), SIZE_MAX, 0);
+            } else {
                 char *s = json_dumps(v, JSON_ENCODE_ANY);
-                printf("%-16s %s\n", key, s ? s : "");
+                put(s ? s : "", s ? strlen(s) : 0, SIZE_MAX, 0);
                 free(s);
             }
+            printf("\n");
         }
     }
     json_decref(job);
@@ -142,7 +183,11 @@ static size_t print_lines(json_t *lines, int json, char *last, size_t last_len)
         } else {
             char when[CLOCK_ISO_BYTES];
             clock_format_iso((int64_t)json_integer_value(json_object_get(line, "ts")), when);
-            printf("%s %-5s %s\n", when, str(line, "level"), str(line, "msg"));
+            printf("%s ", when);
+            put_field(line, "level", 16, 5);
+            printf(" ");
+            put_field(line, "msg", SIZE_MAX, 0);
+            printf("\n");
         }
         snprintf(last, last_len, "%s", str(line, "id"));
     }

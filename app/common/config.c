@@ -203,6 +203,17 @@ static const char *check_app_id(const char *v)
     return NULL;
 }
 
+/* A token people paste into a URL, a header and (traded) a cookie: printable
+ * ASCII without the characters that end or split one of those. */
+static const char *check_dashboard_token(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == ',' || *p == '"' || *p == '\\' || *p == '&' || *p == '#')
+            return "may hold only printable ASCII without spaces and ; , \" \\ & # (openssl rand -hex 32 makes a "
+                   "good one)";
+    return NULL;
+}
+
 static const char *check_log_level(const char *v)
 {
     return log_level_parse(v) < 0 ? "must be one of debug, info, warn, error" : NULL;
@@ -280,6 +291,7 @@ static const char *const default_agent_env[] = {"ANTHROPIC_API_KEY", "OPENAI_API
 static const char *const isolation_values[] = {"auto", "bwrap", "none", NULL};
 static const char *const no_items[] = {NULL};
 static const char *const permission_values[] = {"admin", "maintain", "write", "triage", "read", NULL};
+static const char *const dashboard_auth_values[] = {"token", "none", NULL};
 
 #define OFF(field) offsetof(config_t, field)
 #define MIB (1024LL * 1024LL)
@@ -291,10 +303,16 @@ static const key_spec_t schema[] = {
      .check = check_webhook_path},
     {"server.threads", KEY_INT, OFF(server.threads), 0, 1024, .def = "0"},
     {"server.body_limit_bytes", KEY_SIZE, OFF(server.body_limit_bytes), 1024, 1024 * MIB, .def = "26214400"},
+    {"server.inflight_body_bytes", KEY_SIZE, OFF(server.inflight_body_bytes), 1024 + CONFIG_SMALL_BODY_RESERVE_BYTES,
+     64 * 1024 * MIB, .def = "48MiB"},
+    {"server.max_connections", KEY_INT, OFF(server.max_connections), 0, 10000000, .def = "0"},
     {"server.request_timeout_ms", KEY_INT, OFF(server.request_timeout_ms), 1, 3600000, .def = "10000"},
     {"server.redis_timeout_ms", KEY_INT, OFF(server.redis_timeout_ms), 1, 600000, .def = "1000"},
     {"server.public_url", KEY_STRING, OFF(server.public_url), .env = "PUBLIC_URL", .check = check_http_url},
-    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1},
+    {"server.dashboard_token", KEY_STRING, OFF(server.dashboard_token), .env = "DASHBOARD_TOKEN", .secret = 1,
+     .check = check_dashboard_token},
+    {"dashboard.auth", KEY_ENUM, OFF(dashboard.auth), .def = "token", .env = "DASHBOARD_AUTH",
+     .allowed = dashboard_auth_values},
 
     {"github.app_id", KEY_STRING, OFF(github.app_id), .env = "APP_ID", .check = check_app_id},
     {"github.private_key", KEY_STRING, OFF(github.private_key), .env = "PRIVATE_KEY", .secret = 1},
@@ -331,6 +349,12 @@ static const key_spec_t schema[] = {
     {"workers.lease_seconds", KEY_INT, OFF(workers.lease_seconds), 2, 3600, .def = "30"},
     {"workers.retry_delay_ms", KEY_INT, OFF(workers.retry_delay_ms), 1, 86400000, .def = "10000"},
     {"workers.retry_max_delay_ms", KEY_INT, OFF(workers.retry_max_delay_ms), 1, 86400000, .def = "600000"},
+
+    {"environments.allow_registry_images", KEY_BOOL, OFF(environments.allow_registry_images), .def = "false"},
+    {"environments.cache_bytes", KEY_SIZE, OFF(environments.cache_bytes), 64 * MIB, 1024 * 1024 * 1024 * MIB,
+     .def = "20GiB"},
+    {"environments.refresh_seconds", KEY_INT, OFF(environments.refresh_seconds), 0, 30 * 86400, .def = "3600"},
+    {"default_environment", KEY_STRING, OFF(default_environment), .def = NULL},
 
     {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
 
@@ -1009,6 +1033,60 @@ static void apply_node(load_t *L, const key_spec_t *k, const node_t *val)
     L->line[k - schema] = val->line;
 }
 
+/* environments: { NAME: { image: REF }, ... }: the names are the operator's,
+ * beside the section's own settings (allow_registry_images, cache_bytes). */
+static void add_environment(load_t *L, const node_t *key, const node_t *val)
+{
+    config_t *cfg = L->cfg;
+    const char *name = key->text;
+    if (key->len == 0 || key->len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                                             key->len) {
+        errors_addf(L->errors, L->file, key->line,
+                    "environment name '%.64s' must be 1-64 letters, digits, '.', '_' or '-'", name);
+        return;
+    }
+    const char *image = NULL;
+    int image_line = val->line;
+    for (size_t i = 0; i + 1 < val->count; i += 2) {
+        const node_t *k = val->kids[i], *v = val->kids[i + 1];
+        if (k->kind == NODE_SCALAR && strcmp(k->text, "image") == 0 && v->kind == NODE_SCALAR && v->len > 0) {
+            image = v->text;
+            image_line = v->line;
+        } else {
+            errors_addf(L->errors, L->file, k->line,
+                        "environment '%s': only 'image' is known here (an OCI image reference, like "
+                        "docker://docker.io/library/node:20-bookworm)",
+                        name);
+            return;
+        }
+    }
+    if (image == NULL || strchr(image, ':') == NULL || strncmp(image, "docker-daemon:", 14) == 0) {
+        errors_addf(L->errors, L->file, image_line,
+                    "environment '%s' needs 'image': an image reference skopeo understands, like "
+                    "docker://docker.io/library/node:20-bookworm or oci:/srv/images/layout:tag",
+                    name);
+        return;
+    }
+    config_environment_t *items = realloc(cfg->environments.items,
+                                          (cfg->environments.count + 1) * sizeof(*items));
+    if (items == NULL)
+        oom();
+    cfg->environments.items = items;
+    items[cfg->environments.count].name = strdup(name);
+    items[cfg->environments.count].image = strdup(image);
+    if (items[cfg->environments.count].name == NULL || items[cfg->environments.count].image == NULL)
+        oom();
+    cfg->environments.count++;
+}
+
+const config_environment_t *config_environment(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->environments.count; i++)
+        if (strcmp(cfg->environments.items[i].name, name) == 0)
+            return &cfg->environments.items[i];
+    return NULL;
+}
+
 static void walk_map(load_t *L, const node_t *map, const char *prefix)
 {
     for (size_t i = 0; i + 1 < map->count; i += 2) {
@@ -1048,6 +1126,8 @@ static void walk_map(load_t *L, const node_t *map, const char *prefix)
         }
         if (k != NULL) {
             apply_node(L, k, val);
+        } else if (strcmp(prefix, "environments") == 0 && val->kind == NODE_MAP && full != NULL) {
+            add_environment(L, key, val);
         } else if (section) {
             if (val->kind == NODE_MAP)
                 walk_map(L, val, full);
@@ -1195,6 +1275,15 @@ static void cross_check(load_t *L)
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'command' must name the agent to run when 'backend' is command, like [claude, -p]");
     }
+    if (cfg->server.inflight_body_bytes < cfg->server.body_limit_bytes + CONFIG_SMALL_BODY_RESERVE_BYTES) {
+        int line = L->line[find_spec("server.inflight_body_bytes") - schema];
+        if (line == 0)
+            line = L->line[find_spec("server.body_limit_bytes") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'inflight_body_bytes' (%zu) must be at least 'body_limit_bytes' + 8 MiB (%zu): the largest body "
+                    "must fit beside the 8 MiB kept for everyday deliveries",
+                    cfg->server.inflight_body_bytes, cfg->server.body_limit_bytes + CONFIG_SMALL_BODY_RESERVE_BYTES);
+    }
     /* a relative path would resolve inside the checkout, which is not the operator's */
     const char *prog = cfg->agent.command.count > 0 ? cfg->agent.command.items[0] : "";
     if (prog[0] != '/' && strchr(prog, '/') != NULL) {
@@ -1203,6 +1292,11 @@ static void cross_check(load_t *L)
                     "'command' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH "
                     "(/usr/local/bin, /usr/bin, /bin)",
                     prog);
+    }
+    if (cfg->default_environment != NULL && config_environment(cfg, cfg->default_environment) == NULL) {
+        int line = L->line[find_spec("default_environment") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'default_environment' names '%s', which is not one of 'environments'", cfg->default_environment);
     }
     const char *uprog = cfg->review.untrusted_agent.count > 0 ? cfg->review.untrusted_agent.items[0] : "";
     if (uprog[0] != '/' && strchr(uprog, '/') != NULL) {
@@ -1345,6 +1439,11 @@ void config_free(config_t *cfg)
         else if (schema[i].type == KEY_LIST)
             list_clear(field);
     }
+    for (size_t i = 0; i < cfg->environments.count; i++) {
+        free(cfg->environments.items[i].name);
+        free(cfg->environments.items[i].image);
+    }
+    free(cfg->environments.items);
     free(cfg->path);
     free(cfg);
 }

@@ -19,10 +19,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Of server.inflight_body_bytes, CONFIG_SMALL_BODY_RESERVE_BYTES are kept for
+ * bodies of at most CONFIG_SMALL_BODY_BYTES, so that a few large uploads
+ * (GitHub's are rare; a stranger's need not be) never starve the everyday,
+ * kilobyte-sized deliveries. The budget must hold the largest body beside it. */
+#define CONFIG_SMALL_BODY_BYTES (1024 * 1024)
+#define CONFIG_SMALL_BODY_RESERVE_BYTES (8 * 1024 * 1024)
+
 typedef struct {
     char **items; /* NULL-terminated */
     size_t count;
 } config_list_t;
+
+/* One named environment: the OCI image a job's commands run in. */
+typedef struct {
+    char *name;  /* what a repository writes: environment: node20 */
+    char *image; /* any skopeo reference: docker://..., oci:/path:tag, ... */
+} config_environment_t;
 
 typedef struct {
     /* where the file came from, NULL when built-in defaults only */
@@ -34,11 +47,18 @@ typedef struct {
         char *webhook_path;  /* WEBHOOK_PATH, default "/api/github/webhooks" */
         int threads;         /* event loops; 0 = one per core */
         size_t body_limit_bytes;     /* default 25 MiB, GitHub's own cap */
+        size_t inflight_body_bytes;  /* request bodies held at once, all connections together; default 48 MiB */
+        int max_connections;         /* open client connections; 0 = what the open-file limit allows */
         int request_timeout_ms;      /* a request (head and body) must arrive within this */
         int redis_timeout_ms;        /* a delivery not queued by then is spooled */
-        char *public_url;            /* how GitHub reaches us; for the App manifest */
-        char *dashboard_token;       /* DASHBOARD_TOKEN */
+        char *public_url;            /* how GitHub reaches us, and the one name besides loopback's that
+                                        the pages and the dashboard answer to (PUBLIC_URL) */
+        char *dashboard_token;       /* DASHBOARD_TOKEN; NULL: generated at first start under data_dir */
     } server;
+
+    struct {
+        char *auth;                  /* DASHBOARD_AUTH: token (default) | none, the operator's opt-out */
+    } dashboard;
 
     struct {
         char *app_id;            /* APP_ID */
@@ -108,6 +128,15 @@ typedef struct {
     } sandbox;
 
     struct {
+        config_environment_t *items; /* the operator's named images, in file order */
+        size_t count;
+        int allow_registry_images;   /* a repository may name a docker:// image itself */
+        size_t cache_bytes;          /* unpacked images above this are pruned, least recently used first */
+        int refresh_seconds;         /* a registry image's reference is looked up again after this */
+    } environments;
+    char *default_environment;       /* the environment of repositories that name none; NULL: the host's /usr */
+
+    struct {
         /* The agent for pull requests whose code is a stranger's (a fork, or an
          * author without write access): empty: the built-in agent when
          * agent.backend is openai, else none (no review, a note); [builtin]:
@@ -142,6 +171,9 @@ typedef struct {
         char *isolation;    /* bwrap | none ("auto": bwrap, its old name) */
     } agent;
 } config_t;
+
+/* The operator's environment called name, or NULL. */
+const config_environment_t *config_environment(const config_t *cfg, const char *name);
 
 /* "26214400", "25MiB", "25 MB", "64k": bytes, binary multiples, however
  * written. 0, or -1 when it is not a size. */

@@ -34,12 +34,18 @@ char *strbuf_detach(strbuf_t *b, size_t *len);
 void strbuf_appendn(strbuf_t *b, const char *s, size_t n);
 void strbuf_append(strbuf_t *b, const char *s);
 void strbuf_appendf(strbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* printf into a caller's fixed buffer (an error message, cut to fit); does
+ * nothing when dst is NULL or len 0, so "no message wanted" is allowed. */
+void strbuf_format(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A JSON string literal, quotes included; control characters escaped. */
 void strbuf_append_json_string(strbuf_t *b, const char *s, size_t n);
 /* Text for HTML, in an element or a quoted attribute: < > & " ' escaped. */
 void strbuf_append_html(strbuf_t *b, const char *s);
-/* Text with control characters (and DEL) shown as \xNN, so a hostile value
- * cannot start a new log line or move the terminal's cursor. */
+/* Text with control characters shown, not obeyed, so a hostile value cannot
+ * start a new log line, ring the bell or move a terminal's cursor: C0 and
+ * DEL as \xNN, C1 (U+0080..U+009F) as \u00NN, and bytes that are not
+ * well-formed UTF-8 as \xNN. Everything else is kept as it is. */
 void strbuf_append_printable(strbuf_t *b, const char *s, size_t n);
 
 #endif

@@ -4,10 +4,13 @@
 #include "app/common/appcreds.h"
 #include "app/common/fileio.h"
 #include "app/common/log.h"
+#include "app/common/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@ extern const unsigned char app_manifest_yml[];
 extern const size_t app_manifest_yml_len;
 
 #define STATE_FILE "setup-state"
+#define CODE_FILE APPSETUP_CODE_FILE
 
 /* ---- the manifest ---- */
 
@@ -80,44 +84,146 @@ json_t *appsetup_manifest(const char *base_url, const char *webhook_path)
     return m;
 }
 
+/* ---- the set-up code and the browser that presented it ---- */
+
+static int app_dir(const char *data_dir, char *dir, size_t len)
+{
+    if (appcreds_path(dir, len, data_dir, NULL) != 0)
+        return errno = ENAMETOOLONG, -1;
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int appsetup_code_new(const char *data_dir, char *code)
+{
+    char dir[PATH_MAX];
+    if (app_dir(data_dir, dir, sizeof(dir)) != 0 || secret_random_code(code) != 0)
+        return -1;
+    /* a fresh code per start: one copied out of an old log opens nothing */
+    return secret_file_replace(dir, CODE_FILE, code);
+}
+
+static int code_now(const char *data_dir, char *code)
+{
+    char dir[PATH_MAX];
+    if (appcreds_path(dir, sizeof(dir), data_dir, NULL) != 0)
+        return -1;
+    return secret_file_read(dir, CODE_FILE, code, SECRET_CODE_BYTES + 1);
+}
+
+int appsetup_code_check(const char *data_dir, const char *typed, size_t len)
+{
+    char code[SECRET_CODE_BYTES + 1], given[SECRET_CODE_BYTES + 1];
+    int ok = code_now(data_dir, code) == 0 && secret_code_normalize(typed, len, given) == 0 &&
+             secret_equals(code, given, strlen(given));
+    OPENSSL_cleanse(code, sizeof(code));
+    OPENSSL_cleanse(given, sizeof(given));
+    return ok ? 0 : -1;
+}
+
+/* HMAC-SHA256(code, "patchbay set-up <made> <nonce>") in hex: a session
+ * cookie is good only under the code it was made with. */
+static int session_mac(const char *data_dir, long long made, const char *nonce, char out[65])
+{
+    char code[SECRET_CODE_BYTES + 1], msg[128];
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    if (code_now(data_dir, code) != 0)
+        return -1;
+    int n = snprintf(msg, sizeof(msg), "patchbay set-up %lld %s", made, nonce);
+    int ok = HMAC(EVP_sha256(), code, (int)strlen(code), (const unsigned char *)msg, (size_t)n, md, &md_len) != NULL;
+    OPENSSL_cleanse(code, sizeof(code));
+    for (unsigned int i = 0; ok && i < md_len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return ok ? 0 : -1;
+}
+
+int appsetup_session_new(const char *data_dir, char *cookie, size_t len)
+{
+    char nonce[APPSETUP_NONCE_BYTES + 1], mac[65];
+    long long made = (long long)time(NULL);
+    if (secret_random_hex(nonce, sizeof(nonce), APPSETUP_NONCE_BYTES / 2) != 0 ||
+        session_mac(data_dir, made, nonce, mac) != 0)
+        return -1;
+    int n = snprintf(cookie, len, "%lld.%s.%s", made, nonce, mac);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int appsetup_session_check(const char *data_dir, const char *cookie, size_t len, char *nonce)
+{
+    /* "<made>.<nonce>.<mac>" */
+    char buf[128], mac[65];
+    if (cookie == NULL || len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, cookie, len);
+    buf[len] = '\0';
+    char *dot1 = strchr(buf, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL || (size_t)(dot2 - dot1 - 1) != APPSETUP_NONCE_BYTES || strlen(dot2 + 1) != 64)
+        return -1;
+    *dot1 = *dot2 = '\0';
+    char *end = NULL;
+    long long made = strtoll(buf, &end, 10);
+    long long now = (long long)time(NULL);
+    if (end == buf || *end != '\0' || made > now + 60 || made + APPSETUP_SESSION_TTL_S < now ||
+        strspn(dot1 + 1, "0123456789abcdef") != APPSETUP_NONCE_BYTES)
+        return -1;
+    int ok = session_mac(data_dir, made, dot1 + 1, mac) == 0 && secret_equals(mac, dot2 + 1, 64);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    if (ok)
+        memcpy(nonce, dot1 + 1, APPSETUP_NONCE_BYTES + 1);
+    return ok ? 0 : -1;
+}
+
 /* ---- the state token ---- */
 
-int appsetup_state(const char *data_dir, char out[65])
+/* The state file: "<state> <made> <nonce of the session it belongs to>". */
+static int read_state(const char *path, char state[65], long long *made, char nonce[APPSETUP_NONCE_BYTES + 1])
 {
-    char path[PATH_MAX];
+    char *text = fileio_read(path, 256, NULL);
+    int ok = text != NULL && sscanf(text, "%64s %lld %32s", state, made, nonce) == 3 && strlen(state) == 64 &&
+             strlen(nonce) == APPSETUP_NONCE_BYTES && *made + APPSETUP_STATE_TTL_S > (long long)time(NULL);
+    free(text);
+    return ok ? 0 : -1;
+}
+
+int appsetup_state(const char *data_dir, const char *nonce, char out[65])
+{
+    char path[PATH_MAX], bound[APPSETUP_NONCE_BYTES + 1];
+    long long made = 0;
     if (appcreds_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
         return errno = ENAMETOOLONG, -1;
-    char *text = fileio_read(path, 128, NULL);
-    long long made = 0;
-    if (text != NULL && sscanf(text, "%64s %lld", out, &made) == 2 && strlen(out) == 64 &&
-        made + APPSETUP_STATE_TTL_S > (long long)time(NULL)) {
-        free(text);
+    /* the live state, when it belongs to this browser: a reload shows the same forms */
+    if (read_state(path, out, &made, bound) == 0 && strcmp(bound, nonce) == 0)
         return 0;
-    }
-    free(text);
-    unsigned char raw[32];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
+    if (secret_random_hex(out, 65, 32) != 0)
         return errno = EIO, -1;
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    char line[128];
-    int n = snprintf(line, sizeof(line), "%s %lld\n", out, (long long)time(NULL));
+    char line[160];
+    int n = snprintf(line, sizeof(line), "%s %lld %s\n", out, (long long)time(NULL), nonce);
     return appcreds_write(data_dir, STATE_FILE, line, (size_t)n);
 }
 
-int appsetup_state_take(const char *data_dir, const char *state)
+int appsetup_state_take(const char *data_dir, const char *state, const char *nonce)
 {
-    char path[PATH_MAX], live[65] = "";
+    char path[PATH_MAX], live[65] = "", bound[APPSETUP_NONCE_BYTES + 1] = "";
+    long long made = 0;
     if (state == NULL || strlen(state) != 64 || appcreds_path(path, sizeof(path), data_dir, STATE_FILE) != 0)
         return -1;
-    char *text = fileio_read(path, 128, NULL);
-    long long made = 0;
-    int ok = text != NULL && sscanf(text, "%64s %lld", live, &made) == 2 && strlen(live) == 64 &&
-             made + APPSETUP_STATE_TTL_S > (long long)time(NULL) && CRYPTO_memcmp(live, state, 64) == 0;
-    free(text);
+    int ok = read_state(path, live, &made, bound) == 0 && secret_equals(live, state, 64) &&
+             secret_equals(bound, nonce, strlen(nonce));
     if (ok)
         unlink(path); /* single use */
     return ok ? 0 : -1;
+}
+
+void appsetup_finish(const char *data_dir)
+{
+    char path[PATH_MAX];
+    if (appcreds_path(path, sizeof(path), data_dir, CODE_FILE) == 0)
+        unlink(path);
+    if (appcreds_path(path, sizeof(path), data_dir, STATE_FILE) == 0)
+        unlink(path);
 }
 
 /* ---- the exchange ---- */
@@ -163,6 +269,21 @@ static void form(strbuf_t *html, const char *action, const char *manifest_text, 
     strbuf_append(html, "\"><button type=\"submit\">");
     strbuf_append_html(html, button);
     strbuf_append(html, "</button></form>");
+}
+
+void appsetup_render_code_form(strbuf_t *html, const char *note)
+{
+    strbuf_append(html, "<h2>Set-up code</h2><p>Registering the App is for whoever runs this patchbay. It printed a "
+                        "one-time set-up code when it started (in its log, and in the file <code>" APPSETUP_DIR
+                        "/" CODE_FILE "</code> in its data directory); enter it here.</p>");
+    if (note != NULL) {
+        strbuf_append(html, "<p class=\"bad\">");
+        strbuf_append_html(html, note);
+        strbuf_append(html, "</p>");
+    }
+    strbuf_append(html, "<form method=\"post\" action=\"/setup/code\"><p><input name=\"code\" required "
+                        "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"XXXX-XXXX-XXXX-XXXX\" size=\"22\"> "
+                        "<button type=\"submit\">Continue</button></p></form>");
 }
 
 void appsetup_render(strbuf_t *html, const char *github_url, const char *base_url, const char *webhook_path,

@@ -9,10 +9,11 @@
 #include "respond.h"
 #include "app/common/bgthread.h"
 #include "app/common/log.h"
+#include "app/common/secret.h"
 #include "app/common/strbuf.h"
 #include "jobs/queue/queue.h"
 
-#include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,10 @@ typedef enum { OP_LIST, OP_SHOW, OP_LOG, OP_CANCEL, OP_RETRY } dash_op_t;
 struct dashboard_s {
     const config_t *cfg;
     const redisconn_url_t *url;
-    int open_without_token;
+    int open;                        /* dashboard.auth: none, the operator's choice */
+    char token[257];                 /* DASHBOARD_TOKEN, or the one kept under the data dir; "" when none */
+    int token_created;               /* made by this start: dashboard_announce prints it, once */
+    char token_problem[256];         /* why there is no token (the dashboard then refuses everything) */
     bgthread_t bg;
     h2o_linklist_t pending; /* dash_request_t, guarded by bg's lock */
     redisContext *redis; /* the thread's */
@@ -74,62 +78,26 @@ static void send_error(h2o_req_t *req, int status, const char *message)
 
 /* ---- access ---- */
 
-int dashboard_host_is_loopback(const char *host)
-{
-    if (host == NULL)
-        return 0;
-    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
-        return 1;
-    struct in_addr a;
-    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-}
-
-static int token_equals(const char *token, const char *given, size_t len)
-{
-    size_t n = strlen(token);
-    /* lengths leak nothing an attacker can use: the token's length is not secret-dependent per byte */
-    return len == n && CRYPTO_memcmp(token, given, n) == 0;
-}
-
-/* The value of one cookie from the Cookie header, or a zero-length iovec. */
-static h2o_iovec_t cookie_value(h2o_req_t *req, const char *name)
-{
-    size_t nl = strlen(name);
-    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        const char *p = v.base, *end = v.base + v.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                p++;
-            const char *semi = memchr(p, ';', (size_t)(end - p));
-            const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
-                return h2o_iovec_init(p + nl + 1, (size_t)(stop - p - nl - 1));
-            p = stop;
-        }
-    }
-    return h2o_iovec_init(NULL, 0);
-}
-
 typedef enum { ACCESS_OK, ACCESS_DENIED, ACCESS_DISABLED, ACCESS_SET_COOKIE } access_t;
 
 static access_t check_access(dashboard_t *d, h2o_req_t *req, int is_page)
 {
-    const char *token = d->cfg->server.dashboard_token;
-    if (token == NULL || token[0] == '\0')
-        return d->open_without_token ? ACCESS_OK : ACCESS_DISABLED;
+    if (d->open)
+        return ACCESS_OK;
+    if (d->token[0] == '\0')
+        return ACCESS_DISABLED;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0 && token_equals(token, v.base + 7, v.len - 7))
+        if (v.len > 7 && strncasecmp(v.base, "Bearer ", 7) == 0 && secret_equals(d->token, v.base + 7, v.len - 7))
             return ACCESS_OK;
         return ACCESS_DENIED;
     }
-    h2o_iovec_t c = cookie_value(req, DASHBOARD_COOKIE);
-    if (c.base != NULL && token_equals(token, c.base, c.len))
+    h2o_iovec_t c = httpq_cookie(req, DASHBOARD_COOKIE);
+    if (c.base != NULL && secret_equals(d->token, c.base, c.len))
         return ACCESS_OK;
     h2o_iovec_t q = httpq_value(req, "token");
-    if (is_page && q.base != NULL && token_equals(token, q.base, q.len))
+    if (is_page && q.base != NULL && secret_equals(d->token, q.base, q.len))
         return ACCESS_SET_COOKIE;
     return ACCESS_DENIED;
 }
@@ -264,17 +232,48 @@ dashboard_t *dashboard_new(const config_t *cfg, const redisconn_url_t *url, char
     }
     d->cfg = cfg;
     d->url = url;
-    d->open_without_token = dashboard_host_is_loopback(cfg->server.host);
+    d->open = strcmp(cfg->dashboard.auth, "none") == 0;
+    if (!d->open && cfg->server.dashboard_token != NULL) {
+        snprintf(d->token, sizeof(d->token), "%s", cfg->server.dashboard_token);
+    } else if (!d->open) {
+        /* closed by default, wherever patchbay listens: behind a reverse proxy
+         * every visitor comes from loopback */
+        char fresh[SECRET_TOKEN_BYTES + 1];
+        if (secret_random_hex(fresh, sizeof(fresh), SECRET_TOKEN_BYTES / 2) != 0 ||
+            secret_file_ensure(cfg->data_dir, DASHBOARD_TOKEN_FILE, fresh, d->token, sizeof(d->token),
+                               &d->token_created) != 0) {
+            snprintf(d->token_problem, sizeof(d->token_problem), "cannot keep a token in %s/%s: %s", cfg->data_dir,
+                     DASHBOARD_TOKEN_FILE, strerror(errno));
+            d->token[0] = '\0';
+        }
+        OPENSSL_cleanse(fresh, sizeof(fresh));
+    }
     h2o_linklist_init_anchor(&d->pending);
     if (bgthread_start(&d->bg, dash_main, d) != 0) {
         snprintf(err, err_len, "cannot start the dashboard thread");
         free(d);
         return NULL;
     }
-    if ((cfg->server.dashboard_token == NULL || cfg->server.dashboard_token[0] == '\0') && !d->open_without_token)
-        log_warn(NULL, NULL, "the jobs dashboard is off: set DASHBOARD_TOKEN to use it while listening on %s",
-                 cfg->server.host);
     return d;
+}
+
+void dashboard_announce(dashboard_t *d, const char *base_url)
+{
+    if (d->open) {
+        log_warn(NULL, NULL, "the jobs dashboard and its API are open to anyone who reaches %s/jobs: "
+                 "dashboard.auth is none", base_url);
+    } else if (d->token[0] == '\0') {
+        log_error(NULL, NULL, "the jobs dashboard refuses everyone: %s", d->token_problem);
+    } else if (d->token_created) {
+        /* the one time the token is printed: the operator needs it, and it
+         * stays in the file for the next time */
+        log_info(NULL, NULL, "jobs dashboard: %s/jobs?token=%s (the token is kept in %s/%s; this is the only "
+                 "time it is printed)", base_url, d->token, d->cfg->data_dir, DASHBOARD_TOKEN_FILE);
+        d->token_created = 0;
+    } else {
+        log_info(NULL, NULL, "jobs dashboard: %s/jobs (its token is %s)", base_url,
+                 d->cfg->server.dashboard_token != NULL ? "DASHBOARD_TOKEN" : "in the data dir's " DASHBOARD_TOKEN_FILE);
+    }
 }
 
 void dashboard_free(dashboard_t *d)
@@ -284,6 +283,7 @@ void dashboard_free(dashboard_t *d)
     bgthread_stop(&d->bg);
     if (d->redis != NULL)
         redisFree(d->redis);
+    OPENSSL_cleanse(d->token, sizeof(d->token));
     free(d);
 }
 
@@ -430,15 +430,17 @@ int dashboard_handle(dashboard_loop_t *l, h2o_req_t *req)
 
     switch (check_access(l->dashboard, req, page)) {
     case ACCESS_DISABLED:
-        send_error(req, 403, "the dashboard needs DASHBOARD_TOKEN when patchbay listens beyond loopback");
+        send_error(req, 503, "the dashboard has no token to check: see patchbay's log");
         return 1;
     case ACCESS_DENIED:
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
-        send_error(req, 401, "a valid dashboard token is needed: open the page with ?token=<DASHBOARD_TOKEN>");
+        send_error(req, 401, "a valid dashboard token is needed: open the link patchbay printed at its first "
+                             "start, or /jobs?token=<the token in its data dir's " DASHBOARD_TOKEN_FILE
+                             " or DASHBOARD_TOKEN>");
         return 1;
     case ACCESS_SET_COOKIE: {
         /* swap the token in the URL for a cookie, and drop it from the address bar */
-        const char *token = l->dashboard->cfg->server.dashboard_token;
+        const char *token = l->dashboard->token;
         char *cookie = h2o_mem_alloc_pool(&req->pool, strlen(token) + 128);
         int n = sprintf(cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict", DASHBOARD_COOKIE, token);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, cookie, (size_t)n);

@@ -12,12 +12,17 @@
  *   GET  /api/jobs/<id>/log?after=ID     log lines after a stream id
  *   POST /api/jobs/<id>/cancel|retry     with header X-Patchbay-Action
  *
- * Access: with DASHBOARD_TOKEN set, every request needs it, as
- * "Authorization: Bearer <token>" or the cookie a visit to any page with
- * ?token=<token> sets (HttpOnly, SameSite=Strict), compared in constant
- * time. Without a token the dashboard is open only when patchbay listens on
- * a loopback address, and refused otherwise. POSTs also need the custom
- * X-Patchbay-Action header, which a cross-site form cannot send.
+ * Access: closed by default, wherever patchbay listens (behind a reverse
+ * proxy every visitor arrives from loopback). Every page and API request
+ * needs the token, as "Authorization: Bearer <token>" or the cookie a visit
+ * to any page with ?token=<token> sets (HttpOnly, SameSite=Strict), compared
+ * in constant time. The token is DASHBOARD_TOKEN, else one generated at the
+ * first start and kept in <data_dir>/dashboard-token (0600), whose link is
+ * printed that once. Only the operator's `dashboard.auth: none` opens it, with
+ * a warning at every start. POSTs also need the custom X-Patchbay-Action
+ * header, which a cross-site form cannot send; a same-origin page of a
+ * rebound DNS name could, and the server's Host rule (access.h) refuses it
+ * before it gets here.
  *
  * Redis is read by one background thread with a blocking connection, never
  * on an event loop: a request is handed over and answered from its loop when
@@ -50,9 +55,16 @@ typedef struct {
 #define DASHBOARD_REDIS_TIMEOUT_MS 2000
 #define DASHBOARD_LIST_MAX 500
 #define DASHBOARD_COOKIE "patchbay_dashboard"
+#define DASHBOARD_TOKEN_FILE "dashboard-token"
 
-/* NULL with a reason in err when the thread cannot start. */
+/* Finds or makes the token (a token that cannot be kept leaves the dashboard
+ * refusing everything, said by dashboard_announce). NULL with a reason in err
+ * when the thread cannot start. */
 dashboard_t *dashboard_new(const config_t *cfg, const redisconn_url_t *url, char *err, size_t err_len);
+/* Logs where the dashboard is (base_url: how a browser reaches the server):
+ * with its token when this start made it, the only time the token is ever
+ * printed; a warning when it is open. */
+void dashboard_announce(dashboard_t *d, const char *base_url);
 /* Answers what is still waiting (503) and joins the thread. */
 void dashboard_free(dashboard_t *d);
 
@@ -64,8 +76,5 @@ void dashboard_loop_dispose(dashboard_loop_t *l);
 /* 1 when the request was the dashboard's (answered now or later), 0 when
  * not its path. */
 int dashboard_handle(dashboard_loop_t *l, h2o_req_t *req);
-
-/* Whether HOST names a loopback address (127.0.0.0/8, ::1, localhost). */
-int dashboard_host_is_loopback(const char *host);
 
 #endif

@@ -1,11 +1,8 @@
 /* delivery — see delivery.h. */
 #include "delivery.h"
-#include "respond.h"
 #include "app/common/appcreds.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
-#include "app/webhook/verify.h"
-#include "jobs/queue/queue.h"
 
 #include <assert.h>
 #include <openssl/crypto.h>
@@ -13,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DELIVERY_EVENT_MAX_BYTES 63
 
 /* Deliveries sent to Redis in one script call; each holds a reference. */
 typedef struct delivery_batch_s {
@@ -25,10 +20,11 @@ typedef struct delivery_batch_s {
 
 /* ---- deliveries in flight ---- */
 
-typedef struct delivery_s {
+struct delivery_s {
     ingress_request_t spool; /* first: the spool's reply message points here */
     delivery_loop_t *loop;
-    h2o_req_t *req; /* NULL once h2o disposed the request */
+    delivery_answer_cb answer;
+    void *owner; /* the caller's connection; NULL once answered or abandoned */
     int refs;
     int answered;
     int spooling; /* handed to the spool: a late Redis answer changes nothing */
@@ -36,12 +32,10 @@ typedef struct delivery_s {
     h2o_timeout_entry_t deadline;
     char event[DELIVERY_EVENT_MAX_BYTES + 1];
     char delivery[QUEUE_DELIVERY_MAX_BYTES + 1];
-    queue_delivery_t d; /* points into the request's pool: valid while req != NULL */
-} delivery_t;
-
-typedef struct {
-    delivery_t *delivery;
-} delivery_guard_t;
+    queue_delivery_t d; /* the payload is the owner's body: valid while owner != NULL */
+    router_result_t route;
+    char scratch[]; /* the router's: body_len + ROUTER_SCRATCH_EXTRA; route.fields point here */
+};
 
 static void delivery_release(delivery_t *p)
 {
@@ -53,23 +47,27 @@ static void delivery_release(delivery_t *p)
     free(p);
 }
 
+/* The answer ends the owner's part: its reference goes with it. The caller
+ * of this function holds a reference of its own, so p outlives the call. */
 static void delivery_answer(delivery_t *p, int status, metrics_outcome_t outcome, const char *key, const char *value)
 {
-    if (p->answered || p->req == NULL)
+    if (p->answered || p->owner == NULL)
         return;
     p->answered = 1;
     metrics_t *m = p->loop->conf->metrics;
     metrics_delivery(m, p->event, outcome);
     if (status < 300)
         metrics_enqueue_latency(m, clock_mono_us() - p->started_us);
-    respond_json(p->req, status, key, value);
+    void *owner = p->owner;
+    p->owner = NULL;
+    p->answer(owner, status, key, value);
+    delivery_release(p);
 }
 
-static void on_guard_dispose(void *arg)
+void delivery_abandon(delivery_t *p)
 {
-    delivery_guard_t *g = arg;
-    delivery_t *p = g->delivery;
-    p->req = NULL;
+    assert(p->owner != NULL);
+    p->owner = NULL;
     if (h2o_timeout_is_linked(&p->deadline))
         h2o_timeout_unlink(&p->deadline);
     delivery_release(p);
@@ -78,7 +76,7 @@ static void on_guard_dispose(void *arg)
 static void spool_delivery(delivery_t *p, const char *why)
 {
     delivery_loop_t *l = p->loop;
-    if (p->spooling || p->answered || p->req == NULL)
+    if (p->spooling || p->answered || p->owner == NULL)
         return;
     p->spooling = 1;
     if (h2o_timeout_is_linked(&p->deadline))
@@ -112,7 +110,7 @@ static void on_spool_written(h2o_multithread_receiver_t *receiver, h2o_linklist_
 /* What Redis said about one delivery of a batch. */
 static void delivery_enqueued(delivery_t *p, int rc, const queue_enqueue_result_t *res, const char *err)
 {
-    if (!(p->answered || p->spooling || p->req == NULL)) {
+    if (!(p->answered || p->spooling || p->owner == NULL)) {
         if (h2o_timeout_is_linked(&p->deadline))
             h2o_timeout_unlink(&p->deadline);
         if (rc == QUEUE_OK && res->created) {
@@ -146,7 +144,7 @@ static void batch_send(delivery_batch_t *b, int use_sha)
     size_t live = 0;
     for (size_t i = 0; i < b->n; i++) {
         delivery_t *p = b->items[i];
-        if (p->answered || p->spooling || p->req == NULL)
+        if (p->answered || p->spooling || p->owner == NULL)
             delivery_release(p);
         else
             b->items[live++] = p;
@@ -239,55 +237,49 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     spool_delivery(p, why);
 }
 
-static void enqueue(delivery_loop_t *l, h2o_req_t *req, const char *event, const char *delivery,
-                    const router_result_t *route)
+/* p holds the routed delivery; the caller's reference is taken here. */
+static delivery_t *enqueue(delivery_loop_t *l, delivery_t *p, const delivery_head_t *h, const char *body, size_t len,
+                           delivery_answer_cb cb, void *owner)
 {
-    delivery_t *p = calloc(1, sizeof(*p));
-    delivery_guard_t *g = p ? h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_guard_dispose) : NULL;
-    if (g == NULL) {
-        free(p);
-        respond_json(req, 503, "error", "out of memory");
-        return;
-    }
-    g->delivery = p;
     p->loop = l;
-    p->req = req;
-    p->refs = 1;
+    p->answer = cb;
+    p->owner = owner;
+    p->refs = 2; /* the owner's, and this function's until it returns */
+    p->answered = p->spooling = 0;
     p->started_us = clock_mono_us();
+    memset(&p->deadline, 0, sizeof(p->deadline));
+    memset(&p->spool, 0, sizeof(p->spool));
     p->deadline.cb = on_deadline;
-    snprintf(p->event, sizeof(p->event), "%s", event);
-    snprintf(p->delivery, sizeof(p->delivery), "%s", delivery);
+    snprintf(p->event, sizeof(p->event), "%s", h->event);
+    snprintf(p->delivery, sizeof(p->delivery), "%s", h->delivery);
+    memset(&p->d, 0, sizeof(p->d));
     p->d.delivery = p->delivery;
     p->d.received_ms = clock_wall_ms();
-    p->d.payload = req->entity.base != NULL ? req->entity.base : "";
-    p->d.payload_len = req->entity.len;
-    p->d.fields = &route->fields;
+    p->d.payload = body;
+    p->d.payload_len = len;
+    p->d.fields = &p->route.fields;
     atomic_fetch_add_explicit(&l->conf->metrics->inflight, 1, memory_order_relaxed);
 
     if (!rasync_connected(l->redis)) {
         spool_delivery(p, rasync_last_error(l->redis));
-        return;
+    } else {
+        h2o_timeout_link(l->ctx->loop, &l->redis_deadline, &p->deadline);
+        batch_add(l, p);
     }
-    h2o_timeout_link(l->ctx->loop, &l->redis_deadline, &p->deadline);
-    batch_add(l, p);
+    /* answered already (out of memory on the way) means the owner's
+     * reference is gone; otherwise it keeps p alive past this release */
+    delivery_t *pending = p->owner != NULL ? p : NULL;
+    delivery_release(p);
+    return pending;
 }
 
 /* ---- the webhook endpoint ---- */
-
-static int header_value(h2o_req_t *req, const char *name, size_t name_len, h2o_iovec_t *out)
-{
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, name_len, -1);
-    if (i < 0)
-        return -1;
-    *out = req->headers.entries[i].value;
-    return 0;
-}
 
 /* Header values end up in Redis keys, logs and JSON: allow only what GitHub
  * sends (GUIDs, event names), so a crafted value can inject nothing. */
 static int copy_token(char *dst, size_t cap, h2o_iovec_t v, const char *extra)
 {
-    if (v.len == 0 || v.len >= cap)
+    if (v.base == NULL || v.len == 0 || v.len >= cap)
         return -1;
     for (size_t i = 0; i < v.len; i++) {
         char c = v.base[i];
@@ -315,89 +307,142 @@ static void warn_rate_limited(delivery_loop_t *l, const char *what, const char *
     l->suppressed_warns = 0;
 }
 
-/* The secret deliveries are signed with: the config's, else the one the
+/* The key deliveries are checked with: the config's secret, else the one the
  * set-up page saved, looked for until it appears (a running patchbay takes a
  * newly registered App without a restart; until then a look is one failed
- * open(2), and an unconfigured server has no other work). */
-static const char *webhook_secret(delivery_loop_t *l)
+ * open(2), and an unconfigured server has no other work). NULL with *rc
+ * VERIFY_MISSING (no secret yet) or VERIFY_ERROR. */
+static const verify_key_t *webhook_key(delivery_loop_t *l, int *rc)
 {
     const config_t *cfg = l->conf->cfg;
-    if (cfg->github.webhook_secret != NULL)
-        return cfg->github.webhook_secret;
-    if (l->saved_secret == NULL) {
-        appcreds_t c;
-        if (appcreds_load(cfg->data_dir, &c) == 0) {
-            l->saved_secret = strdup(c.webhook_secret);
-            OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
-            log_info(NULL, NULL, "using the GitHub App %s registered by the set-up page", c.slug);
-        }
+    *rc = VERIFY_OK;
+    if (l->key != NULL)
+        return l->key;
+    if (cfg->github.webhook_secret != NULL) {
+        *rc = verify_key_new(&l->key, cfg->github.webhook_secret, strlen(cfg->github.webhook_secret));
+        return l->key;
     }
-    return l->saved_secret;
+    appcreds_t c;
+    if (appcreds_load(cfg->data_dir, &c) != 0) {
+        *rc = VERIFY_MISSING;
+        return NULL;
+    }
+    *rc = verify_key_new(&l->key, c.webhook_secret, strlen(c.webhook_secret));
+    OPENSSL_cleanse(c.webhook_secret, sizeof(c.webhook_secret));
+    if (l->key != NULL)
+        log_info(NULL, NULL, "using the GitHub App %s registered by the set-up page", c.slug);
+    return l->key;
 }
 
-void delivery_handle(delivery_loop_t *l, h2o_req_t *req)
+static void refuse_signature(delivery_loop_t *l, const char *event, int vr, delivery_answer_cb cb, void *owner)
+{
+    metrics_signature_failure(l->conf->metrics, vr);
+    metrics_delivery(l->conf->metrics, event, METRICS_OUT_UNAUTHORIZED);
+    warn_rate_limited(l, "webhook refused", verify_result_name(vr));
+    cb(owner, 401, "error",
+       vr == VERIFY_MISSING ? "missing X-Hub-Signature-256" : "X-Hub-Signature-256 does not match the body");
+}
+
+int delivery_begin(delivery_loop_t *l, delivery_head_t *h, const delivery_request_t *r, delivery_answer_cb cb,
+                   void *owner)
 {
     const delivery_conf_t *c = l->conf;
-    char event[DELIVERY_EVENT_MAX_BYTES + 1] = "", delivery[QUEUE_DELIVERY_MAX_BYTES + 1] = "";
-    h2o_iovec_t v;
-
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
-        respond_json(req, 405, "error", "GitHub delivers webhooks with POST");
-        return;
+    memset(h, 0, sizeof(*h));
+    if (!h2o_memis(r->method.base, r->method.len, H2O_STRLIT("POST"))) {
+        cb(owner, 405, "error", "GitHub delivers webhooks with POST");
+        return -1;
     }
-    if (header_value(req, H2O_STRLIT("x-github-event"), &v) == 0)
-        copy_token(event, sizeof(event), v, "_");
+    copy_token(h->event, sizeof(h->event), r->event, "_");
+    /* invalid stays "": refused with 400 once the signature holds */
+    copy_token(h->delivery, sizeof(h->delivery), r->delivery, "-_.");
 
-    const char *secret = webhook_secret(l);
-    if (secret == NULL) {
-        metrics_delivery(c->metrics, event, METRICS_OUT_UNAVAILABLE);
-        respond_json(req, 503, "error",
-                     "patchbay has no WEBHOOK_SECRET yet, so it cannot verify deliveries; open / for set-up");
-        return;
+    int rc;
+    const verify_key_t *key = webhook_key(l, &rc);
+    if (key == NULL) {
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
+        cb(owner, 503, "error",
+           rc == VERIFY_MISSING
+               ? "patchbay has no WEBHOOK_SECRET yet, so it cannot verify deliveries; open / for set-up"
+               : "patchbay cannot verify deliveries right now (out of memory)");
+        return -1;
     }
-    int vr = header_value(req, H2O_STRLIT("x-hub-signature-256"), &v) == 0
-                 ? verify_signature(secret, strlen(secret), req->entity.base, req->entity.len, v.base, v.len)
-                 : VERIFY_MISSING;
+    rc = verify_stream_begin(&h->mac, key, r->signature.base, r->signature.len);
+    if (rc == VERIFY_ERROR) {
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
+        cb(owner, 503, "error", "patchbay cannot verify deliveries right now (out of memory)");
+        return -1;
+    }
+    if (rc != VERIFY_OK) {
+        /* nothing to verify the body against: no byte of it needs reading */
+        refuse_signature(l, h->event, rc, cb, owner);
+        return -1;
+    }
+    return 0;
+}
+
+void delivery_feed(delivery_head_t *h, const void *data, size_t len)
+{
+    verify_stream_update(h->mac, data, len);
+}
+
+void delivery_head_clear(delivery_head_t *h)
+{
+    verify_stream_free(h->mac);
+    h->mac = NULL;
+}
+
+delivery_t *delivery_finish(delivery_loop_t *l, delivery_head_t *h, const char *body, size_t len,
+                            delivery_answer_cb cb, void *owner)
+{
+    const delivery_conf_t *c = l->conf;
+    delivery_t *p = NULL;
+    int vr = verify_stream_finish(h->mac);
+    delivery_head_clear(h);
+    if (body == NULL)
+        body = "";
+
+    if (vr == VERIFY_ERROR) {
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
+        cb(owner, 503, "error", "patchbay cannot verify deliveries right now (out of memory)");
+        return NULL;
+    }
     if (vr != VERIFY_OK) {
-        metrics_signature_failure(c->metrics, vr);
-        metrics_delivery(c->metrics, event, METRICS_OUT_UNAUTHORIZED);
-        warn_rate_limited(l, "webhook refused", verify_result_name(vr));
-        respond_json(req, 401, "error",
-                     vr == VERIFY_MISSING ? "missing X-Hub-Signature-256" : "X-Hub-Signature-256 does not match the body");
-        return;
+        refuse_signature(l, h->event, vr, cb, owner);
+        return NULL;
     }
-
     const char *bad = NULL;
-    if (event[0] == '\0')
+    if (h->event[0] == '\0')
         bad = "missing or invalid X-GitHub-Event";
-    else if (header_value(req, H2O_STRLIT("x-github-delivery"), &v) != 0 ||
-             copy_token(delivery, sizeof(delivery), v, "-_.") != 0)
+    else if (h->delivery[0] == '\0')
         bad = "missing or invalid X-GitHub-Delivery";
     if (bad != NULL) {
-        metrics_delivery(c->metrics, event, METRICS_OUT_BAD_REQUEST);
-        respond_json(req, 400, "error", bad);
-        return;
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_BAD_REQUEST);
+        cb(owner, 400, "error", bad);
+        return NULL;
     }
 
-    size_t scratch_cap = req->entity.len + ROUTER_SCRATCH_EXTRA;
-    char *scratch = h2o_mem_alloc_pool(&req->pool, scratch_cap);
-    router_result_t *route = h2o_mem_alloc_pool(&req->pool, sizeof(*route));
-    int rc = router_route(route, &c->rules, event, req->entity.base ? req->entity.base : "", req->entity.len, scratch,
-                          scratch_cap);
+    size_t scratch_cap = len + ROUTER_SCRATCH_EXTRA;
+    if ((p = malloc(sizeof(*p) + scratch_cap)) == NULL) {
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
+        cb(owner, 503, "error", "out of memory");
+        return NULL;
+    }
+    int rc = router_route(&p->route, &c->rules, h->event, body, len, p->scratch, scratch_cap);
     if (rc != ROUTER_OK) {
-        metrics_delivery(c->metrics, event, METRICS_OUT_BAD_REQUEST);
-        log_warn(delivery, NULL, "malformed %s delivery: %s", event, route->reason);
-        respond_json(req, 400, "error", route->reason);
-        return;
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_BAD_REQUEST);
+        log_warn(h->delivery, NULL, "malformed %s delivery: %s", h->event, p->route.reason);
+        cb(owner, 400, "error", p->route.reason);
+        free(p);
+        return NULL;
     }
-    if (route->outcome == ROUTE_IGNORED) {
-        metrics_delivery(c->metrics, event, METRICS_OUT_IGNORED);
-        log_debug(delivery, NULL, "ignored %s: %s", event, route->reason);
-        respond_json(req, 200, "ignored", route->reason);
-        return;
+    if (p->route.outcome == ROUTE_IGNORED) {
+        metrics_delivery(c->metrics, h->event, METRICS_OUT_IGNORED);
+        log_debug(h->delivery, NULL, "ignored %s: %s", h->event, p->route.reason);
+        cb(owner, 200, "ignored", p->route.reason);
+        free(p);
+        return NULL;
     }
-    enqueue(l, req, event, delivery, route);
+    return enqueue(l, p, h, body, len, cb, owner);
 }
 
 /* ---- the loop's part ---- */
@@ -431,9 +476,6 @@ void delivery_loop_dispose(delivery_loop_t *l)
 {
     h2o_timeout_dispose(l->ctx->loop, &l->redis_deadline);
     h2o_multithread_unregister_receiver(l->spool_receiver.queue, &l->spool_receiver);
-    if (l->saved_secret != NULL) {
-        OPENSSL_cleanse(l->saved_secret, strlen(l->saved_secret));
-        free(l->saved_secret);
-        l->saved_secret = NULL;
-    }
+    verify_key_free(l->key); /* OpenSSL cleanses the key material it frees */
+    l->key = NULL;
 }

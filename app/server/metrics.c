@@ -50,6 +50,11 @@ void metrics_enqueue_latency(metrics_t *m, uint64_t us)
     atomic_fetch_add_explicit(&m->enqueue_count, 1, memory_order_relaxed);
 }
 
+void metrics_refused(metrics_t *m, metrics_refused_t reason)
+{
+    atomic_fetch_add_explicit(&m->refused[reason], 1, memory_order_relaxed);
+}
+
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 static long resident_bytes(void)
@@ -93,6 +98,31 @@ void metrics_render(metrics_t *m, strbuf_t *out)
     }
     strbuf_appendf(out, "patchbay_enqueue_duration_seconds_sum %.6f\n", (double)LOAD(m->enqueue_sum_us) / 1e6);
     strbuf_appendf(out, "patchbay_enqueue_duration_seconds_count %llu\n", (unsigned long long)LOAD(m->enqueue_count));
+
+    strbuf_appendf(out,
+                   "# HELP patchbay_webhook_inflight_body_bytes Request bodies held in memory right now.\n"
+                   "# TYPE patchbay_webhook_inflight_body_bytes gauge\npatchbay_webhook_inflight_body_bytes %lld\n"
+                   "# HELP patchbay_webhook_inflight_body_limit_bytes server.inflight_body_bytes: what they may add up to.\n"
+                   "# TYPE patchbay_webhook_inflight_body_limit_bytes gauge\n"
+                   "patchbay_webhook_inflight_body_limit_bytes %lld\n"
+                   "# HELP patchbay_http_connections Open client connections.\n"
+                   "# TYPE patchbay_http_connections gauge\npatchbay_http_connections %lld\n"
+                   "# HELP patchbay_http_connections_limit Connections kept at most, all event loops together.\n"
+                   "# TYPE patchbay_http_connections_limit gauge\npatchbay_http_connections_limit %lld\n"
+                   "# HELP patchbay_http_connections_evicted_total Connections closed to make room for a new one.\n"
+                   "# TYPE patchbay_http_connections_evicted_total counter\npatchbay_http_connections_evicted_total %llu\n"
+                   "# HELP patchbay_http_accept_paused_total Times accepting paused because no file descriptor was free.\n"
+                   "# TYPE patchbay_http_accept_paused_total counter\npatchbay_http_accept_paused_total %llu\n",
+                   (long long)LOAD(m->body_bytes), (long long)m->body_bytes_limit, (long long)LOAD(m->connections),
+                   (long long)m->connections_limit, (unsigned long long)LOAD(m->connections_evicted),
+                   (unsigned long long)LOAD(m->accept_paused));
+    static const char *const refused[METRICS_REFUSED__COUNT] = {"body_budget", "connections", "too_large",
+                                                                "bad_request", "timeout"};
+    strbuf_append(out, "# HELP patchbay_http_refused_total Requests refused before they could be read, by reason.\n"
+                       "# TYPE patchbay_http_refused_total counter\n");
+    for (int i = 0; i < METRICS_REFUSED__COUNT; i++)
+        strbuf_appendf(out, "patchbay_http_refused_total{reason=\"%s\"} %llu\n", refused[i],
+                       (unsigned long long)LOAD(m->refused[i]));
 
     strbuf_appendf(out,
                    "# HELP patchbay_spool_depth Deliveries on disk waiting for Redis.\n"

@@ -4,6 +4,7 @@
 #include "respond.h"
 #include "app/common/appcreds.h"
 #include "app/common/log.h"
+#include "app/common/secret.h"
 #include "app/common/strbuf.h"
 #include "app/github/appsetup.h"
 
@@ -12,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void pages_init(pages_t *s, const config_t *cfg, metrics_t *metrics, qstats_t *qstats)
 {
@@ -29,6 +31,41 @@ void pages_init(pages_t *s, const config_t *cfg, metrics_t *metrics, qstats_t *q
         strbuf_append(&b, errs.items[i].message);
     }
     config_errors_free(&errs);
+    appcreds_t saved;
+    if (s->missing[0] != '\0' && appcreds_load(cfg->data_dir, &saved) != 0) {
+        /* unconfigured: a new set-up code for this start */
+        if (appsetup_code_new(cfg->data_dir, s->setup_code) != 0) {
+            snprintf(s->setup_problem, sizeof(s->setup_problem), "cannot keep a set-up code in %s/" APPSETUP_DIR
+                     ": %s", cfg->data_dir, strerror(errno));
+            s->setup_code[0] = '\0';
+        }
+    }
+    OPENSSL_cleanse(saved.webhook_secret, sizeof(saved.webhook_secret));
+}
+
+void pages_announce(pages_t *s, const char *base_url)
+{
+    if (s->missing[0] == '\0')
+        return;
+    if (s->setup_code[0] == '\0' && s->setup_problem[0] == '\0')
+        return; /* an App was registered already; the workers will say what is missing, if anything */
+    if (s->setup_code[0] == '\0')
+        log_error(NULL, NULL, "not connected to GitHub yet, and set-up is closed (%s); set what is missing:",
+                  s->setup_problem);
+    else /* the deliberate print: whoever reads this log or this terminal holds the machine */
+        log_warn(NULL, NULL, "not connected to GitHub yet: open %s/ and enter the set-up code %s to register the App "
+                 "(it is also in %s/" APPSETUP_DIR "/" APPSETUP_CODE_FILE "; a new one is made at every start), or set "
+                 "what is missing:", base_url, s->setup_code, s->cfg->data_dir);
+    /* the status page's checklist, a line each */
+    for (const char *p = s->missing; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        log_warn(NULL, NULL, "missing: %.*s", n, p);
+        p += n + (nl != NULL);
+    }
+    if (s->setup_code[0] != '\0' && isatty(STDERR_FILENO) && strcmp(s->cfg->log.format, "json") == 0)
+        fprintf(stderr, "\n  patchbay set-up code: %s\n  open %s/ and enter it\n\n", s->setup_code, base_url);
+    OPENSSL_cleanse(s->setup_code, sizeof(s->setup_code));
 }
 
 /* ---- status endpoints ---- */
@@ -102,10 +139,18 @@ static void base_url(pages_t *s, h2o_req_t *req, char *out, size_t len)
     }
 }
 
-static void setup_forms(pages_t *s, h2o_req_t *req, strbuf_t *b, const char *org)
+/* The set-up session this browser holds (the cookie it got for the code):
+ * 0 with its nonce, -1 when it has none that is live. */
+static int session_of(pages_t *s, h2o_req_t *req, char *nonce)
+{
+    h2o_iovec_t c = httpq_cookie(req, APPSETUP_COOKIE);
+    return c.base != NULL ? appsetup_session_check(s->cfg->data_dir, c.base, c.len, nonce) : -1;
+}
+
+static void setup_forms(pages_t *s, h2o_req_t *req, strbuf_t *b, const char *nonce, const char *org)
 {
     char state[65], base[1024];
-    if (appsetup_state(s->cfg->data_dir, state) != 0) {
+    if (appsetup_state(s->cfg->data_dir, nonce, state) != 0) {
         strbuf_append(b, "<p class=\"bad\">The data directory cannot be written, so the App cannot be registered "
                          "from here: ");
         strbuf_append_html(b, strerror(errno));
@@ -144,7 +189,11 @@ void pages_status(pages_t *s, const rasync_t *redis, h2o_req_t *req)
             p += n + (nl != NULL);
         }
         strbuf_append(&b, "</ul><p>Register the App here and all of them are set:</p>");
-        setup_forms(s, req, &b, NULL);
+        char nonce[APPSETUP_NONCE_BYTES + 1];
+        if (session_of(s, req, nonce) == 0)
+            setup_forms(s, req, &b, nonce, NULL);
+        else
+            appsetup_render_code_form(&b, NULL);
         strbuf_append(&b, "<p>Or register it by hand with <code>config/app-manifest.yml</code> (README, “GitHub App "
                           "setup”), set the above and start patchbay again.</p>");
     } else {
@@ -186,20 +235,23 @@ void pages_setup(pages_t *s, h2o_req_t *req, int callback)
     strbuf_t b = STRBUF_INIT;
     page_start(&b);
     int status = 200;
-    char org[64], code[256], state[80];
+    char org[64], code[256], state[80], nonce[APPSETUP_NONCE_BYTES + 1];
     if (registered(s)) {
         status = 409;
         strbuf_append(&b, "<p class=\"bad\">patchbay already has a GitHub App; set-up does not replace it. To start "
                           "over, stop patchbay, remove its credentials and start it again.</p>");
+    } else if (session_of(s, req, nonce) != 0) {
+        status = 403;
+        appsetup_render_code_form(&b, "Set-up needs the set-up code first (or this browser's set-up has expired).");
     } else if (!callback) {
         if (httpq_decoded(req, "org", org, sizeof(org)) != 0 || org[0] == '\0') {
             status = 400;
             strbuf_append(&b, "<p class=\"bad\">Which organization? Go back to <a href=\"/\">the start</a>.</p>");
         } else {
-            setup_forms(s, req, &b, org);
+            setup_forms(s, req, &b, nonce, org);
         }
     } else if (httpq_decoded(req, "state", state, sizeof(state)) != 0 ||
-               appsetup_state_take(s->cfg->data_dir, state) != 0) {
+               appsetup_state_take(s->cfg->data_dir, state, nonce) != 0) {
         status = 400;
         log_warn(NULL, NULL, "set-up callback with an unknown or expired state: refused");
         strbuf_append(&b, "<p class=\"bad\">This set-up link is expired or was not made here. Start again from "
@@ -221,6 +273,7 @@ void pages_setup(pages_t *s, h2o_req_t *req, int callback)
             strbuf_append_html(&b, err);
             strbuf_append(&b, "</p><p><a href=\"/\">Start again</a></p>");
         } else {
+            appsetup_finish(s->cfg->data_dir);
             log_info(NULL, NULL, "GitHub App %s (id %s) registered; credentials saved under %s/" APPSETUP_DIR, c.slug,
                      c.app_id, s->cfg->data_dir);
             strbuf_append(&b, "<p class=\"ok\">Registered the GitHub App <strong>");
@@ -244,3 +297,41 @@ void pages_setup(pages_t *s, h2o_req_t *req, int callback)
     strbuf_free(&b);
 }
 
+void pages_setup_code(pages_t *s, h2o_req_t *req)
+{
+    strbuf_t b = STRBUF_INIT;
+    page_start(&b);
+    int status = 403;
+    char typed[64], cookie[160];
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        status = 405;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        strbuf_append(&b, "<p class=\"bad\">The set-up code is sent from <a href=\"/\">the status page</a>.</p>");
+    } else if (registered(s)) {
+        status = 409;
+        strbuf_append(&b, "<p class=\"bad\">patchbay already has a GitHub App; set-up does not replace it.</p>");
+    } else if (httpq_form_decoded(req, "code", typed, sizeof(typed)) != 0 ||
+               appsetup_code_check(s->cfg->data_dir, typed, strlen(typed)) != 0) {
+        /* said without the value: it may be a near miss of the real code */
+        log_warn(NULL, NULL, "set-up: a wrong set-up code was entered");
+        appsetup_render_code_form(&b, "That is not the set-up code patchbay printed at its last start.");
+    } else if (appsetup_session_new(s->cfg->data_dir, cookie, sizeof(cookie)) != 0) {
+        status = 503;
+        strbuf_append(&b, "<p class=\"bad\">The set-up session could not be made; see patchbay's log.</p>");
+    } else {
+        /* Lax, not Strict: GitHub's redirect back to /setup/callback is a
+         * cross-site navigation, and it must carry this cookie */
+        char *header = h2o_mem_alloc_pool(&req->pool, sizeof(cookie) + 128);
+        int n = snprintf(header, sizeof(cookie) + 128, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax",
+                         APPSETUP_COOKIE, cookie, APPSETUP_SESSION_TTL_S);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, header, (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/"));
+        status = 303;
+        strbuf_append(&b, "<p><a href=\"/\">Continue</a></p>");
+        log_info(NULL, NULL, "set-up: the set-up code was entered; this browser may register the App for an hour");
+    }
+    OPENSSL_cleanse(typed, sizeof(typed));
+    OPENSSL_cleanse(cookie, sizeof(cookie));
+    page_send(s, req, status, &b);
+    strbuf_free(&b);
+}

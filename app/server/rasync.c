@@ -229,6 +229,11 @@ int rasync_connected(const rasync_t *r)
     return r->state == RASYNC_CONNECTED;
 }
 
+int rasync_connecting(const rasync_t *r)
+{
+    return r->state == RASYNC_CONNECTING;
+}
+
 const char *rasync_last_error(const rasync_t *r)
 {
     return r->error[0] ? r->error : "not connected";

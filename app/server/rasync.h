@@ -37,6 +37,8 @@ rasync_t *rasync_new(h2o_evloop_t *loop, const redisconn_url_t *url);
 void rasync_free(rasync_t *r);
 
 int rasync_connected(const rasync_t *r);
+/* Whether an attempt to connect is under way (neither connected nor failed yet). */
+int rasync_connecting(const rasync_t *r);
 /* Why the last connection attempt failed or the connection dropped. */
 const char *rasync_last_error(const rasync_t *r);
 

@@ -10,8 +10,10 @@ static const struct {
 } reasons[] = {
     {200, "OK"},           {202, "Accepted"},  {204, "No Content"},         {303, "See Other"},
     {400, "Bad Request"},  {401, "Unauthorized"}, {403, "Forbidden"},      {404, "Not Found"},
-    {405, "Method Not Allowed"}, {409, "Conflict"}, {413, "Payload Too Large"}, {421, "Misdirected Request"},
-    {429, "Too Many Requests"}, {500, "Internal Server Error"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
+    {405, "Method Not Allowed"}, {408, "Request Timeout"}, {409, "Conflict"}, {411, "Length Required"},
+    {413, "Payload Too Large"}, {417, "Expectation Failed"}, {421, "Misdirected Request"},
+    {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"}, {500, "Internal Server Error"},
+    {501, "Not Implemented"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
 };
 
 const char *respond_reason(int status)
@@ -32,16 +34,21 @@ void respond_send(h2o_req_t *req, int status, const char *content_type, const vo
     h2o_send_inline(req, body, len);
 }
 
+void respond_json_body(strbuf_t *out, const char *key, const char *value)
+{
+    strbuf_append(out, "{\"");
+    strbuf_append(out, key);
+    strbuf_append(out, "\":");
+    strbuf_append_json_string(out, value, strlen(value) > 400 ? 400 : strlen(value));
+    strbuf_append(out, "}\n");
+}
+
 void respond_json(h2o_req_t *req, int status, const char *key, const char *value)
 {
     char mem[512];
     strbuf_t b;
     strbuf_init_fixed(&b, mem, sizeof(mem));
-    strbuf_append(&b, "{\"");
-    strbuf_append(&b, key);
-    strbuf_append(&b, "\":");
-    strbuf_append_json_string(&b, value, strlen(value) > 400 ? 400 : strlen(value));
-    strbuf_append(&b, "}\n");
+    respond_json_body(&b, key, value);
     respond_send(req, status, "application/json", b.data, b.len);
 }
 

@@ -13,6 +13,8 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+#include "app/common/strbuf.h"
+
 #include <stddef.h>
 
 /* "OK", "Not Found", ... for the statuses patchbay sends; "Error" otherwise. */
@@ -24,6 +26,8 @@ void respond_send(h2o_req_t *req, int status, const char *content_type, const vo
 /* {"key":"value"}: every webhook answer and every API error is one of these
  * (the value is clipped to 400 bytes). */
 void respond_json(h2o_req_t *req, int status, const char *key, const char *value);
+/* The same body, appended to out: for answers written without h2o (front.h). */
+void respond_json_body(strbuf_t *out, const char *key, const char *value);
 
 /* For pages a browser renders: this Content-Security-Policy, no MIME
  * sniffing, no referrer, never in a frame. Call before respond_send. */

@@ -1,12 +1,15 @@
 /*
  * server — see server.h. This file is the event-loop half: threads, the
- * listener and its connections, the route table, start and stop. What each
- * route does lives in delivery.c (the webhook), pages.c (status, set-up,
- * health, metrics) and dashboard.c (/jobs, /api/).
+ * route table, start and stop. Connections are the front's (front.c: every
+ * accepted socket, the webhook path's requests, the cap); what each other
+ * route does lives in pages.c (status, set-up, health, metrics) and
+ * dashboard.c (/jobs, /api/), and the webhook's meaning in delivery.c.
  */
 #include "server.h"
+#include "access.h"
 #include "dashboard.h"
 #include "delivery.h"
+#include "front.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pages.h"
@@ -44,7 +47,9 @@ struct server_s {
     qstats_t *qstats; /* the queue's metrics, read by a background thread */
     dashboard_t *dashboard;
     delivery_conf_t delivery;
+    front_conf_t front;
     pages_t pages;
+    access_t access;
     int nthreads;
     server_thread_t *threads;
     atomic_int stopping;
@@ -59,24 +64,13 @@ struct server_thread_s {
     h2o_evloop_t *loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
     rasync_t *redis;
     int redis_up; /* last state counted in metrics */
     h2o_multithread_queue_t *mtqueue;
-    h2o_linklist_t conns; /* conn_t: every open client connection */
-    size_t nconns;
+    front_loop_t front; /* the listener and every connection */
     delivery_loop_t delivery;
     dashboard_loop_t dashboard;
 };
-
-/* h2o 2.2.5 keeps no list of HTTP/1 connections, and disposing a context
- * while one is still open trips an assert (its timeout entries are linked);
- * so we track them to close them at shutdown. */
-typedef struct {
-    h2o_linklist_t link;
-    server_thread_t *thread;
-    h2o_socket_t *sock;
-} conn_t;
 
 typedef struct {
     h2o_handler_t super;
@@ -88,11 +82,6 @@ typedef struct {
 static int path_is(h2o_req_t *req, const char *path)
 {
     return h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
-}
-
-static void route_webhook(server_thread_t *t, h2o_req_t *req)
-{
-    delivery_handle(&t->delivery, req);
 }
 
 static void route_healthz(server_thread_t *t, h2o_req_t *req)
@@ -126,27 +115,38 @@ static void route_setup_callback(server_thread_t *t, h2o_req_t *req)
     pages_setup(&t->server->pages, req, 1);
 }
 
-/* Exact paths; the webhook's is the configured one (NULL here). Anything
+static void route_setup_code(server_thread_t *t, h2o_req_t *req)
+{
+    pages_setup_code(&t->server->pages, req);
+}
+
+/* Exact paths. The webhook's is not here: the front reads every request to
+ * it (front.h), under every spelling h2o would normalise to it. Anything
  * else is the dashboard's (/jobs..., /api/..., /assets/...) or a 404. */
 static const struct {
     const char *path;
     void (*handle)(server_thread_t *t, h2o_req_t *req);
 } routes[] = {
-    {NULL, route_webhook},
     {"/healthz", route_healthz},
     {"/readyz", route_readyz},
     {"/metrics", route_metrics},
     {"/", route_status},
     {"/setup/org", route_setup_org},
     {"/setup/callback", route_setup_callback},
+    {"/setup/code", route_setup_code},
 };
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    server_t *s = ((server_handler_t *)self)->server;
+    (void)self;
     server_thread_t *t = H2O_STRUCT_FROM_MEMBER(server_thread_t, ctx, req->conn->ctx);
+    front_keep_alive(&t->front, req); /* the connection's next request is the front's again */
+    /* every route answers only to its own names (access.h); the webhook,
+     * which its signature authenticates, never comes here: the front has it */
+    if (access_refuse_host(&t->server->access, req))
+        return 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (path_is(req, routes[i].path ? routes[i].path : s->cfg->server.webhook_path)) {
+        if (path_is(req, routes[i].path)) {
             routes[i].handle(t, req);
             return 0;
         }
@@ -157,51 +157,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 }
 
 /* ---- threads ---- */
-
-static void on_conn_close(void *arg)
-{
-    conn_t *c = arg;
-    h2o_linklist_unlink(&c->link);
-    c->thread->nconns--;
-    free(c);
-}
-
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    server_thread_t *t = listener->data;
-    if (err != NULL)
-        return;
-    /* accept a few per wake-up: fair to the other threads' listeners */
-    for (int i = 0; i < 16; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        conn_t *c = calloc(1, sizeof(*c));
-        if (c == NULL) {
-            h2o_socket_close(sock);
-            continue;
-        }
-        c->thread = t;
-        c->sock = sock;
-        h2o_linklist_insert(&t->conns, &c->link);
-        t->nconns++;
-        sock->on_close.cb = on_conn_close;
-        sock->on_close.data = c;
-        h2o_accept(&t->accept_ctx, sock);
-    }
-}
-
-/* Idle keep-alive connections would wait for their next request forever;
- * shutting their sockets down makes h2o see the end of the stream and close
- * them through its own path, which unlinks their timers. */
-static void close_connections(server_thread_t *t)
-{
-    for (h2o_linklist_t *n = t->conns.next; n != &t->conns; n = n->next)
-        shutdown(h2o_socket_get_fd(H2O_STRUCT_FROM_MEMBER(conn_t, link, n)->sock), SHUT_RDWR);
-    uint64_t until = h2o_now(t->loop) + SERVER_CLOSE_MS;
-    while (t->nconns > 0 && h2o_now(t->loop) < until)
-        h2o_evloop_run(t->loop, 10);
-}
 
 static void track_redis_state(server_thread_t *t)
 {
@@ -223,19 +178,25 @@ static void thread_init(server_thread_t *t)
     h2o_context_init(&t->ctx, t->loop, &s->globalconf);
     t->accept_ctx.ctx = &t->ctx;
     t->accept_ctx.hosts = s->globalconf.hosts;
-    h2o_linklist_init_anchor(&t->conns);
     t->mtqueue = h2o_multithread_create_queue(t->loop);
     t->redis = rasync_new(t->loop, &s->redis_url);
     delivery_loop_init(&t->delivery, &s->delivery, &t->ctx, t->mtqueue, t->redis);
     dashboard_loop_init(&t->dashboard, s->dashboard, t->mtqueue, &s->metrics.inflight);
-    t->listener = h2o_evloop_socket_create(t->loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    t->listen_fd = -1; /* the socket owns it now */
-    t->listener->data = t;
-    h2o_socket_read_start(t->listener, on_accept);
+    /* Accept only once this loop's Redis connection is up, or its first
+     * attempt failed (at most redis_timeout_ms): the front answers a delivery
+     * within the turn it arrives in, and one that came in the first
+     * milliseconds would be spooled for want of a connection about to exist.
+     * Connections wait in the listen backlog meanwhile. */
+    uint64_t until = h2o_now(t->loop) + (uint64_t)s->cfg->server.redis_timeout_ms;
+    while (t->redis != NULL && rasync_connecting(t->redis) && h2o_now(t->loop) < until)
+        h2o_evloop_run(t->loop, 10);
+    front_loop_init(&t->front, &s->front, &t->ctx, &t->accept_ctx, &t->delivery, t->listen_fd);
+    t->listen_fd = -1; /* the front's listener owns it now */
 }
 
 static void thread_dispose(server_thread_t *t)
 {
+    front_loop_dispose(&t->front);
     delivery_loop_dispose(&t->delivery);
     rasync_free(t->redis);
     t->redis = NULL;
@@ -263,19 +224,15 @@ static void *thread_main(void *arg)
         track_redis_state(t);
     }
     /* stop taking connections; finish the deliveries already here */
-    if (t->listener != NULL) {
-        h2o_socket_read_stop(t->listener);
-        h2o_socket_close(t->listener);
-        t->listener = NULL;
-    }
+    front_loop_stop_accepting(&t->front);
     uint64_t until = h2o_now(t->loop) + SERVER_DRAIN_MS;
     while (atomic_load(&s->metrics.inflight) > 0 && h2o_now(t->loop) < until)
         h2o_evloop_run(t->loop, 10);
-    close_connections(t);
-    if (t->nconns > 0 || atomic_load(&s->metrics.inflight) > 0) {
+    size_t open = front_loop_close_all(&t->front, SERVER_CLOSE_MS);
+    if (open > 0 || atomic_load(&s->metrics.inflight) > 0) {
         /* something h2o or another thread still holds: disposing would abort
          * or free what they will touch, so leave it to the process's exit */
-        log_warn(NULL, NULL, "%zu connections still open at exit", t->nconns);
+        log_warn(NULL, NULL, "%zu connections still open at exit", open);
         return NULL;
     }
     thread_dispose(t);
@@ -356,14 +313,18 @@ server_t *server_new(const config_t *cfg, const char *redis_url, char *err, size
     if (s->ingress == NULL)
         goto fail;
     delivery_conf_init(&s->delivery, cfg, &s->metrics, s->ingress);
+    front_conf_init(&s->front, cfg, &s->metrics, s->nthreads);
     s->qstats = qstats_start(&s->redis_url);
     pages_init(&s->pages, cfg, &s->metrics, s->qstats);
+    access_init(&s->access, cfg);
     if ((s->dashboard = dashboard_new(cfg, &s->redis_url, err, err_len)) == NULL)
         goto fail;
 
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("patchbay"));
-    s->globalconf.max_request_entity_size = cfg->server.body_limit_bytes;
+    /* h2o sees only requests the front has read whole (front.h); this is a
+     * second fence behind the front's own limit */
+    s->globalconf.max_request_entity_size = FRONT_PAGE_BODY_MAX_BYTES;
     s->globalconf.http1.req_timeout = (uint64_t)cfg->server.request_timeout_ms;
     s->globalconf.http1.upgrade_to_http2 = 0;
     s->globalconf.http2.idle_timeout = (uint64_t)cfg->server.request_timeout_ms;
@@ -402,17 +363,28 @@ int server_start(server_t *s, char *err, size_t err_len)
     }
     log_info(NULL, NULL, "listening on %s:%d (%d event loops), webhook path %s, Redis at %s", s->cfg->server.host,
              s->port, s->nthreads, s->cfg->server.webhook_path, s->redis_desc);
-    if (s->pages.missing[0] != '\0') {
-        /* the status page's checklist, a line each */
-        log_warn(NULL, NULL, "not connected to GitHub yet: open http://%s:%d/ to register the App, or set what is "
-                 "missing:", strcmp(s->cfg->server.host, "0.0.0.0") == 0 ? "127.0.0.1" : s->cfg->server.host, s->port);
-        for (const char *p = s->pages.missing; *p != '\0';) {
-            const char *nl = strchr(p, '\n');
-            int n = nl ? (int)(nl - p) : (int)strlen(p);
-            log_warn(NULL, NULL, "missing: %.*s", n, p);
-            p += n + (nl != NULL);
-        }
-    }
+    log_info(NULL, NULL, "up to %lld connections (open-file limit %ld), up to %zu bytes of request bodies in memory",
+             (long long)s->metrics.connections_limit, s->front.nofile, s->cfg->server.inflight_body_bytes);
+    if (s->front.clamped)
+        log_warn(NULL, NULL,
+                 "server.max_connections %d is more than the open-file limit %ld allows; keeping %lld "
+                 "(raise the limit, e.g. LimitNOFILE= in the systemd unit)",
+                 s->cfg->server.max_connections, s->front.nofile, (long long)s->metrics.connections_limit);
+    /* where a browser on this machine reaches us, unless PUBLIC_URL says where everyone does */
+    char base[1100];
+    const char *pub = s->cfg->server.public_url, *host = s->cfg->server.host;
+    if (pub != NULL)
+        snprintf(base, sizeof(base), "%.*s", (int)(strlen(pub) - (pub[0] && pub[strlen(pub) - 1] == '/')), pub);
+    else if (strchr(host, ':') != NULL)
+        snprintf(base, sizeof(base), "http://[%s]:%d", strcmp(host, "::") == 0 ? "::1" : host, s->port);
+    else
+        snprintf(base, sizeof(base), "http://%s:%d", strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, s->port);
+    if (pub == NULL && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
+        !access_name_is_loopback(host, strlen(host)))
+        log_warn(NULL, NULL, "PUBLIC_URL is not set: the pages and the dashboard answer only to localhost and "
+                 "PUBLIC_URL's name, so %s/ is refused (421) until PUBLIC_URL=%s", base, base);
+    pages_announce(&s->pages, base);
+    dashboard_announce(s->dashboard, base);
     return 0;
 }
 

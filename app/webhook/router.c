@@ -25,6 +25,7 @@ enum {
     P_ISSUE_TITLE,
     P_ISSUE_PULL_REQUEST,
     P_ISSUE_USER_LOGIN,
+    P_ISSUE_UPDATED_AT,
     P_COMMENT_ID,
     P_COMMENT_BODY,
     P_COMMENT_ASSOCIATION,
@@ -51,6 +52,7 @@ static const char *const route_paths[P__COUNT] = {
     [P_ISSUE_TITLE] = "issue.title",
     [P_ISSUE_PULL_REQUEST] = "issue.pull_request",
     [P_ISSUE_USER_LOGIN] = "issue.user.login",
+    [P_ISSUE_UPDATED_AT] = "issue.updated_at",
     [P_COMMENT_ID] = "comment.id",
     [P_COMMENT_BODY] = "comment.body",
     [P_COMMENT_ASSOCIATION] = "comment.author_association",
@@ -218,6 +220,25 @@ static int add_common(route_ctx_t *c, int number_path)
     return ROUTER_OK;
 }
 
+/* The event's own identity (JOB_F_EVENT_ID), after the prefix
+ * "<event>.<action>:<repo>": what GitHub would never send twice as two
+ * events. Every part is bounded, so the whole fits JOB_EVENT_ID_MAX_BYTES;
+ * free text (a label) goes last, where it cannot be mistaken for another
+ * part. */
+static void identify(route_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void identify(route_ctx_t *c, const char *fmt, ...)
+{
+    char *id = c->out->event_id;
+    size_t cap = sizeof(c->out->event_id);
+    int n = snprintf(id, cap, "%.63s.%.40s:%.140s", c->event, c->action,
+                     job_fields_get(&c->out->fields, JOB_F_REPO));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(id + n, cap - (size_t)n, fmt, ap);
+    va_end(ap);
+    add(c, JOB_F_EVENT_ID, id);
+}
+
 static const char *span_dup(route_ctx_t *c, const char *p, size_t n)
 {
     size_t room = c->scratch_cap - c->scratch_used;
@@ -227,6 +248,19 @@ static const char *span_dup(route_ctx_t *c, const char *p, size_t n)
     dst[n] = '\0';
     c->scratch_used += n + 1;
     return dst;
+}
+
+/* The instruction as a string of its own. It is a span of the comment body
+ * that decode() wrote into scratch, and the body is not read again: ending
+ * the span in place costs nothing, where a copy could need as much scratch
+ * again as the body took (a long comment with a short payload around it
+ * would not fit). */
+static const char *instruction_of(const mention_t *m)
+{
+    if (m->instruction_len == 0)
+        return "";
+    ((char *)m->instruction)[m->instruction_len] = '\0';
+    return m->instruction;
 }
 
 /* A mention in a comment: shared by issue comments and review comments. The
@@ -288,7 +322,8 @@ static int route_issue_comment(route_ctx_t *c)
     add(c, JOB_F_IS_PR, is_pr ? "1" : "0");
     add(c, JOB_F_COMMENT_ID, comment_id);
     add(c, JOB_F_COMMENT_TYPE, "issue_comment");
-    add(c, JOB_F_INSTRUCTION, span_dup(c, m.instruction, m.instruction_len));
+    identify(c, ":%s", comment_id);
+    add(c, JOB_F_INSTRUCTION, instruction_of(&m));
     add(c, JOB_F_TITLE, decode(c, P_ISSUE_TITLE));
     return ROUTER_OK;
 }
@@ -313,6 +348,11 @@ static int route_issues(route_ctx_t *c)
     add(c, JOB_F_IS_PR, "0");
     add(c, JOB_F_LABEL, label);
     add(c, JOB_F_TITLE, decode(c, P_ISSUE_TITLE));
+    /* the same label may come off and go on again: each time is its own event,
+     * and the issue's updated_at is when it happened */
+    const char *when = decode(c, P_ISSUE_UPDATED_AT);
+    if (when != NULL)
+        identify(c, "#%s:%.40s:%.100s", job_fields_get(&c->out->fields, JOB_F_NUMBER), when, label);
     return ROUTER_OK;
 }
 
@@ -339,7 +379,8 @@ static int route_review_comment(route_ctx_t *c)
     add(c, JOB_F_IS_PR, "1");
     add(c, JOB_F_COMMENT_ID, comment_id);
     add(c, JOB_F_COMMENT_TYPE, "review_comment");
-    add(c, JOB_F_INSTRUCTION, span_dup(c, m.instruction, m.instruction_len));
+    identify(c, ":%s", comment_id);
+    add(c, JOB_F_INSTRUCTION, instruction_of(&m));
     add(c, JOB_F_PATH, decode(c, P_COMMENT_PATH));
     if (c->v[P_COMMENT_LINE].type == JSCAN_NUMBER) {
         int line_err = ROUTER_OK;
@@ -379,6 +420,7 @@ static int route_pull_request(route_ctx_t *c)
     add(c, JOB_F_HEAD_SHA, head_sha);
     add(c, JOB_F_HEAD_REF, decode(c, P_PR_HEAD_REF));
     add(c, JOB_F_TITLE, decode(c, P_PR_TITLE));
+    identify(c, "#%s:%.64s", job_fields_get(&c->out->fields, JOB_F_NUMBER), head_sha);
     return ROUTER_OK;
 }
 

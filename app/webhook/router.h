@@ -8,6 +8,8 @@
  * or lacks a field a trigger event must have, is malformed (HTTP 400); an
  * event or action we do not act on is ignored with a reason (HTTP 200), so a
  * GitHub App owner reading "Recent Deliveries" sees why nothing happened.
+ * Every job also carries the event's own identity (JOB_F_EVENT_ID), which the
+ * queue dedups on besides the delivery id.
  *
  * Memory: decoded strings (repository name, instruction, ...) are written to
  * the caller's scratch buffer, which must be at least body_len +
@@ -41,6 +43,7 @@ typedef struct {
     char reason[ROUTER_REASON_BYTES]; /* ignored or malformed: why, one line */
     job_kind_t kind;                  /* ROUTE_JOB */
     job_fields_t fields;              /* ROUTE_JOB: the record's routing fields */
+    char event_id[JOB_EVENT_ID_MAX_BYTES + 1]; /* what fields' JOB_F_EVENT_ID points to */
 } router_result_t;
 
 typedef enum {

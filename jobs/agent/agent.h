@@ -50,6 +50,8 @@ typedef struct {
     const char *const *read_only;         /* sandbox.read_only: what those need (the operator's only) */
     const char *bwrap_path, *slirp4netns_path;
     uid_t uid;                            /* the job's host user (sandbox_user.h); 0: patchbay's */
+    const char *rootfs;                   /* the job's environment (imagestore.h): its root, or NULL: the host's */
+    const char *const *rootfs_env;        /* and its Env */
     gid_t gid;
     const char *const *pass_env; /* names to pass when set (the agent's API keys), NULL-terminated; may be NULL */
     char *const *environ_;      /* where to read them from (patchbay's environment) */

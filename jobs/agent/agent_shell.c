@@ -26,6 +26,8 @@ void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
     o->bwrap_path = s->bwrap_path;
     o->slirp4netns_path = s->slirp4netns_path;
     o->uid = s->uid;
+    o->rootfs = s->rootfs;
+    o->rootfs_env = s->rootfs_env;
     o->gid = s->gid;
     o->log_job = s->job;
     if (hooks != NULL) {

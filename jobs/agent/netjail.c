@@ -24,6 +24,8 @@
  */
 #include "netjail.h"
 #include "app/common/clock.h"
+#include "app/common/fdutil.h"
+#include "app/common/strbuf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,6 +58,7 @@
 
 #define MAX_BLOCKS 256
 #define RELAY_BUF_BYTES (64 * 1024)
+#define NETJAIL_FD_LOW 10 /* above the descriptors slirp4netns gets by number */
 
 typedef struct {
     int family; /* AF_INET or AF_INET6 */
@@ -99,27 +102,9 @@ struct netjail {
     netjail_stats_t stats;
 };
 
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 static int64_t now_us(void)
 {
     return (int64_t)clock_mono_us();
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
 }
 
 const char *netjail_resolv_conf(void)
@@ -184,19 +169,19 @@ int netjail_check_allow(const char *const *allow, char *err, size_t err_len)
     size_t n = 0;
     for (; allow != NULL && allow[n] != NULL; n++) {
         if (n >= NETJAIL_MAX_ALLOW) {
-            set_err(err, err_len, "sandbox.egress_allow: more than %d entries", NETJAIL_MAX_ALLOW);
+            strbuf_format(err, err_len, "sandbox.egress_allow: more than %d entries", NETJAIL_MAX_ALLOW);
             return -1;
         }
         endpoint_t *ep = &seen[n];
         if (parse_endpoint(allow[n], ep) != 0) {
-            set_err(err, err_len, "sandbox.egress_allow: \"%s\" is not an IP literal and port (1.2.3.4:80 or [::1]:80)",
+            strbuf_format(err, err_len, "sandbox.egress_allow: \"%s\" is not an IP literal and port (1.2.3.4:80 or [::1]:80)",
                     allow[n]);
             return -1;
         }
         /* an allowed address becomes local inside the sandbox: a public one
          * is reachable anyway, and would lose its other ports */
         if (!endpoint_blocked(ep)) {
-            set_err(err, err_len,
+            strbuf_format(err, err_len,
                     "sandbox.egress_allow: \"%s\" is a public address, which the sandbox reaches without it; list "
                     "only loopback, private or link-local destinations",
                     allow[n]);
@@ -204,7 +189,7 @@ int netjail_check_allow(const char *const *allow, char *err, size_t err_len)
         }
         for (size_t k = 0; k < n; k++)
             if (seen[k].len == ep->len && memcmp(&seen[k].sa, &ep->sa, ep->len) == 0) {
-                set_err(err, err_len, "sandbox.egress_allow: \"%s\" is listed twice", allow[n]);
+                strbuf_format(err, err_len, "sandbox.egress_allow: \"%s\" is listed twice", allow[n]);
                 return -1;
             }
     }
@@ -317,7 +302,7 @@ static int build_blocks(prefix_t *v, unsigned *n, int keep_subnets, char *err, s
     }
     struct ifaddrs *ifa = NULL;
     if (getifaddrs(&ifa) != 0) {
-        set_err(err, err_len, "netjail: cannot list the host's interface addresses (getifaddrs): %s", strerror(errno));
+        strbuf_format(err, err_len, "netjail: cannot list the host's interface addresses (getifaddrs): %s", strerror(errno));
         return -1;
     }
     for (struct ifaddrs *i = ifa; i != NULL; i = i->ifa_next) {
@@ -601,13 +586,13 @@ static int configure_namespace(netjail_t *nj, int netns_fd, int userns_fd, const
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        set_err(err, err_len, "netjail: socketpair: %s", strerror(errno));
+        strbuf_format(err, err_len, "netjail: socketpair: %s", strerror(errno));
         return -1;
     }
     helper_plan_t plan = {netns_fd, userns_fd, sv[1], blocks, nblocks, nj->ep, nj->nep};
     pid_t pid = fork();
     if (pid < 0) {
-        set_err(err, err_len, "netjail: fork: %s", strerror(errno));
+        strbuf_format(err, err_len, "netjail: fork: %s", strerror(errno));
         close(sv[0]);
         close(sv[1]);
         return -1;
@@ -648,7 +633,7 @@ static int configure_namespace(netjail_t *nj, int netns_fd, int userns_fd, const
         }
     }
     if (r != (ssize_t)sizeof(rep)) {
-        set_err(err, err_len, "netjail: the namespace helper died without a report (%s)",
+        strbuf_format(err, err_len, "netjail: the namespace helper died without a report (%s)",
                 r < 0 ? strerror(saved) : "short read");
         return -1;
     }
@@ -686,9 +671,9 @@ static int configure_namespace(netjail_t *nj, int netns_fd, int userns_fd, const
             snprintf(what, sizeof(what), "receiving the listening sockets (%u of %u)", got, nj->nep);
             break;
         }
-        set_err(err, err_len, "netjail: %s failed: %s", what, rep.err ? strerror(rep.err) : "no detail");
+        strbuf_format(err, err_len, "netjail: %s failed: %s", what, rep.err ? strerror(rep.err) : "no detail");
         for (unsigned i = 0; i < got; i++)
-            close_fd(&nj->lfd[i]);
+            fdutil_close(&nj->lfd[i]);
         return -1;
     }
     nj->stats.routes = rep.routes;
@@ -701,29 +686,23 @@ static int configure_namespace(netjail_t *nj, int netns_fd, int userns_fd, const
  * slirp4netns
  * ------------------------------------------------------------------------- */
 
-static int is_executable_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 int netjail_find_slirp(char *path, size_t len, const char *configured, char *err, size_t err_len)
 {
     static const char *const places[] = {"/usr/bin/slirp4netns", "/usr/local/bin/slirp4netns", "/bin/slirp4netns", NULL};
     if (configured != NULL) {
-        if (is_executable_file(configured)) {
+        if (fdutil_is_executable(configured)) {
             snprintf(path, len, "%s", configured);
             return 0;
         }
-        set_err(err, err_len, "network isolation needs slirp4netns, but %s is not an executable file", configured);
+        strbuf_format(err, err_len, "network isolation needs slirp4netns, but %s is not an executable file", configured);
         return -1;
     }
     for (size_t i = 0; places[i] != NULL; i++)
-        if (is_executable_file(places[i])) {
+        if (fdutil_is_executable(places[i])) {
             snprintf(path, len, "%s", places[i]);
             return 0;
         }
-    set_err(err, err_len,
+    strbuf_format(err, err_len,
             "network isolation needs slirp4netns, which is not installed (Debian/Ubuntu package slirp4netns); "
             "refusing to run with the network on");
     return -1;
@@ -795,15 +774,6 @@ fail:;
     _exit(127);
 }
 
-static int fd_high(int fd)
-{
-    if (fd < 0)
-        return -1;
-    int hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-    close(fd);
-    return hi;
-}
-
 static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns_fd, int timeout_ms, char *err,
                        size_t err_len)
 {
@@ -814,21 +784,21 @@ static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns
 
     nj->log_fd = memfd_create("slirp4netns-log", MFD_CLOEXEC);
     if (nj->log_fd >= 0)
-        nj->log_fd = fd_high(nj->log_fd);
+        nj->log_fd = fdutil_raise(nj->log_fd, NETJAIL_FD_LOW);
     if (pipe2(p, O_CLOEXEC) != 0)
         goto sys_fail;
-    ready_r = fd_high(p[0]);
-    ready_w = fd_high(p[1]);
+    ready_r = fdutil_raise(p[0], NETJAIL_FD_LOW);
+    ready_w = fdutil_raise(p[1], NETJAIL_FD_LOW);
     if (pipe2(p, O_CLOEXEC) != 0)
         goto sys_fail;
-    exit_r = fd_high(p[0]);
-    nj->exit_w = fd_high(p[1]);
+    exit_r = fdutil_raise(p[0], NETJAIL_FD_LOW);
+    nj->exit_w = fdutil_raise(p[1], NETJAIL_FD_LOW);
     if (pipe2(p, O_CLOEXEC) != 0)
         goto sys_fail;
-    err_r = fd_high(p[0]);
-    err_w = fd_high(p[1]);
-    hi_netns = fcntl(netns_fd, F_DUPFD_CLOEXEC, 10);
-    hi_userns = userns_fd >= 0 && !root ? fcntl(userns_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    err_r = fdutil_raise(p[0], NETJAIL_FD_LOW);
+    err_w = fdutil_raise(p[1], NETJAIL_FD_LOW);
+    hi_netns = fcntl(netns_fd, F_DUPFD_CLOEXEC, NETJAIL_FD_LOW);
+    hi_userns = userns_fd >= 0 && !root ? fcntl(userns_fd, F_DUPFD_CLOEXEC, NETJAIL_FD_LOW) : -1;
     if (nj->log_fd < 0 || ready_r < 0 || ready_w < 0 || exit_r < 0 || nj->exit_w < 0 || err_r < 0 || err_w < 0 ||
         hi_netns < 0 || (!root && userns_fd >= 0 && hi_userns < 0))
         goto sys_fail;
@@ -864,16 +834,16 @@ static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns
     setpgid(pid, pid);
     nj->slirp_pid = pid;
     nj->slirp_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    close_fd(&ready_w);
-    close_fd(&exit_r);
-    close_fd(&err_w);
-    close_fd(&hi_netns);
-    close_fd(&hi_userns);
+    fdutil_close(&ready_w);
+    fdutil_close(&exit_r);
+    fdutil_close(&err_w);
+    fdutil_close(&hi_netns);
+    fdutil_close(&hi_userns);
 
     int e = 0;
     ssize_t r = read(err_r, &e, sizeof(e));
     if (r == (ssize_t)sizeof(e)) {
-        set_err(err, err_len, "netjail: cannot execute %s: %s", path, strerror(e));
+        strbuf_format(err, err_len, "netjail: cannot execute %s: %s", path, strerror(e));
         goto done;
     }
 
@@ -884,7 +854,7 @@ static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns
         if (left <= 0) {
             char said[200];
             slirp_said(nj->log_fd, said, sizeof(said));
-            set_err(err, err_len, "netjail: slirp4netns was not ready within %d ms (%s)", timeout_ms,
+            strbuf_format(err, err_len, "netjail: slirp4netns was not ready within %d ms (%s)", timeout_ms,
                     said[0] ? said : "no message");
             goto done;
         }
@@ -903,7 +873,7 @@ static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns
         if (pfd[0].revents || (pr > 0 && pfd[1].revents)) {
             char said[200];
             slirp_said(nj->log_fd, said, sizeof(said));
-            set_err(err, err_len, "netjail: slirp4netns failed to start (%s)", said[0] ? said : "no message");
+            strbuf_format(err, err_len, "netjail: slirp4netns failed to start (%s)", said[0] ? said : "no message");
             goto done;
         }
     }
@@ -912,21 +882,21 @@ static int start_slirp(netjail_t *nj, const char *path, int netns_fd, int userns
     rc = 0;
     goto done;
 sys_fail:
-    set_err(err, err_len, "netjail: starting slirp4netns: %s", strerror(errno));
+    strbuf_format(err, err_len, "netjail: starting slirp4netns: %s", strerror(errno));
 done:
-    close_fd(&ready_r);
-    close_fd(&ready_w);
-    close_fd(&exit_r);
-    close_fd(&err_r);
-    close_fd(&err_w);
-    close_fd(&hi_netns);
-    close_fd(&hi_userns);
+    fdutil_close(&ready_r);
+    fdutil_close(&ready_w);
+    fdutil_close(&exit_r);
+    fdutil_close(&err_r);
+    fdutil_close(&err_w);
+    fdutil_close(&hi_netns);
+    fdutil_close(&hi_userns);
     return rc;
 }
 
 static void stop_slirp(netjail_t *nj)
 {
-    close_fd(&nj->exit_w); /* POLLHUP at its --exit-fd: it exits by itself */
+    fdutil_close(&nj->exit_w); /* POLLHUP at its --exit-fd: it exits by itself */
     if (nj->slirp_pid > 0) {
         /* It has nothing to save, and on its exit-fd it takes ~20 ms to
          * notice: its whole group goes now (forked children included). */
@@ -935,8 +905,8 @@ static void stop_slirp(netjail_t *nj)
             ;
         nj->slirp_pid = -1;
     }
-    close_fd(&nj->slirp_pidfd);
-    close_fd(&nj->log_fd);
+    fdutil_close(&nj->slirp_pidfd);
+    fdutil_close(&nj->log_fd);
 }
 
 /* ---------------------------------------------------------------------------
@@ -949,8 +919,8 @@ static void conn_free(conn_t *c, int reset_inside)
         struct linger l = {1, 0}; /* RST: the client sees ECONNRESET at once, not a hang */
         setsockopt(c->in_fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
     }
-    close_fd(&c->in_fd);
-    close_fd(&c->out_fd);
+    fdutil_close(&c->in_fd);
+    fdutil_close(&c->out_fd);
     free(c->buf[0]);
     free(c->buf[1]);
     free(c);
@@ -1173,7 +1143,7 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
 
     *out = NULL;
     if (sandbox_pid <= 1) {
-        set_err(err, err_len, "netjail: no sandbox process");
+        strbuf_format(err, err_len, "netjail: no sandbox process");
         return -1;
     }
     if (netjail_check_allow(o->allow, err, err_len) != 0)
@@ -1183,7 +1153,7 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
     nj = calloc(1, sizeof(*nj));
     blocks = calloc(MAX_BLOCKS, sizeof(*blocks));
     if (nj == NULL || blocks == NULL) {
-        set_err(err, err_len, "netjail: out of memory");
+        strbuf_format(err, err_len, "netjail: out of memory");
         goto fail;
     }
     nj->slirp_pid = -1;
@@ -1201,20 +1171,20 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
     snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)sandbox_pid);
     netns_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (netns_fd < 0) {
-        set_err(err, err_len, "netjail: cannot open %s: %s", path, strerror(errno));
+        strbuf_format(err, err_len, "netjail: cannot open %s: %s", path, strerror(errno));
         goto fail;
     }
     struct stat mine, theirs;
     if (stat("/proc/self/ns/net", &mine) == 0 && fstat(netns_fd, &theirs) == 0 && mine.st_ino == theirs.st_ino &&
         mine.st_dev == theirs.st_dev) {
-        set_err(err, err_len, "netjail: the sandbox shares the host's network namespace (bwrap needs --unshare-net)");
+        strbuf_format(err, err_len, "netjail: the sandbox shares the host's network namespace (bwrap needs --unshare-net)");
         goto fail;
     }
     userns_fd = ioctl(netns_fd, NS_GET_USERNS);
     if (userns_fd >= 0)
         fcntl(userns_fd, F_SETFD, FD_CLOEXEC);
     else if (geteuid() != 0) {
-        set_err(err, err_len, "netjail: cannot find the user namespace owning %s (NS_GET_USERNS): %s", path,
+        strbuf_format(err, err_len, "netjail: cannot find the user namespace owning %s (NS_GET_USERNS): %s", path,
                 strerror(errno));
         goto fail;
     }
@@ -1229,19 +1199,19 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
     nj->stats.configure_us = now_us() - t1;
 
     if (pipe2(nj->wake, O_CLOEXEC) != 0) {
-        set_err(err, err_len, "netjail: pipe: %s", strerror(errno));
+        strbuf_format(err, err_len, "netjail: pipe: %s", strerror(errno));
         goto fail;
     }
     if (nj->nep > 0) {
         int e = pthread_create(&nj->relay, NULL, relay_main, nj);
         if (e != 0) {
-            set_err(err, err_len, "netjail: cannot start the relay thread: %s", strerror(e));
+            strbuf_format(err, err_len, "netjail: cannot start the relay thread: %s", strerror(e));
             goto fail;
         }
         nj->relay_started = 1;
     }
     close(netns_fd);
-    close_fd(&userns_fd);
+    fdutil_close(&userns_fd);
     free(blocks);
     nj->stats.total_us = now_us() - t0;
     *out = nj;
@@ -1249,7 +1219,7 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
 fail:
     if (netns_fd >= 0)
         close(netns_fd);
-    close_fd(&userns_fd);
+    fdutil_close(&userns_fd);
     free(blocks);
     netjail_stop(nj);
     return -1;
@@ -1270,10 +1240,10 @@ void netjail_stop(netjail_t *nj)
         (void)w;
         pthread_join(nj->relay, NULL);
     }
-    close_fd(&nj->wake[0]);
-    close_fd(&nj->wake[1]);
+    fdutil_close(&nj->wake[0]);
+    fdutil_close(&nj->wake[1]);
     for (unsigned i = 0; i < NETJAIL_MAX_ALLOW; i++)
-        close_fd(&nj->lfd[i]);
+        fdutil_close(&nj->lfd[i]);
     stop_slirp(nj);
     free(nj);
 }

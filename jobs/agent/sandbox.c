@@ -43,7 +43,9 @@
 #include "netjail.h"
 #include "app/common/clock.h"
 #include "app/common/config.h"
+#include "app/common/fdutil.h"
 #include "app/common/fileio.h"
+#include "app/common/fstree.h"
 #include "app/common/log.h"
 #include "app/common/strbuf.h"
 
@@ -77,13 +79,10 @@
 #define FD_LOW_WATER 10           /* our pipes live above the fds the child rewires */
 #define READ_CHUNK_BYTES 65536
 
-/* The trampoline: tells the parent the sandbox is up, then becomes the command. */
-static const char TRAMPOLINE[] = "printf x >&3; exec 3>&-; exec \"$@\"";
-/* With the jailed network it first waits for the parent's "go" on fd 6, sent
- * once netjail has set the namespace up: bwrap's --block-fd alone takes an
- * end of file (a parent that died) as leave to start. */
-static const char TRAMPOLINE_GATED[] =
-    "IFS= read -r go <&6 && [ \"$go\" = go ] || exit 125; exec 6<&-; printf x >&3; exec 3>&-; exec \"$@\"";
+/* Where patchbay-enter (app/enter_main.c) is bound inside: the sandbox's
+ * first program, which waits for the go, says it started, becomes the job's
+ * user and execs the command. */
+#define ENTER_INSIDE "/.patchbay-enter"
 
 /* Descriptors a bwrap child gets, by number (sandbox_run builds bwrap's argv
  * with these numbers before the fork). */
@@ -104,17 +103,6 @@ enum {
     OVERLAYS_MAX = 4,
     FD_CHILD_MAX = FD_OVERLAY + OVERLAYS_MAX
 };
-
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 void sandbox_opts_init(sandbox_opts_t *o)
 {
@@ -214,12 +202,6 @@ static int path_within(const char *path, const char *dir)
     return path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/');
 }
 
-static int is_executable_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 /* argv[0] as an absolute path on the host: an absolute path as given, or a
  * name looked up in the operator's path_dirs, then SANDBOX_PATH, as the
  * sandbox's own PATH finds it. Never a path relative to the work tree: the
@@ -229,20 +211,20 @@ static int resolve_command(char out[PATH_MAX], const char *cmd, const sandbox_op
 {
     if (cmd[0] == '/') {
         int n = snprintf(out, PATH_MAX, "%s", cmd);
-        return n > 0 && n < PATH_MAX && is_executable_file(out) ? 0 : -1;
+        return n > 0 && n < PATH_MAX && fdutil_is_executable(out) ? 0 : -1;
     }
     if (strchr(cmd, '/') != NULL)
         return -1;
     for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
         int n = snprintf(out, PATH_MAX, "%s/%s", o->path_dirs[i], cmd);
-        if (o->path_dirs[i][0] == '/' && n > 0 && n < PATH_MAX && is_executable_file(out))
+        if (o->path_dirs[i][0] == '/' && n > 0 && n < PATH_MAX && fdutil_is_executable(out))
             return 0;
     }
     const char *p = SANDBOX_PATH;
     while (*p) {
         size_t len = strcspn(p, ":");
         int n = snprintf(out, PATH_MAX, "%.*s/%s", (int)len, p, cmd);
-        if (n > 0 && n < PATH_MAX && is_executable_file(out))
+        if (n > 0 && n < PATH_MAX && fdutil_is_executable(out))
             return 0;
         p += len;
         if (*p == ':')
@@ -251,17 +233,40 @@ static int resolve_command(char out[PATH_MAX], const char *cmd, const sandbox_op
     return -1;
 }
 
+int sandbox_enter_find(char *path, size_t len, const char *configured)
+{
+    if (configured != NULL) {
+        snprintf(path, len, "%s", configured);
+        return fdutil_is_executable(path) ? 0 : -1;
+    }
+    /* next to the running program: patchbay, or a test binary one level down */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    snprintf(path, len, "%s/" SANDBOX_ENTER_PROGRAM, self);
+    if (fdutil_is_executable(path))
+        return 0;
+    snprintf(path, len, "%s/../" SANDBOX_ENTER_PROGRAM, self);
+    return fdutil_is_executable(path) ? 0 : -1;
+}
+
 int sandbox_bwrap_find(char *path, size_t len, const char *configured)
 {
     static const char *const places[] = {"/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap", NULL};
     if (configured != NULL) {
-        if (!is_executable_file(configured))
+        if (!fdutil_is_executable(configured))
             return -1;
         snprintf(path, len, "%s", configured);
         return 0;
     }
     for (size_t i = 0; places[i] != NULL; i++) {
-        if (is_executable_file(places[i])) {
+        if (fdutil_is_executable(places[i])) {
             snprintf(path, len, "%s", places[i]);
             return 0;
         }
@@ -306,11 +311,22 @@ static const char *lang_value(void)
 
 static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t err_len)
 {
+    /* an image's own Env comes first (its PATH, its toolchain's variables);
+     * patchbay's allowlist and the caller's variables win over it. On the
+     * host, the operator's sandbox.path goes in front of PATH. */
     strbuf_t path = STRBUF_INIT;
-    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
+    const char *base_path = SANDBOX_PATH;
+    for (size_t i = 0; o->rootfs != NULL && o->rootfs_env != NULL && o->rootfs_env[i] != NULL; i++) {
+        const char *e = o->rootfs_env[i];
+        if (strncmp(e, "PATH=", 5) == 0)
+            base_path = e + 5;
+        else if (strncmp(e, "HOME=", 5) != 0 && strncmp(e, "TMPDIR=", 7) != 0 && strncmp(e, "TERM=", 5) != 0)
+            sv_push(env, e);
+    }
+    for (size_t i = 0; o->rootfs == NULL && o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
         if (o->path_dirs[i][0] == '/' && strchr(o->path_dirs[i], ':') == NULL)
             strbuf_appendf(&path, "%s:", o->path_dirs[i]);
-    strbuf_append(&path, SANDBOX_PATH);
+    strbuf_append(&path, base_path);
     sv_pushf(env, "PATH=%s", path.data);
     strbuf_free(&path);
     sv_pushf(env, "HOME=%s/home", o->scratch_dir);
@@ -321,19 +337,19 @@ static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t e
         const char *e = o->env[i];
         const char *eq = strchr(e, '=');
         if (eq == NULL || !env_name_ok(e, (size_t)(eq - e))) {
-            set_err(err, err_len, "environment entry %zu is not NAME=value", i);
+            strbuf_format(err, err_len, "environment entry %zu is not NAME=value", i);
             return SANDBOX_ERR_ENV;
         }
         char name[256];
         size_t n = (size_t)(eq - e);
         if (n >= sizeof(name)) {
-            set_err(err, err_len, "environment variable name too long");
+            strbuf_format(err, err_len, "environment variable name too long");
             return SANDBOX_ERR_ENV;
         }
         memcpy(name, e, n);
         name[n] = '\0';
         if (config_env_is_secret(name)) {
-            set_err(err, err_len, "refusing to pass %s to a sandboxed command: it may hold one of patchbay's secrets",
+            strbuf_format(err, err_len, "refusing to pass %s to a sandboxed command: it may hold one of patchbay's secrets",
                     name);
             return SANDBOX_ERR_ENV;
         }
@@ -351,7 +367,7 @@ static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t e
     next:;
     }
     if (env->oom) {
-        set_err(err, err_len, "out of memory");
+        strbuf_format(err, err_len, "out of memory");
         return SANDBOX_ERR_START;
     }
     return 0;
@@ -419,6 +435,45 @@ static void bwrap_passable_parents(strvec_t *a, const char *path)
     }
 }
 
+/* An unpacked image (imagestore.h) as the sandbox's root: each of its
+ * top-level entries bound read-only (a directory, a file) or copied (a
+ * symlink), on bubblewrap's own tmpfs root, so that the mount points for the
+ * work tree and scratch can still be made; /proc, /dev and /tmp are the
+ * sandbox's own. */
+static void bwrap_image_root(strvec_t *a, const char *rootfs)
+{
+    DIR *d = opendir(rootfs);
+    if (d == NULL)
+        return; /* bwrap then finds no /bin: the run fails and says so */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, "proc") == 0 || strcmp(n, "dev") == 0 ||
+            strcmp(n, "tmp") == 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", rootfs, n);
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t len = readlink(path, target, sizeof(target) - 1);
+            if (len <= 0)
+                continue;
+            target[len] = '\0';
+            sv_push(a, "--symlink");
+            sv_push(a, target);
+            sv_pushf(a, "/%s", n);
+        } else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+            sv_push(a, "--ro-bind");
+            sv_push(a, path);
+            sv_pushf(a, "/%s", n);
+        }
+    }
+    closedir(d);
+}
+
 /* Whether the host path is visible inside without an extra bind. */
 static int visible_inside(const char *path, const sandbox_opts_t *o)
 {
@@ -435,16 +490,16 @@ static int visible_inside(const char *path, const sandbox_opts_t *o)
 
 /* As root with a job user: bubblewrap runs as root (it must walk the host's
  * paths to bind them: a data dir under /root is no user's to pass) and
- * without a user namespace, and setpriv makes the command the job's user as
- * the trampoline's last step. The command's real uid is then that user's,
+ * without a user namespace, and patchbay-enter makes the command the job's
+ * user as its last step. The command's real uid is then that user's,
  * which is what RLIMIT_NPROC counts. */
 static int sandbox_drops_to_user(const sandbox_opts_t *o)
 {
     return geteuid() == 0 && o->uid != 0;
 }
 
-static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_t *o, const char *command,
-                             const int fds[FD_CHILD_MAX])
+static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, const sandbox_opts_t *o,
+                             const char *command, const int fds[FD_CHILD_MAX])
 {
     int drop = sandbox_drops_to_user(o);
     sv_push(a, bwrap);
@@ -476,10 +531,14 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
         sv_push(a, "--cap-drop");
         sv_push(a, "ALL");
     }
-    sv_push(a, "--ro-bind");
-    sv_push(a, "/usr");
-    sv_push(a, "/usr");
-    bwrap_mirror_top_dirs(a);
+    if (o->rootfs != NULL) {
+        bwrap_image_root(a, o->rootfs);
+    } else {
+        sv_push(a, "--ro-bind");
+        sv_push(a, "/usr");
+        sv_push(a, "/usr");
+        bwrap_mirror_top_dirs(a);
+    }
     sv_push(a, "--proc");
     sv_push(a, "/proc");
     sv_push(a, "--dev");
@@ -489,16 +548,19 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "01777");
     sv_push(a, "--tmpfs");
     sv_push(a, "/tmp");
-    /* /etc and the directories in it are made by bwrap for the binds below,
-     * and bwrap running as root (as it does with a job user) makes them 0700:
-     * the job's user could then read neither /etc/passwd nor the TLS
-     * certificates (Claude Code's first line was an EACCES on
-     * /etc/claude-code/). Passable first, so they stay that way. */
-    sv_push(a, "--perms");
-    sv_push(a, "0755");
-    sv_push(a, "--dir");
-    sv_push(a, "/etc");
-    for (size_t i = 0; etc_base[i] != NULL; i++)
+    /* an image has its own /etc. On the host, /etc and the directories in
+     * it are made by bwrap for the binds below, and bwrap running as root
+     * (as it does with a job user) makes them 0700: the job's user could then
+     * read neither /etc/passwd nor the TLS certificates (Claude Code's first
+     * line was an EACCES on /etc/claude-code/). Passable first, so they stay
+     * that way. */
+    if (o->rootfs == NULL) {
+        sv_push(a, "--perms");
+        sv_push(a, "0755");
+        sv_push(a, "--dir");
+        sv_push(a, "/etc");
+    }
+    for (size_t i = 0; o->rootfs == NULL && etc_base[i] != NULL; i++)
         bwrap_ro_try(a, etc_base[i]);
     if (o->network) {
         /* slirp's resolver: the host's is usually loopback or private, which the jail blocks */
@@ -507,7 +569,7 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
         sv_push(a, "--ro-bind-data");
         sv_pushf(a, "%d", FD_RESOLV);
         sv_push(a, "/etc/resolv.conf");
-        for (size_t i = 1; etc_net[i] != NULL; i++) { /* [0] is resolv.conf */
+        for (size_t i = 1; o->rootfs == NULL && etc_net[i] != NULL; i++) { /* [0] is resolv.conf */
             bwrap_passable_parents(a, etc_net[i]);
             bwrap_ro_try(a, etc_net[i]);
         }
@@ -523,16 +585,19 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_GROUP);
     sv_push(a, "/etc/group");
-    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++) {
+    /* the operator's host paths (sandbox.read_only, sandbox.path): not in an
+     * image, which is the whole root, with its own programs */
+    for (size_t i = 0; o->rootfs == NULL && o->ro_paths != NULL && o->ro_paths[i] != NULL; i++) {
         bwrap_passable_parents(a, o->ro_paths[i]);
         bwrap_ro_try(a, o->ro_paths[i]);
     }
-    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
+    for (size_t i = 0; o->rootfs == NULL && o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
         bwrap_passable_parents(a, o->path_dirs[i]);
         bwrap_ro_try(a, o->path_dirs[i]);
     }
-    /* a command installed outside /usr (~/.local/bin/claude): its own directory, read-only */
-    if (!visible_inside(command, o)) {
+    /* a command installed outside /usr (~/.local/bin/claude): its own directory,
+     * read-only; in an image, commands are the image's own */
+    if (o->rootfs == NULL && !visible_inside(command, o)) {
         char *dir = strdup(command);
         if (dir != NULL) {
             char *slash = strrchr(dir, '/');
@@ -563,26 +628,28 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
         sv_pushf(a, "%d", FD_OVERLAY + i);
         sv_pushf(a, "%s/%s", o->workdir, o->ro_overlays[i]);
     }
+    sv_push(a, "--ro-bind");
+    sv_push(a, enter);
+    sv_push(a, ENTER_INSIDE);
     sv_push(a, "--chdir");
     sv_push(a, o->workdir);
     sv_push(a, "--");
-    sv_push(a, "/bin/sh");
-    sv_push(a, "-c");
-    sv_push(a, o->network ? TRAMPOLINE_GATED : TRAMPOLINE);
-    sv_push(a, "patchbay-sandbox");
-    if (drop) {
-        /* the last step as root: become the job's user, with no capability
-         * left (effective, inheritable, bounding) and no way back (no new
-         * privileges: a setuid program stays the user's) */
-        sv_push(a, SANDBOX_SETPRIV);
-        sv_pushf(a, "--reuid=%u", (unsigned)o->uid);
-        sv_pushf(a, "--regid=%u", (unsigned)o->gid);
-        sv_push(a, "--clear-groups");
-        sv_push(a, "--inh-caps=-all");
-        sv_push(a, "--bounding-set=-all");
-        sv_push(a, "--no-new-privs");
-        sv_push(a, "--");
+    sv_push(a, ENTER_INSIDE);
+    sv_push(a, "--started");
+    sv_pushf(a, "%d", FD_STARTED);
+    if (o->network) {
+        sv_push(a, "--gate");
+        sv_pushf(a, "%d", FD_GO);
     }
+    if (drop) {
+        /* the last step as root: the job's user, with no capability left
+         * and no new privileges (a setuid program stays the user's) */
+        sv_push(a, "--uid");
+        sv_pushf(a, "%u", (unsigned)o->uid);
+        sv_push(a, "--gid");
+        sv_pushf(a, "%u", (unsigned)o->gid);
+    }
+    sv_push(a, "--");
     sv_push(a, command);
     for (size_t i = 1; o->argv[i] != NULL; i++)
         sv_push(a, o->argv[i]);
@@ -594,61 +661,11 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const sandbox_opts_
 
 #define TREE_CHECK_MIN_MS 500   /* a writer at 300 MB/s overshoots by ~150 MB between checks */
 #define TREE_CHECK_MAX_MS 5000  /* for huge trees: a walk costs ~3 ms per 1,000 files here */
-#define TREE_DEPTH_MAX 128
 
-/* Bytes of disk under dir_fd (st_blocks, so sparse files count as written),
- * not following links, not crossing into skipped subtrees (what the job
- * shares read-only) or into other filesystems. Closes dir_fd. */
-static uint64_t tree_size_at(int dir_fd, dev_t dev, const char *rel, const sandbox_opts_t *o, int depth)
-{
-    uint64_t sum = 0;
-    DIR *d = fdopendir(dir_fd);
-    if (d == NULL) {
-        close(dir_fd);
-        return 0;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev)
-            continue;
-        sum += (uint64_t)st.st_blocks * 512;
-        if (!S_ISDIR(st.st_mode) || depth >= TREE_DEPTH_MAX)
-            continue;
-        char sub[PATH_MAX];
-        snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-        int skip = 0;
-        for (size_t i = 0; rel != NULL && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
-            skip |= strcmp(o->ro_overlays[i], sub) == 0;
-        if (skip)
-            continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
-            sum += tree_size_at(fd, dev, sub, o, depth + 1);
-    }
-    closedir(d);
-    return sum;
-}
-
+/* The work tree (less what it shares read-only) and the scratch directory. */
 static uint64_t tree_size(const sandbox_opts_t *o)
 {
-    uint64_t sum = 0;
-    const char *roots[] = {o->workdir, o->scratch_dir};
-    for (int i = 0; i < 2; i++) {
-        int fd = open(roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) != 0) {
-            close(fd);
-            continue;
-        }
-        /* ro_overlays are relative to the work tree; in scratch nothing matches */
-        sum += tree_size_at(fd, st.st_dev, i == 0 ? "" : "\x01", o, 0);
-    }
-    return sum;
+    return fstree_disk_usage(o->workdir, o->ro_overlays) + fstree_disk_usage(o->scratch_dir, NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -840,23 +857,6 @@ static void child_run(const child_plan_t *p)
  * The parent
  * ------------------------------------------------------------------------- */
 
-/* A close-on-exec duplicate at or above FD_LOW_WATER; closes the original. */
-static int fd_high(int fd)
-{
-    if (fd < 0)
-        return -1;
-    int hi = fcntl(fd, F_DUPFD_CLOEXEC, FD_LOW_WATER);
-    close(fd);
-    return hi;
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 typedef struct {
     int bwrap_failed; /* under bubblewrap, it exited before the command started */
 } supervise_t;
@@ -893,6 +893,19 @@ static pid_t read_child_pid(int fd, int64_t timeout_ms)
     return pid > 1 ? (pid_t)pid : -1;
 }
 
+/* What a bubblewrap that exited before its command said last (one line, on
+ * the output pipe), waiting a little for it: "" when nothing. */
+static void read_last_words(int fd, char *said, size_t len)
+{
+    said[0] = '\0';
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (fd < 0 || poll(&pf, 1, 500) <= 0)
+        return;
+    ssize_t k = read(fd, said, len - 1);
+    said[k > 0 ? k : 0] = '\0';
+    said[strcspn(said, "\n")] = '\0';
+}
+
 /* How long bwrap may take to make the namespaces and report them. */
 #define BWRAP_INFO_TIMEOUT_MS 10000
 
@@ -914,45 +927,45 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     int64_t start = clock_mono_ms();
 
     memset(sv, 0, sizeof(*sv));
-    stdin_fd = fd_high(open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC));
+    stdin_fd = fdutil_raise(open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY | O_CLOEXEC), FD_LOW_WATER);
     if (stdin_fd < 0) {
-        set_err(err, err_len, "cannot open the command's input %s: %s", o->stdin_path ? o->stdin_path : "/dev/null",
+        strbuf_format(err, err_len, "cannot open the command's input %s: %s", o->stdin_path ? o->stdin_path : "/dev/null",
                 strerror(errno));
         goto done;
     }
     if (pipe2(p, O_CLOEXEC) != 0)
         goto pipe_fail;
-    out_r = fd_high(p[0]);
-    out_w = fd_high(p[1]);
+    out_r = fdutil_raise(p[0], FD_LOW_WATER);
+    out_w = fdutil_raise(p[1], FD_LOW_WATER);
     if (pipe2(p, O_CLOEXEC) != 0)
         goto pipe_fail;
-    err_r = fd_high(p[0]);
-    err_w = fd_high(p[1]);
+    err_r = fdutil_raise(p[0], FD_LOW_WATER);
+    err_w = fdutil_raise(p[1], FD_LOW_WATER);
     if (out_r < 0 || out_w < 0 || err_r < 0 || err_w < 0)
         goto pipe_fail;
     if (use_bwrap) {
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        st_r = fd_high(p[0]);
-        st_w = fd_high(p[1]);
+        st_r = fdutil_raise(p[0], FD_LOW_WATER);
+        st_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (st_r < 0 || st_w < 0)
             goto pipe_fail;
     }
     if (jailed) {
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        info_r = fd_high(p[0]);
-        info_w = fd_high(p[1]);
+        info_r = fdutil_raise(p[0], FD_LOW_WATER);
+        info_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        block_r = fd_high(p[0]);
-        block_w = fd_high(p[1]);
+        block_r = fdutil_raise(p[0], FD_LOW_WATER);
+        block_w = fdutil_raise(p[1], FD_LOW_WATER);
         if (pipe2(p, O_CLOEXEC) != 0)
             goto pipe_fail;
-        go_r = fd_high(p[0]);
-        go_w = fd_high(p[1]);
+        go_r = fdutil_raise(p[0], FD_LOW_WATER);
+        go_w = fdutil_raise(p[1], FD_LOW_WATER);
         const char *rc_text = netjail_resolv_conf();
-        resolv = fd_high(memfd_create("resolv.conf", MFD_CLOEXEC));
+        resolv = fdutil_raise(memfd_create("resolv.conf", MFD_CLOEXEC), FD_LOW_WATER);
         if (info_r < 0 || info_w < 0 || block_r < 0 || block_w < 0 || go_r < 0 || go_w < 0 || resolv < 0 ||
             write(resolv, rc_text, strlen(rc_text)) != (ssize_t)strlen(rc_text) || lseek(resolv, 0, SEEK_SET) != 0)
             goto pipe_fail;
@@ -971,34 +984,34 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
         plan.extra[i] = bind_fds[i];
     pid = fork();
     if (pid < 0) {
-        set_err(err, err_len, "fork: %s", strerror(errno));
+        strbuf_format(err, err_len, "fork: %s", strerror(errno));
         goto done;
     }
     if (pid == 0)
         child_run(&plan);
 
-    close_fd(&out_w);
-    close_fd(&err_w);
-    close_fd(&st_w);
-    close_fd(&stdin_fd);
-    close_fd(&info_w);
-    close_fd(&block_r);
-    close_fd(&go_r);
-    close_fd(&resolv);
+    fdutil_close(&out_w);
+    fdutil_close(&err_w);
+    fdutil_close(&st_w);
+    fdutil_close(&stdin_fd);
+    fdutil_close(&info_w);
+    fdutil_close(&block_r);
+    fdutil_close(&go_r);
+    fdutil_close(&resolv);
 
     child_report_t report;
     ssize_t got;
     do
         got = read(err_r, &report, sizeof(report));
     while (got < 0 && errno == EINTR);
-    close_fd(&err_r);
+    fdutil_close(&err_r);
     if (got == (ssize_t)sizeof(report)) {
         static const char *const stages[] = {"",
                                              "cannot enter the working directory",
                                              "cannot set resource limits",
                                              "cannot execute",
                                              "cannot set up its input and output"};
-        set_err(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
+        strbuf_format(err, err_len, "%s %s: %s", stages[report.stage >= 1 && report.stage <= 4 ? report.stage : 0],
                 report.stage == 1 ? o->workdir : exec_path, strerror(report.err));
         rc = report.stage == 3 ? SANDBOX_ERR_NOT_FOUND : SANDBOX_ERR_START;
         waitpid(pid, NULL, 0);
@@ -1008,48 +1021,49 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     if (o->pgid != NULL)
         o->pgid(o->hook_arg, pid, 1);
 
+    int stopped_early = 0; /* the job was stopped while the jail was being made */
     if (jailed) {
         /* the namespace exists and the command waits at the gate: jail it,
-         * then let it go; any failure kills the sandbox with nothing run */
+         * then let it go; any failure kills the sandbox with nothing run.
+         * A bwrap that said nothing failed to start, or was killed because
+         * the job stopped: the loop below collects it and tells which. */
         pid_t inner = read_child_pid(info_r, BWRAP_INFO_TIMEOUT_MS);
-        close_fd(&info_r);
-        if (inner < 0) {
-            sv->bwrap_failed = 1; /* bwrap exits with its complaint; the loop below collects it */
-            close_fd(&go_w);
-            close_fd(&block_w);
-        } else {
+        fdutil_close(&info_r);
+        if (inner >= 0) {
             netjail_opts_t no = {.allow = o->egress_allow, .slirp4netns_path = o->slirp4netns_path};
-            if (netjail_start(&jail, inner, &no, err, err_len) != 0) {
-                rc = SANDBOX_ERR_ISOLATION;
-                if (o->pgid != NULL)
-                    o->pgid(o->hook_arg, pid, 0);
-                goto done; /* done: kills the group, reaps bwrap */
-            }
-            ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
-            close_fd(&go_w);
-            close_fd(&block_w);
-            if (w1 != 3 || w2 != 1) {
-                /* bubblewrap is gone before the command started: its last words
-                 * are on the output pipe, and they are the reason */
-                int why = errno;
-                char said[240] = "";
-                struct pollfd pf = {.fd = out_r, .events = POLLIN};
-                if (poll(&pf, 1, 500) > 0) {
-                    ssize_t k = read(out_r, said, sizeof(said) - 1);
-                    said[k > 0 ? k : 0] = '\0';
-                    said[strcspn(said, "\n")] = '\0';
+            int released = 0;
+            if (netjail_start(&jail, inner, &no, err, err_len) == 0) {
+                ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
+                released = w1 == 3 && w2 == 1;
+                if (!released) {
+                    /* bubblewrap is gone before the command started: unless the
+                     * job was stopped under it, its last words are on the
+                     * output pipe, and they are the reason */
+                    int why = errno;
+                    char said[240] = "";
+                    if (!(o->should_stop != NULL && o->should_stop(o->hook_arg)))
+                        read_last_words(out_r, said, sizeof(said));
+                    strbuf_format(err, err_len, "cannot release the sandbox: %s%s%s%s", strerror(why),
+                                  said[0] ? " (" : "", said, said[0] ? ")" : "");
                 }
-                set_err(err, err_len, "cannot release the sandbox: %s%s%s%s", strerror(why), said[0] ? " (" : "",
-                        said, said[0] ? ")" : "");
-                if (o->pgid != NULL)
-                    o->pgid(o->hook_arg, pid, 0);
-                goto done;
+            }
+            if (!released) {
+                kill(-pid, SIGKILL);
+                if (!(o->should_stop != NULL && o->should_stop(o->hook_arg))) {
+                    rc = SANDBOX_ERR_ISOLATION;
+                    if (o->pgid != NULL)
+                        o->pgid(o->hook_arg, pid, 0);
+                    goto done; /* done: reaps bwrap */
+                }
+                stopped_early = 1; /* not the jail's fault: the job was stopped under it */
             }
         }
+        fdutil_close(&go_w);
+        fdutil_close(&block_w);
     }
 
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int exited = 0, status = 0, timed_out = 0, cancelled = 0, started = 0, too_big = 0;
+    int exited = 0, status = 0, timed_out = 0, cancelled = stopped_early, started = 0, too_big = 0;
     int64_t next_tree_check = o->limits.tree_bytes ? clock_mono_ms() + TREE_CHECK_MIN_MS : 0;
     int64_t deadline = o->timeout_ms > 0 ? start + o->timeout_ms : 0;
     int64_t grace = o->kill_grace_ms >= 0 ? o->kill_grace_ms : SANDBOX_DEFAULT_KILL_GRACE_MS;
@@ -1068,7 +1082,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                     ;
                 exited = 1;
                 exit_at = now;
-                close_fd(&pidfd);
+                fdutil_close(&pidfd);
                 if (o->pgid != NULL)
                     o->pgid(o->hook_arg, pid, 0);
             }
@@ -1118,7 +1132,7 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
             pfd[n++] = (struct pollfd){pidfd, POLLIN, 0};
         int pr = poll(pfd, n, (int)wait);
         if (pr < 0 && errno != EINTR) {
-            set_err(err, err_len, "poll: %s", strerror(errno));
+            strbuf_format(err, err_len, "poll: %s", strerror(errno));
             kill(-pid, SIGKILL);
         }
         for (nfds_t i = 0; pr > 0 && i < n; i++) {
@@ -1129,14 +1143,14 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
                 if (r > 0)
                     sink_put(sink, buf, (size_t)r);
                 else if (r == 0 || (errno != EINTR && errno != EAGAIN))
-                    close_fd(&out_r);
+                    fdutil_close(&out_r);
             } else if (pfd[i].fd == st_r) {
                 char c;
                 ssize_t r = read(st_r, &c, 1);
                 if (r == 1)
                     started = 1;
                 if (r == 0 || r == 1 || (errno != EINTR && errno != EAGAIN))
-                    close_fd(&st_r);
+                    fdutil_close(&st_r);
             }
         }
     }
@@ -1166,27 +1180,27 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
     goto done;
 
 pipe_fail:
-    set_err(err, err_len, "pipe: %s", strerror(errno));
+    strbuf_format(err, err_len, "pipe: %s", strerror(errno));
 done:
     if (pid > 0) {
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
-    close_fd(&stdin_fd);
-    close_fd(&out_r);
-    close_fd(&out_w);
-    close_fd(&st_r);
-    close_fd(&st_w);
-    close_fd(&err_r);
-    close_fd(&err_w);
-    close_fd(&pidfd);
-    close_fd(&info_r);
-    close_fd(&info_w);
-    close_fd(&block_r);
-    close_fd(&block_w);
-    close_fd(&go_r);
-    close_fd(&go_w);
-    close_fd(&resolv);
+    fdutil_close(&stdin_fd);
+    fdutil_close(&out_r);
+    fdutil_close(&out_w);
+    fdutil_close(&st_r);
+    fdutil_close(&st_w);
+    fdutil_close(&err_r);
+    fdutil_close(&err_w);
+    fdutil_close(&pidfd);
+    fdutil_close(&info_r);
+    fdutil_close(&info_w);
+    fdutil_close(&block_r);
+    fdutil_close(&block_w);
+    fdutil_close(&go_r);
+    fdutil_close(&go_w);
+    fdutil_close(&resolv);
     netjail_stop(jail);
     return rc;
 }
@@ -1199,7 +1213,7 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
     for (size_t i = 0; dirs[i] != NULL; i++) {
         snprintf(path, sizeof(path), "%s/%s", o->scratch_dir, dirs[i]);
         if (mkdir_if_missing(path, 0700) != 0) {
-            set_err(err, err_len, "cannot create %s: %s", path, strerror(errno));
+            strbuf_format(err, err_len, "cannot create %s: %s", path, strerror(errno));
             return SANDBOX_ERR_START;
         }
     }
@@ -1209,7 +1223,7 @@ static int prepare_scratch(const sandbox_opts_t *o, char *err, size_t err_len)
         for (size_t i = 0; mine[i] != NULL; i++) {
             snprintf(path, sizeof(path), "%s%s", o->scratch_dir, mine[i]);
             if (chown(path, o->uid, o->gid) != 0) {
-                set_err(err, err_len, "cannot give %s to the sandbox's user %d: %s", path, (int)o->uid, strerror(errno));
+                strbuf_format(err, err_len, "cannot give %s to the sandbox's user %d: %s", path, (int)o->uid, strerror(errno));
                 return SANDBOX_ERR_START;
             }
         }
@@ -1227,15 +1241,15 @@ static int memfd_with(const char *name, const char *text)
             close(fd);
         return -1;
     }
-    return fd_high(fd);
+    return fdutil_raise(fd, FD_LOW_WATER);
 }
 
 /* What bwrap binds by descriptor (FD_WORK...): -1 where nothing. */
 static int open_bind_fds(int fds[FD_CHILD_MAX], const sandbox_opts_t *o, char *err, size_t err_len)
 {
     char text[PATH_MAX + 128];
-    fds[FD_WORK] = fd_high(open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    fds[FD_SCRATCH] = fd_high(open(o->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fds[FD_WORK] = fdutil_raise(open(o->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC), FD_LOW_WATER);
+    fds[FD_SCRATCH] = fdutil_raise(open(o->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC), FD_LOW_WATER);
     int drop = sandbox_drops_to_user(o);
     unsigned uid = drop ? (unsigned)o->uid : (unsigned)SANDBOX_UID, gid = drop ? (unsigned)o->gid : (unsigned)SANDBOX_GID;
     snprintf(text, sizeof(text), "patchbay:x:%u:%u:patchbay agent:%s/home:/bin/sh\n", uid, gid, o->scratch_dir);
@@ -1243,12 +1257,12 @@ static int open_bind_fds(int fds[FD_CHILD_MAX], const sandbox_opts_t *o, char *e
     snprintf(text, sizeof(text), "patchbay:x:%u:\n", gid);
     fds[FD_GROUP] = memfd_with("group", text);
     if (fds[FD_WORK] < 0 || fds[FD_SCRATCH] < 0 || fds[FD_PASSWD] < 0 || fds[FD_GROUP] < 0) {
-        set_err(err, err_len, "cannot open the work tree or scratch directory for the sandbox: %s", strerror(errno));
+        strbuf_format(err, err_len, "cannot open the work tree or scratch directory for the sandbox: %s", strerror(errno));
         return SANDBOX_ERR_START;
     }
     for (int i = 0; i < OVERLAYS_MAX && o->ro_overlays != NULL && o->ro_overlays[i] != NULL; i++)
         fds[FD_OVERLAY + i] =
-            fd_high(openat(fds[FD_WORK], o->ro_overlays[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            fdutil_raise(openat(fds[FD_WORK], o->ro_overlays[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), FD_LOW_WATER);
     return 0;
 }
 
@@ -1275,7 +1289,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     strvec_t env = {0}, bargv = {0};
     sink_t sink = {0};
     int out_fd = -1;
-    char command[PATH_MAX], bwrap[PATH_MAX];
+    char command[PATH_MAX], bwrap[PATH_MAX], enter[PATH_MAX];
     int bind_fds[FD_CHILD_MAX];
     for (int i = 0; i < FD_CHILD_MAX; i++)
         bind_fds[i] = -1;
@@ -1283,12 +1297,12 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
     assert(out != NULL && o != NULL);
     memset(out, 0, sizeof(*out));
     if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0') {
-        set_err(err, err_len, "no command to run");
+        strbuf_format(err, err_len, "no command to run");
         goto done;
     }
     if (o->workdir == NULL || o->workdir[0] != '/' || o->scratch_dir == NULL || o->scratch_dir[0] != '/' ||
         o->output_path == NULL) {
-        set_err(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
+        strbuf_format(err, err_len, "the working directory and the scratch directory must be absolute paths, and the output "
                               "must go to a file");
         goto done;
     }
@@ -1297,7 +1311,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         size_t n = strlen(rel);
         if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") != NULL ||
             (n >= 3 && strcmp(rel + n - 3, "/..") == 0)) {
-            set_err(err, err_len, "read-only overlay %s is not a path inside the work tree", rel);
+            strbuf_format(err, err_len, "read-only overlay %s is not a path inside the work tree", rel);
             goto done;
         }
     }
@@ -1305,20 +1319,34 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
         goto done;
     if ((rc = build_env(&env, o, err, err_len)) != 0)
         goto done;
-    if (resolve_command(command, o->argv[0], o) != 0) {
+    if (o->rootfs != NULL) {
+        /* the image's program, found in the image's PATH by patchbay-enter */
+        if (strchr(o->argv[0], '/') != NULL && o->argv[0][0] != '/') {
+            strbuf_format(err, err_len, "command %s: a relative path is refused", o->argv[0]);
+            rc = SANDBOX_ERR_NOT_FOUND;
+            goto done;
+        }
+        snprintf(command, sizeof(command), "%s", o->argv[0]);
+    } else if (resolve_command(command, o->argv[0], o) != 0) {
         if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
-            set_err(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
+            strbuf_format(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
                                   "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);
         else
-            set_err(err, err_len, "command not found or not executable: %s", o->argv[0]);
+            strbuf_format(err, err_len, "command not found or not executable: %s", o->argv[0]);
         rc = SANDBOX_ERR_NOT_FOUND;
         goto done;
     }
 
     if (o->isolation == SANDBOX_ISOLATE_BWRAP) {
         if (sandbox_bwrap_find(bwrap, sizeof(bwrap), o->bwrap_path) != 0) {
-            set_err(err, err_len, "bubblewrap is not installed (%s; Debian package bubblewrap): refusing to run "
+            strbuf_format(err, err_len, "bubblewrap is not installed (%s; Debian package bubblewrap): refusing to run "
                                   "without the sandbox", o->bwrap_path ? o->bwrap_path : "bwrap");
+            rc = SANDBOX_ERR_ISOLATION;
+            goto done;
+        }
+        if (sandbox_enter_find(enter, sizeof(enter), o->enter_path) != 0) {
+            strbuf_format(err, err_len, "%s is missing (it is built and installed with patchbay, next to it): refusing to "
+                                  "run without the sandbox", o->enter_path ? o->enter_path : SANDBOX_ENTER_PROGRAM);
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
         }
@@ -1326,9 +1354,10 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             goto done;
         char real[PATH_MAX];
         /* inside, the command is reached by its real path: its directory is what gets bound */
-        build_bwrap_argv(&bargv, bwrap, o, realpath(command, real) ? real : command, bind_fds);
+        build_bwrap_argv(&bargv, bwrap, enter, o, o->rootfs == NULL && realpath(command, real) ? real : command,
+                         bind_fds);
         if (bargv.oom) {
-            set_err(err, err_len, "out of memory");
+            strbuf_format(err, err_len, "out of memory");
             rc = SANDBOX_ERR_START;
             goto done;
         }
@@ -1336,12 +1365,12 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
 
     out_fd = fileio_open_regular(o->output_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out_fd < 0) {
-        set_err(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
+        strbuf_format(err, err_len, "cannot write the output file %s: %s", o->output_path, strerror(errno));
         rc = SANDBOX_ERR_START;
         goto done;
     }
     if (sink_init(&sink, out_fd, o->output_limit_bytes ? o->output_limit_bytes : SANDBOX_DEFAULT_OUTPUT_LIMIT_BYTES) != 0) {
-        set_err(err, err_len, "out of memory");
+        strbuf_format(err, err_len, "out of memory");
         rc = SANDBOX_ERR_START;
         goto done;
     }
@@ -1354,7 +1383,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             char said[200];
             sink_finish(&sink);
             first_line_of(o->output_path, said, sizeof(said));
-            set_err(err, err_len, "bubblewrap could not start the sandbox (%s): refusing to run without it",
+            strbuf_format(err, err_len, "bubblewrap could not start the sandbox (%s): refusing to run without it",
                     said[0] ? said : "no message");
             rc = SANDBOX_ERR_ISOLATION;
             goto done;
@@ -1379,6 +1408,6 @@ done:
     sv_free(&env);
     sv_free(&bargv);
     for (int i = 0; i < FD_CHILD_MAX; i++)
-        close_fd(&bind_fds[i]);
+        fdutil_close(&bind_fds[i]);
     return rc;
 }

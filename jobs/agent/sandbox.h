@@ -75,8 +75,9 @@ typedef struct {
 /* PATH inside, after the operator's path_dirs; the directories of extra
  * read-only paths are not added. */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-/* util-linux's, in every Debian: turns the sandbox's last root step into the job's user */
-#define SANDBOX_SETPRIV "/usr/bin/setpriv"
+/* The sandbox's first program (app/enter_main.c), built and installed next
+ * to patchbay: static, so it runs in any image. */
+#define SANDBOX_ENTER_PROGRAM "patchbay-enter"
 
 typedef struct {
     const char *const *argv;      /* argv[0]: absolute, or a name looked up in path_dirs, then SANDBOX_PATH;
@@ -94,6 +95,7 @@ typedef struct {
     sandbox_isolation_t isolation;
     sandbox_limits_t limits;
     const char *bwrap_path;       /* NULL: bwrap in /usr/bin, /usr/local/bin, /bin */
+    const char *enter_path;       /* NULL: patchbay-enter next to this program (sandbox_enter_find) */
     /* network on, under bubblewrap: outbound only (netjail.h), plus these
      * "ip:port" destinations of the host's or private networks */
     const char *const *egress_allow;
@@ -103,11 +105,18 @@ typedef struct {
      * binds and nothing the job runs owns a file of root's. */
     uid_t uid;
     gid_t gid;
-    const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
+    const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL; not with
+                                   * rootfs) */
     /* host directories (absolute) bound read-only and put in front of PATH,
      * in this order: agent CLIs installed outside /usr, found by name inside
-     * a wrapper script as well as in argv[0] (may be NULL) */
+     * a wrapper script as well as in argv[0] (may be NULL). Like ro_paths,
+     * not used with rootfs: an image is the whole root. */
     const char *const *path_dirs;
+    /* An unpacked OCI image (imagestore.h) to run in, read-only, instead of
+     * the host's /usr; its Env ("NAME=value", NULL-terminated) applied.
+     * bubblewrap only; argv[0] is then looked up in the image's PATH. */
+    const char *rootfs;
+    const char *const *rootfs_env;
     const char *const *ro_overlays; /* paths relative to workdir made read-only inside (may be NULL; missing
                                      * ones skipped; absolute paths and ".." refused) */
 
@@ -161,6 +170,10 @@ void sandbox_kill(pid_t pgid);
 
 /* "exited 3", "killed by signal 9", "timed out", "cancelled" into buf. */
 const char *sandbox_describe(const sandbox_result_t *r, char *buf, size_t len);
+
+/* patchbay-enter: configured, else next to the running program (or one
+ * directory up, for test binaries in build/tests/). 0 when found. */
+int sandbox_enter_find(char *path, size_t len, const char *configured);
 
 /* The bubblewrap binary that would be used (opts->bwrap_path or the default
  * places) into path; 0 when found, -1 when not. */

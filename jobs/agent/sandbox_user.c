@@ -1,5 +1,6 @@
 /* sandbox_user — see sandbox_user.h. */
 #include "sandbox_user.h"
+#include "app/common/fstree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,24 +14,6 @@
 
 #define GIVE_DEPTH_MAX 256
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int sandbox_user_acquire(sandbox_user_t *u, const char *data_dir, uid_t base, unsigned count, char *err,
                          size_t err_len)
 {
@@ -41,8 +24,9 @@ int sandbox_user_acquire(sandbox_user_t *u, const char *data_dir, uid_t base, un
         return 0;
     char dir[PATH_MAX], path[PATH_MAX + 32];
     snprintf(dir, sizeof(dir), "%s/sandbox/users", data_dir);
-    if (mkdir_p(dir, 0700) != 0) {
-        snprintf(err, err_len, "cannot make %s: %s", dir, strerror(errno));
+    int e = fstree_mkdirs(dir, 0700);
+    if (e != 0) {
+        snprintf(err, err_len, "cannot make %s: %s", dir, strerror(-e));
         return -1;
     }
     /* start somewhere else each time, so busy slots are not re-tried in order */

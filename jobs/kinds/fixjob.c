@@ -17,6 +17,7 @@
 #include "app/github/ghmd.h"
 #include "jobs/agent/agent.h"
 #include "jobs/agent/agent_summary.h"
+#include "jobs/queue/queue.h"
 #include "jobs/review/review_body.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
@@ -44,7 +45,9 @@ typedef struct {
     ghapi_repo_t r;   /* j.r */
     progress_t progress;
     int64_t progress_comment_id;
-    size_t s_prepare, s_checkout, s_setup, s_agent, s_tests, s_push, s_pr;
+    size_t s_prepare, s_checkout, s_env, s_setup, s_agent, s_tests, s_push, s_pr;
+    image_t image;           /* the job's environment, when it has one (jobgh_environment) */
+    const char *env_name;
     repoconfig_t rc;
     json_t *issue, *comments;
     char *token;
@@ -145,7 +148,7 @@ static int open_progress(fix_t *f)
     strbuf_free(&body);
     if (rc == GHAPI_OK) {
         f->progress_comment_id = json_integer_value(json_object_get(c, "id"));
-        jobgh_set_int(f->ctx, "progress_comment_id", f->progress_comment_id);
+        jobgh_set_int(f->ctx, JOB_F_PROGRESS_COMMENT_ID, f->progress_comment_id);
     }
     json_decref(c);
     return rc;
@@ -827,6 +830,31 @@ static job_result_t commit_and_push(fix_t *f)
     return JOB_OK;
 }
 
+/* The image the job's commands run in, when the repository or the operator
+ * names one; the checklist shows the fetch. */
+static job_result_t prepare_environment(fix_t *f)
+{
+    int shown = f->s_env != SIZE_MAX; /* a step only where there are environments to choose from */
+    if (shown) {
+        step_start(f, f->s_env);
+        progress_push(f, 0);
+    }
+    char err[1024];
+    if (jobgh_environment(f->ctx, &f->rc, &f->image, &f->agent, &f->env_name, err, sizeof(err)) != 0)
+        return fail(f, JOB_ERR_PERMANENT, "%s", err);
+    if (!shown)
+        return JOB_OK;
+    if (f->env_name == NULL) {
+        step_done(f, f->s_env, PROGRESS_SKIPPED, "none named: the host's tools");
+        return JOB_OK;
+    }
+    char detail[200];
+    snprintf(detail, sizeof(detail), "%s, %.19s%s", f->env_name, f->image.digest,
+             f->image.fetched ? " (fetched)" : "");
+    step_done(f, f->s_env, PROGRESS_DONE, detail);
+    return JOB_OK;
+}
+
 static void pr_body(fix_t *f, strbuf_t *b)
 {
     const char *s = f->result.summary ? f->result.summary : "";
@@ -855,6 +883,13 @@ static void pr_body(fix_t *f, strbuf_t *b)
             strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
         strbuf_appendf(b, "`%s, %s.\n\n", f->result.isolated ? " in bubblewrap" : "", took);
     }
+    if (f->env_name != NULL) {
+        strbuf_append(b, "Environment: ");
+        ghmd_code_span(b, f->env_name, 0);
+        strbuf_append(b, ", image ");
+        ghmd_code_span(b, f->image.digest, 0);
+        strbuf_append(b, ".\n\n");
+    }
     strbuf_appendf(b, "<!-- patchbay:job=%s -->\n", f->id);
 }
 
@@ -880,7 +915,7 @@ static job_result_t open_pull_request(fix_t *f)
     snprintf(f->pr_url, sizeof(f->pr_url), "%s", or_empty(json_string_value(json_object_get(pr, "html_url"))));
     json_decref(pr);
     jobgh_set(f->ctx, JOB_F_PR_URL, f->pr_url);
-    jobgh_set_int(f->ctx, "pr_number", f->pr_number);
+    jobgh_set_int(f->ctx, JOB_F_PR_NUMBER, f->pr_number);
     char detail[64];
     snprintf(detail, sizeof(detail), "#%" PRId64, f->pr_number);
     step_done(f, f->s_pr, PROGRESS_DONE, detail);
@@ -934,6 +969,8 @@ static job_result_t run(fix_t *f)
     f->agent.uid = f->user.uid;
     f->agent.gid = f->user.gid;
     jobgh_note_isolation(f->ctx, &f->agent);
+    if ((r = prepare_environment(f)) != JOB_OK)
+        return r;
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
@@ -950,6 +987,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     fix_t f = {0};
     f.user = (sandbox_user_t)SANDBOX_USER_INIT;
+    f.image = (image_t)IMAGE_INIT;
     f.ctx = ctx;
     f.cfg = job_ctx_config(ctx);
     f.err = err;
@@ -987,6 +1025,10 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     progress_init(&f.progress, f.id, heading, f.cfg->server.public_url, f.started_ms);
     f.s_prepare = progress_add(&f.progress, "Check permission and read the issue");
     f.s_checkout = progress_add(&f.progress, "Check out the repository");
+    /* only where there are environments to choose from */
+    f.s_env = f.cfg->environments.count > 0 || f.cfg->default_environment || f.cfg->environments.allow_registry_images
+                  ? progress_add(&f.progress, "Prepare the environment")
+                  : SIZE_MAX;
     f.s_setup = progress_add(&f.progress, "Run the setup commands");
     f.s_agent = progress_add(&f.progress, "Run the agent");
     f.s_tests = progress_add(&f.progress, "Run the tests");
@@ -1014,6 +1056,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
     for (size_t i = 0; i < f.nspare; i++)
         jobgh_drop_tree(ctx, &f.wcfg, f.spare_ids[i], f.spare[i]);
     sandbox_user_release(&f.user); /* after the trees: nothing of the job's is left to that user */
+    image_release(&f.image);
     if (f.token != NULL) {
         memset(f.token, 0, strlen(f.token));
         free(f.token);
@@ -1055,19 +1098,24 @@ void fixjob_on_dead(job_ctx_t *ctx, const char *why)
 }
 
 /* A reaction on the command and one comment: all help and stop do. */
+static job_result_t answer_with(jobgh_t *j, const char *reaction, const char *markdown, char *err, size_t err_len)
+{
+    if (jobgh_int(j->ctx, JOB_F_COMMENT_ID) != 0)
+        jobgh_react(j, reaction);
+    int rc = ghapi_comment_create(NULL, j->gh, &j->r, j->number, markdown);
+    if (rc != GHAPI_OK) {
+        snprintf(err, err_len, "could not answer: %s", ghapi_error(j->gh));
+        return jobgh_result(rc);
+    }
+    return JOB_OK;
+}
+
 static job_result_t answer(job_ctx_t *ctx, const char *reaction, const char *markdown, char *err, size_t err_len)
 {
     jobgh_t j;
     if (jobgh_open(&j, ctx, err, err_len) != 0)
         return JOB_ERR_PERMANENT;
-    if (jobgh_int(ctx, JOB_F_COMMENT_ID) != 0)
-        jobgh_react(&j, reaction);
-    int rc = ghapi_comment_create(NULL, j.gh, &j.r, j.number, markdown);
-    job_result_t res = JOB_OK;
-    if (rc != GHAPI_OK) {
-        snprintf(err, err_len, "could not answer: %s", ghapi_error(j.gh));
-        res = jobgh_result(rc);
-    }
+    job_result_t res = answer_with(&j, reaction, markdown, err, err_len);
     jobgh_close(&j);
     return res;
 }
@@ -1085,10 +1133,10 @@ job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
                    "- `@%s` alone: I resolve the issue as it is written.\n"
                    "- `@%s <more>` on a pull request I opened: I push more commits to it.\n"
                    "- `@%s review` on a pull request: an inline review.\n"
-                   "- `@%s stop`: stops my work on this issue.\n"
+                   "- `@%s stop`: stops my work on this issue (someone else's needs %s access).\n"
                    "- The label `%s` on an issue works like `@%s`.\n\n"
                    "Settings for this repository live in `%s`.",
-                   handle, handle, handle, handle, handle,
+                   handle, handle, handle, handle, handle, job_ctx_config(ctx)->triggers.permission,
                    job_ctx_config(ctx)->triggers.labels.count ? job_ctx_config(ctx)->triggers.labels.items[0] : "patchbay",
                    handle, REPOCONFIG_PATH);
     job_result_t r = answer(ctx, "+1", md.data, err, err_len);
@@ -1096,15 +1144,97 @@ job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
     return r;
 }
 
+/* Cancels each job in the comma-separated `ids` on behalf of the stop job;
+ * the ids of those that were still queued or running go into `done`. */
+static int cancel_claims(job_ctx_t *ctx, const char *ids, const char *sender, strbuf_t *done, char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    redisContext *c = job_ctx_redis(ctx);
+    if (c == NULL) {
+        snprintf(err, err_len, "no connection to Redis");
+        return -1;
+    }
+    queue_policy_t p;
+    queue_policy_init(&p, (int64_t)cfg->workers.retention_days * 86400, (int64_t)cfg->workers.lease_seconds * 1000);
+    char who[200], id[QUEUE_DELIVERY_MAX_BYTES + 1];
+    snprintf(who, sizeof(who), "%s (job %s)", sender, job_ctx_id(ctx));
+    for (const char *at = ids; *at != '\0';) {
+        size_t n = strcspn(at, ",");
+        snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : sizeof(id) - 1), at);
+        at += n + (at[n] == ',');
+        if (id[0] == '\0')
+            continue;
+        queue_cancel_outcome_t how;
+        char why[512];
+        int rc = queue_job_cancel(c, &p, id, who, &how, why, sizeof(why));
+        if (rc == QUEUE_ERR_REDIS) {
+            snprintf(err, err_len, "could not cancel job %s: %s", id, why);
+            return -1;
+        }
+        if (rc == QUEUE_OK)
+            strbuf_appendf(done, "%s%s", done->len ? ", " : "", id);
+        else /* finished meanwhile: nothing left to stop */
+            job_ctx_log(ctx, LOG_INFO, "job %s not stopped: %s", id, why);
+    }
+    return 0;
+}
+
+/*
+ * "@patchbay stop". The enqueue script already stopped the sender's own jobs
+ * on this issue (`stops`): withdrawing one's own request needs nobody's
+ * leave, and it must not wait for a free worker. Other people's jobs
+ * (`claims`) stop only now, after the sender's permission, read live, is at
+ * least triggers.permission: author_association says how someone is related
+ * to the repository, not what they may do in it. A refusal is said once.
+ */
 job_result_t fixjob_stop(job_ctx_t *ctx, char *err, size_t err_len)
 {
-    const char *stops = jobgh_str(ctx, JOB_F_STOPS);
-    strbuf_t md = STRBUF_INIT;
+    const config_t *cfg = job_ctx_config(ctx);
+    const char *stops = jobgh_str(ctx, JOB_F_STOPS), *claims = jobgh_str(ctx, JOB_F_CLAIMS);
+    const char *sender = jobgh_str(ctx, JOB_F_SENDER);
+    const char *where = strcmp(or_empty(jobgh_str(ctx, JOB_F_IS_PR)), "1") == 0 ? "pull request" : "issue";
+    jobgh_t j;
+    if (jobgh_open(&j, ctx, err, err_len) != 0)
+        return JOB_ERR_PERMANENT;
+    strbuf_t md = STRBUF_INIT, done = STRBUF_INIT;
+    const char *reaction = "+1";
+    job_result_t r = JOB_OK;
     if (stops)
-        strbuf_appendf(&md, "Stopping job %s on this %s.", stops, strcmp(or_empty(jobgh_str(ctx, JOB_F_IS_PR)), "1") == 0 ? "pull request" : "issue");
-    else
+        strbuf_append(&done, stops);
+    if (claims && sender) {
+        char *perm = NULL;
+        int rc = jobgh_permission(&j, sender, cfg->triggers.permission, &perm);
+        if (rc < 0) {
+            snprintf(err, err_len, "could not check @%s's permission: %s", sender, ghapi_error(j.gh));
+            r = jobgh_result(rc);
+            goto done;
+        }
+        if (rc == 0) {
+            reaction = "confused";
+            job_ctx_log(ctx, LOG_INFO, "refused: %s has %s permission on %s, %s is needed to stop job %s", sender,
+                        perm, j.r.repo, cfg->triggers.permission, claims);
+            strbuf_appendf(&md,
+                           "Sorry, I stop other people's work only for people with %s access to this repository, "
+                           "and GitHub says your access is **%s**. Job %s goes on; its author or a maintainer can "
+                           "stop it.",
+                           cfg->triggers.permission, perm, claims);
+            if (stops)
+                strbuf_appendf(&md, "\n\nYour own job %s on this %s is stopped.", stops, where);
+        } else if (cancel_claims(ctx, claims, sender, &done, err, err_len) != 0) {
+            r = JOB_ERR_RETRY;
+        }
+        free(perm);
+        if (r != JOB_OK)
+            goto done;
+    }
+    if (md.len == 0 && done.len > 0)
+        strbuf_appendf(&md, "Stopping job %s on this %s.", done.data, where);
+    else if (md.len == 0)
         strbuf_append(&md, "There was nothing to stop: no job of mine was queued or running here.");
-    job_result_t r = answer(ctx, "+1", md.data, err, err_len);
+    r = answer_with(&j, reaction, md.data, err, err_len);
+done:
     strbuf_free(&md);
+    strbuf_free(&done);
+    jobgh_close(&j);
     return r;
 }

@@ -1,6 +1,7 @@
 /* jobgh — see jobgh.h. */
 #include "jobgh.h"
 #include "app/common/log.h"
+#include "app/common/strbuf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -130,6 +131,51 @@ int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *
     if (sandbox_user_give(u, work_tree, workspace_shared_paths, err, err_len) != 0)
         return -1;
     return scratch != NULL ? sandbox_user_give(u, scratch, NULL, err, err_len) : 0;
+}
+
+int jobgh_environment(job_ctx_t *ctx, const repoconfig_t *rc, image_t *img, agent_settings_t *s, const char **name,
+                      char *err, size_t err_len)
+{
+    const config_t *cfg = job_ctx_config(ctx);
+    const char *want = rc != NULL && rc->environment != NULL ? rc->environment : cfg->default_environment;
+    *name = want;
+    if (want == NULL)
+        return 0;
+    const config_environment_t *env = config_environment(cfg, want);
+    const char *reference = env ? env->image : NULL;
+    if (reference == NULL && image_reference_is_remote(want) && cfg->environments.allow_registry_images)
+        reference = want;
+    if (reference == NULL) {
+        strbuf_t known = STRBUF_INIT;
+        for (size_t i = 0; i < cfg->environments.count; i++)
+            strbuf_appendf(&known, "%s%s", i ? ", " : "", cfg->environments.items[i].name);
+        snprintf(err, err_len, "%s: environment '%s' is not one of this installation's (%s)%s", REPOCONFIG_PATH, want,
+                 known.data ? known.data : "it has none",
+                 image_reference_is_remote(want) ? "; it does not let repositories name registry images" : "");
+        strbuf_free(&known);
+        return -1;
+    }
+    if (s->isolation != SANDBOX_ISOLATE_BWRAP) {
+        snprintf(err, err_len, "environment '%s' needs the sandbox (agent.isolation: bwrap)", want);
+        return -1;
+    }
+    imagestore_opts_t o = {.data_dir = cfg->data_dir,
+                           .refresh_seconds = cfg->environments.refresh_seconds,
+                           .cache_bytes = cfg->environments.cache_bytes,
+                           .job = job_ctx_id(ctx)};
+    char why[IMAGESTORE_ERR_BYTES];
+    if (image_prepare(img, &o, reference, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "environment '%s' (%s): %s", want, reference, why);
+        return -1;
+    }
+    s->rootfs = img->rootfs;
+    s->rootfs_env = (const char *const *)img->env;
+    char what[256];
+    snprintf(what, sizeof(what), "%s (%s)", want, img->digest);
+    jobgh_set(ctx, JOB_F_ENVIRONMENT, what);
+    job_ctx_log(ctx, LOG_INFO, "environment %s: %s, %s%s", want, img->digest,
+                img->fetched ? "fetched" : "already fetched", img->unpacked ? " and unpacked" : "");
+    return 0;
 }
 
 void jobgh_note_isolation(job_ctx_t *ctx, const agent_settings_t *s)

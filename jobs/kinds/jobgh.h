@@ -18,6 +18,7 @@
 #include "app/github/ghapi.h"
 #include "jobs/agent/agent.h"
 #include "jobs/agent/sandbox_user.h"
+#include "jobs/image/imagestore.h"
 #include "jobs/queue/job.h"
 #include "jobs/workspace/repoconfig.h"
 #include "jobs/workspace/workspace.h"
@@ -82,6 +83,18 @@ int jobgh_user_acquire(job_ctx_t *ctx, sandbox_user_t *u, char *err, size_t err_
 /* Gives a work tree (all but what it shares with the mirror) and its scratch
  * directory to the job's user. 0, or -1 with the reason in err. */
 int jobgh_user_give(const sandbox_user_t *u, const char *work_tree, const char *scratch, char *err, size_t err_len);
+
+/* The environment the job's commands run in: the repository's choice
+ * (`environment:` in its .github/patchbay.yml), else the operator's
+ * default_environment. With one, its image is fetched and unpacked
+ * (imagestore.h) into *img, s runs in its root, and the record names it.
+ * 0 when there is none (img untouched: the host's /usr) or it is ready;
+ * -1 with a reason a person can act on in err: a name the operator does not
+ * have (the ones it has are listed), a registry image the operator does not
+ * allow, or skopeo's or umoci's own words when the image cannot be had.
+ * *name (borrowed) is what the repository or operator wrote, or NULL. */
+int jobgh_environment(job_ctx_t *ctx, const repoconfig_t *rc, image_t *img, agent_settings_t *s, const char **name,
+                      char *err, size_t err_len);
 
 /* Says in the job's log, at warn level, when its commands will run without a
  * sandbox (the operator's agent.isolation: none): every job's log shows it. */

@@ -52,6 +52,7 @@ typedef struct {
     workspace_t *ws;
     char scratch[4096];
     sandbox_user_t user; /* the job's own host user for the agent (as root) */
+    image_t image;       /* the environment the agent runs in, when one is named */
     agent_settings_t agent;
     agent_result_t result;
     char review_url[512];
@@ -94,7 +95,7 @@ static void check_run(review_t *v, const char *status, const char *conclusion, c
         rc = ghapi_check_run_create(&out, v->j.gh, &v->j.r, fields);
         if (rc == GHAPI_OK) {
             v->check_run_id = json_integer_value(json_object_get(out, "id"));
-            jobgh_set_int(v->ctx, "check_run_id", v->check_run_id);
+            jobgh_set_int(v->ctx, JOB_F_CHECK_RUN_ID, v->check_run_id);
         }
     } else {
         rc = ghapi_check_run_update(&out, v->j.gh, &v->j.r, v->check_run_id, fields);
@@ -405,6 +406,13 @@ static job_result_t checkout(review_t *v)
         return fail(v, JOB_ERR_RETRY, "%s", err);
     v->agent.uid = v->user.uid;
     v->agent.gid = v->user.gid;
+    /* a stranger's pull request reads the base branch's settings, so its
+     * environment is the repository's choice, not the pull request's */
+    const char *env_name = NULL;
+    char why[1024];
+    if (!v->agent.no_run && /* nothing of it runs: no environment to run in */
+        jobgh_environment(v->ctx, &v->rc, &v->image, &v->agent, &env_name, why, sizeof(why)) != 0)
+        return fail(v, JOB_ERR_PERMANENT, "%s", why);
     return JOB_OK;
 }
 
@@ -533,7 +541,7 @@ static job_result_t post_review(review_t *v)
     if (rc != GHAPI_OK)
         return fail(v, jobgh_result(rc), "could not post the review: %s", ghapi_error(v->j.gh));
     snprintf(v->review_url, sizeof(v->review_url), "%s", or_empty(json_string_value(json_object_get(out, "html_url"))));
-    jobgh_set_int(v->ctx, "review_id", json_integer_value(json_object_get(out, "id")));
+    jobgh_set_int(v->ctx, JOB_F_REVIEW_ID, json_integer_value(json_object_get(out, "id")));
     jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
     jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
     json_decref(out);
@@ -596,6 +604,7 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 {
     review_t v = {0};
     v.user = (sandbox_user_t)SANDBOX_USER_INIT;
+    v.image = (image_t)IMAGE_INIT;
     v.ctx = ctx;
     v.cfg = job_ctx_config(ctx);
     v.err = err;
@@ -622,6 +631,7 @@ job_result_t reviewjob_run(job_ctx_t *ctx, char *err, size_t err_len)
 
     jobgh_drop_tree(ctx, &v.wcfg, v.id, v.ws);
     sandbox_user_release(&v.user);
+    image_release(&v.image);
     if (v.token != NULL) {
         memset(v.token, 0, strlen(v.token));
         free(v.token);

@@ -42,7 +42,8 @@ typedef enum {
     JOB_KIND_FOLLOWUP,  /* push more commits to a pull request patchbay opened */
     JOB_KIND_REVIEW,    /* review a pull request with inline comments */
     JOB_KIND_HELP,      /* answer "@patchbay help" with usage */
-    JOB_KIND_STOP,      /* acknowledge "@patchbay stop"; the cancel itself happens at enqueue */
+    JOB_KIND_STOP,      /* "@patchbay stop": the sender's own jobs stop at enqueue, other people's here,
+                           after a live permission check */
     JOB_KIND_NOOP,      /* does nothing; tests and benchmarks */
     JOB_KIND__COUNT
 } job_kind_t;
@@ -112,10 +113,19 @@ int job_status_parse(const char *name);
 #define JOB_F_DRAFT "draft"
 #define JOB_F_TITLE "title"
 #define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
+/* What the event itself is, whatever delivery carried it: "issue_comment.
+ * created:<repo>:<comment id>", "issues.labeled:<repo>#<n>:<issue's
+ * updated_at>:<label>", "pull_request.<action>:<repo>#<n>:<head sha>". GitHub
+ * signs the body only, so a captured body replayed under a fresh
+ * X-GitHub-Delivery is still this event: the queue makes one job of it. */
+#define JOB_F_EVENT_ID "event_id"
+#define JOB_EVENT_ID_MAX_BYTES 448
 
 /* Fields the queue sets when it makes the record. */
 #define JOB_F_DELIVERY "delivery"    /* X-GitHub-Delivery */
-#define JOB_F_STOPS "stops"          /* stop: the ids of the jobs it stopped, comma-separated */
+#define JOB_F_STOPS "stops"          /* stop: the sender's own jobs it stopped at once, comma-separated */
+#define JOB_F_CLAIMS "claims"        /* stop: other people's jobs it asks to stop, once the sender's
+                                        permission is checked live (comma-separated) */
 
 /* Fields the job kinds set as they go: what a retry finds again, and what
  * `jobs show` and the dashboard show. */
@@ -127,6 +137,9 @@ int job_status_parse(const char *name);
 #define JOB_F_REVIEW_URL "review_url"
 #define JOB_F_REVIEWED_SHA "reviewed_sha"
 #define JOB_F_CHECK_RUN_ID "check_run_id"
+#define JOB_F_ENVIRONMENT "environment"   /* "node20 (sha256:...)": what the job's commands ran in */
+#define JOB_F_REVIEW_ID "review_id"
+#define JOB_F_PR_NUMBER "pr_number"
 
 #define JOB_MAX_FIELDS 24
 

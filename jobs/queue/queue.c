@@ -42,7 +42,7 @@
     JOB_TRANSITIONS(QUEUE_LUA_ALLOW)                                                                                    \
     "local MOVES = {}\n"                                                                                                \
     "local FIELDS = {'status', 'kind', 'repo', 'number', 'payload_key', 'delivery', 'attempts', 'runs', 'run',\n"      \
-    "                'entry', 'cancel_requested', 'started_at_ms', 'worker', 'error'}\n"                                \
+    "                'entry', 'cancel_requested', 'started_at_ms', 'worker', 'error', 'sender'}\n"                      \
     "local function job_log(id, now, msg)\n"                                                                            \
     "  redis.call('XADD', P .. 'log:' .. id, 'MAXLEN', '~', '" QUEUE_LOG_MAX_LINES_STR "', '*', 'ts', now,\n"           \
     "             'level', 'info', 'msg', msg)\n"                                                                       \
@@ -77,8 +77,8 @@
     "    redis.call('EXPIRE', lk, ttl)\n"                                                                               \
     "    if rec.payload_key then redis.call('EXPIRE', rec.payload_key, ttl) end\n"                                      \
     "    if rec.repo and rec.number then\n"                                                                             \
-    "      local ak = P .. 'active:' .. rec.repo .. '#' .. rec.number\n"                                                \
-    "      if redis.call('HGET', ak, kind) == rec.id then redis.call('HDEL', ak, kind) end\n"                           \
+    "      local ak, slot = P .. 'active:' .. rec.repo .. '#' .. rec.number, kind .. ':' .. (rec.sender or '')\n"       \
+    "      if redis.call('HGET', ak, slot) == rec.id then redis.call('HDEL', ak, slot) end\n"                           \
     "    end\n"                                                                                                         \
     "  elseif FINAL[from] then\n"                                                                                       \
     "    redis.call('PERSIST', jk)\n"                                                                                   \
@@ -94,31 +94,57 @@
  *
  * KEYS: 1 seq, 2 stream, 3 index, then one delivery key per delivery
  * ARGV: 1 count, 2 ttl_s, then per delivery:
- *       now_ms, kind, target ("repo#number" or ""), sender, nrec, then nrec
- *       record field/value arguments (everything but the id, built in C)
+ *       now_ms, kind, target ("repo#number" or ""), sender, event key
+ *       ("patchbay:event:<identity>" or ""), nrec, then nrec record
+ *       field/value arguments (everything but the id, built in C)
  * Returns one {1, id} (a new job) or {0, id} (seen before) per delivery.
+ *
+ * Seen before: the delivery id, or the event's own identity (job.h,
+ * JOB_F_EVENT_ID) under another delivery id. GitHub signs the body only, so
+ * a captured delivery replayed with a fresh X-GitHub-Delivery is still the
+ * same comment, label or push; its payload copy, stored by the SET NX before
+ * the script, belongs to no job and is dropped. The event key is the one key
+ * this adds per job, kept as long as the delivery key.
  *
  * The record arrives ready for HSET and goes in with unpack(), because Lua
  * table work per field cost more than the Redis commands themselves
  * (measured: ~38 us of a ~58 us job with a loop over the fields).
  *
- * "stop" cancels the issue's queued jobs at once and asks running ones to stop
- * (cancel_requested + PUBLISH), so a stop is not stuck behind the jobs it
- * stops. A new job of a kind supersedes a still-queued job of the same kind on
- * the same issue: the newer instruction wins and no worker time is wasted. A
- * review of a newer head commit also stops a running review of an older one:
- * its comments would land on lines the push may have moved.
+ * Nothing here can ask GitHub who may do what, so nothing here changes
+ * another person's job. The active hash of an issue holds the newest queued
+ * or running job per kind and sender ("fix:alice" -> id):
+ *  - "stop" cancels the sender's own queued jobs at once and asks their
+ *    running ones to stop (cancel_requested + PUBLISH), so stopping one's own
+ *    request is never stuck behind it. Other people's jobs it only names in
+ *    the stop job's `claims`; the stop job cancels them on a worker once the
+ *    sender's permission, checked live, allows it (fixjob_stop).
+ *  - A new job of a kind supersedes the same sender's still-queued job of
+ *    that kind on the same issue: the newer instruction wins and no worker
+ *    time is wasted. A review of a newer head commit also stops the same
+ *    sender's running review of an older one: its comments would land on
+ *    lines the push may have moved. Someone else's job is never superseded:
+ *    it runs in its turn (one job per issue at a time).
  * Both cancel through transition(), like every other change of state.
  */
 const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "local out = {}\n"
     "local a = 3\n"
     "for d = 1, tonumber(ARGV[1]) do\n"
-    "  local now, kind, target, sender = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
-    "  local first = a + 5\n"
-    "  local last = first + tonumber(ARGV[a + 4]) - 1\n"
+    "  local now, kind, target, sender, ek = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local first = a + 6\n"
+    "  local last = first + tonumber(ARGV[a + 5]) - 1\n"
     "  a = last + 1\n"
     "  local id = redis.call('GET', KEYS[3 + d])\n"
+    "  if not id and ek ~= '' then\n"
+    "    id = redis.call('GET', ek)\n"
+    "    if id then\n"
+    "      for i = first, last - 1, 2 do\n"
+    "        if ARGV[i] == 'payload_key' and redis.call('HGET', 'patchbay:job:' .. id, 'payload_key') ~= ARGV[i + 1] then\n"
+    "          redis.call('DEL', ARGV[i + 1])\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
     "  if id then\n"
     "    out[d] = {0, id}\n"
     "  else\n"
@@ -126,31 +152,39 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "    local jk = 'patchbay:job:' .. id\n"
     "    redis.call('HSET', jk, 'id', id, unpack(ARGV, first, last))\n"
     "    redis.call('SET', KEYS[3 + d], id, 'EX', ARGV[2])\n"
+    "    if ek ~= '' then redis.call('SET', ek, id, 'EX', ARGV[2]) end\n"
     "    redis.call('ZADD', KEYS[3], now, id)\n"
     "    redis.call('ZADD', 'patchbay:queued:' .. kind, now, id)\n"
     "    if target ~= '' then\n"
     "      local ak = 'patchbay:active:' .. target\n"
     "      if kind == 'stop' then\n"
     "        local active = redis.call('HGETALL', ak)\n"
-    "        local stopped = {}\n"
+    "        local stopped, claims = {}, {}\n"
     "        for i = 1, #active, 2 do\n"
     "          local other = load(active[i + 1])\n"
     "          local why = 'stopped by ' .. sender .. ' (job ' .. id .. ')'\n"
-    "          if other and other.status == 'queued' then\n"
+    "          local live = other and (other.status == 'queued' or other.status == 'running')\n"
+    "          if live and other.sender ~= sender then\n"
+    "            claims[#claims + 1] = other.id\n"
+    "          elseif live and other.status == 'queued' then\n"
     "            redis.call('ZREM', 'patchbay:delayed', other.id)\n"
     "            transition(other, 'cancelled', now, ARGV[2], why, {'error', why})\n"
     "            stopped[#stopped + 1] = other.id\n"
-    "          elseif other and other.status == 'running' then\n"
+    "          elseif live then\n"
     "            redis.call('HSET', 'patchbay:job:' .. other.id, 'cancel_requested', '1', 'updated_at_ms', now)\n"
     "            redis.call('PUBLISH', 'patchbay:cancel', other.id)\n"
     "            job_log(other.id, now, 'cancel requested: ' .. why)\n"
     "            stopped[#stopped + 1] = other.id\n"
     "          end\n"
     "        end\n"
-    "        redis.call('HSET', jk, 'stops', table.concat(stopped, ','))\n"
+    "        redis.call('HSET', jk, 'stops', table.concat(stopped, ','), 'claims', table.concat(claims, ','))\n"
     "      elseif kind == 'fix' or kind == 'followup' or kind == 'review' then\n"
-    "        local prev = redis.call('HGET', ak, kind)\n"
+    "        local slot = kind .. ':' .. sender\n"
+    "        local prev = redis.call('HGET', ak, slot)\n"
     "        local other = prev and load(prev)\n"
+    "        if other and other.sender ~= sender then\n"
+    "          other = nil\n"
+    "        end\n"
     "        if other and other.status == 'queued' then\n"
     "          local why = 'superseded by job ' .. id\n"
     "          redis.call('ZREM', 'patchbay:delayed', other.id)\n"
@@ -168,7 +202,7 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "            redis.call('HSET', jk, 'supersedes', prev)\n"
     "          end\n"
     "        end\n"
-    "        redis.call('HSET', ak, kind, id)\n"
+    "        redis.call('HSET', ak, slot, id)\n"
     "      end\n"
     "    end\n"
     "    redis.call('XADD', KEYS[2], '*', 'job', id)\n"
@@ -192,6 +226,7 @@ typedef struct {
     char now_ms[24];
     char created_at[CLOCK_ISO_BYTES];
     char target[320];
+    char event_key[sizeof(QUEUE_EVENT_PREFIX) + JOB_EVENT_ID_MAX_BYTES];
     char nrec[8];
     char payload_bytes[24];
 } delivery_scratch_t;
@@ -202,9 +237,9 @@ typedef struct {
     char nkeys[8];
 } batch_scratch_t;
 
-/* Fixed arguments per delivery in the script call: 5 header values, then the
+/* Fixed arguments per delivery in the script call: 6 header values, then the
  * record's 16 fixed ones (8 pairs); the job fields come on top. */
-#define SCRIPT_ARGS_PER_DELIVERY (5 + 16)
+#define SCRIPT_ARGS_PER_DELIVERY (6 + 16)
 #define RECORD_FIXED_ARGS 16
 
 typedef struct {
@@ -299,11 +334,17 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
         per[i].target[0] = '\0';
         if (repo != NULL && number != NULL)
             snprintf(per[i].target, sizeof(per[i].target), "%.255s#%.20s", repo, number);
+        const char *event_id = job_fields_get(d->fields, JOB_F_EVENT_ID);
+        per[i].event_key[0] = '\0';
+        if (event_id != NULL && event_id[0] != '\0')
+            snprintf(per[i].event_key, sizeof(per[i].event_key), "%s%.*s", QUEUE_EVENT_PREFIX,
+                     JOB_EVENT_ID_MAX_BYTES, event_id);
         snprintf(per[i].nrec, sizeof(per[i].nrec), "%zu", RECORD_FIXED_ARGS + 2 * d->fields->count);
         push_str(&a, per[i].now_ms);
         push_str(&a, kind ? kind : "");
         push_str(&a, per[i].target);
         push_str(&a, sender ? sender : "a user");
+        push_str(&a, per[i].event_key);
         push_str(&a, per[i].nrec);
         /* the record, ready for HSET */
         push_str(&a, "status");

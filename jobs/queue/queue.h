@@ -13,10 +13,16 @@
  *                             <guid>, kept for the retention period, so a
  *                             redelivery answers "duplicate" instead of making
  *                             a second job.
+ *   patchbay:event:<identity> String; the job id made from that event
+ *                             (job.h, JOB_F_EVENT_ID: the comment, the label
+ *                             at that time, the push), kept as long as the
+ *                             delivery key, so a body replayed under a fresh
+ *                             delivery id answers "duplicate" too.
  *   patchbay:payload:<guid>   String; the raw webhook body, for the retention
  *                             period; the record's payload_key names it.
- *   patchbay:active:<repo>#<n> Hash; kind -> id of the newest queued or running
- *                             job of that kind on issue/PR n.
+ *   patchbay:active:<repo>#<n> Hash; "<kind>:<sender>" -> id of that sender's
+ *                             newest queued or running job of that kind on
+ *                             issue/PR n.
  *   patchbay:seq              Counter; job ids are its values (1, 2, 3, ...).
  *   patchbay:queued:<kind>    Sorted set; ids of queued jobs of that kind, by
  *                             when they became queued (depth, oldest age).
@@ -87,6 +93,7 @@
 #define QUEUE_JOB_PREFIX "patchbay:job:"
 #define QUEUE_INDEX "patchbay:jobs"
 #define QUEUE_DELIVERY_PREFIX "patchbay:delivery:"
+#define QUEUE_EVENT_PREFIX "patchbay:event:"
 #define QUEUE_SEQ "patchbay:seq"
 #define QUEUE_PAYLOAD_PREFIX "patchbay:payload:"
 #define QUEUE_QUEUED_PREFIX "patchbay:queued:"

@@ -67,6 +67,7 @@ void repoconfig_free(repoconfig_t *c)
     list_free(c->agent.command);
     free(c->test);
     free(c->branch_prefix);
+    free(c->environment);
     free(c->agent.backend);
     free(c->agent.model);
     free(c->agent.base_url);
@@ -192,6 +193,22 @@ static int k_prefix(walk_t *w, const yaml_node_t *v, const char *key, repoconfig
         free(c->branch_prefix);
         c->branch_prefix = xstrdup("patchbay/");
         return fail(w, v, key, "must be a branch prefix such as \"patchbay/\" (letters, digits, - _ . /, ending in / or -)");
+    }
+    return 0;
+}
+static int k_environment(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    if (get_string(w, v, key, &c->environment) != 0)
+        return -1;
+    /* a name of the operator's, or a registry image; never a path here */
+    const char *e = c->environment;
+    size_t n = e ? strlen(e) : 0;
+    int name = n > 0 && n <= 64 && strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+    int registry = n > 9 && strncmp(e, "docker://", 9) == 0 && strcspn(e, " \t") == n;
+    if (!name && !registry) {
+        free(c->environment);
+        c->environment = NULL;
+        return fail(w, v, key, "must name one of this installation's environments (like node20), never a path");
     }
     return 0;
 }
@@ -347,7 +364,8 @@ static int k_agent(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_
 
 static const repo_key_t top_keys[] = {{"setup", k_setup},       {"test", k_test},   {"forbidden_paths", k_forbidden},
                                   {"branch_prefix", k_prefix}, {"draft", k_draft}, {"review", k_review},
-                                  {"agent", k_agent},       {"sandbox", k_sandbox}, {NULL, NULL}};
+                                  {"agent", k_agent},       {"sandbox", k_sandbox}, {"environment", k_environment},
+                                  {NULL, NULL}};
 
 static int walk_map(walk_t *w, const yaml_node_t *map, const char *where, const repo_key_t *keys, repoconfig_t *c)
 {

@@ -11,6 +11,7 @@
  *   review: { auto: false, drafts: false, request_changes: false, synchronize: false }
  *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true, attempts: 1,
  *            openai: { model: ..., base_url: ... } }
+ *   environment: node20             # one of the operator's environments (an OCI image)
  *   sandbox: { memory_bytes: 2GiB, processes: 256, file_size_bytes: 1GiB, open_files: 1024, cpu_seconds: 600,
  *              tree_bytes: 2GiB }
  *
@@ -42,6 +43,7 @@ typedef struct {
     char **forbidden; /* NULL-terminated; defaults to the workflows directory */
     size_t nforbidden;
     char *branch_prefix; /* "patchbay/" */
+    char *environment;   /* a name from the operator's environments (or, when allowed, a docker:// image); NULL */
     int draft;
     struct {
         int auto_review;

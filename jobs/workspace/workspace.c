@@ -207,7 +207,7 @@ static int link_dir(const char *src_dir, const char *dst_dir, int (*keep)(const 
         struct stat st;
         if (lstat(src, &st) == 0 && S_ISREG(st.st_mode)) {
             if (!made) {
-                rc = ws_mkdirs(dst_dir, 0755);
+                rc = fstree_mkdirs(dst_dir, 0755);
                 made = 1;
             }
             if (rc == 0) {
@@ -377,7 +377,7 @@ static int write_excludes(const workspace_t *ws, char *err, size_t err_len)
     char *path = ws_strf("%s/exclude", dir);
     int rc = 0;
     FILE *f = NULL;
-    if (ws_mkdirs(dir, 0755) != 0 || (f = fopen(path, "w")) == NULL || fputs(excludes, f) == EOF)
+    if (fstree_mkdirs(dir, 0755) != 0 || (f = fopen(path, "w")) == NULL || fputs(excludes, f) == EOF)
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot write %s: %s", path, strerror(errno));
     if (f != NULL && fclose(f) != 0 && rc == 0)
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot write %s: %s", path, strerror(errno));
@@ -508,11 +508,11 @@ int workspace_prepare(workspace_t **out, const workspace_config_t *cfg, const wo
     repo_git_dir = ws_strf("%s/.git", ws->path);
 
     /* A workspace left by a crashed attempt of this job is replaced whole. */
-    int e = ws_rmtree(ws->dir);
+    int e = fstree_remove(ws->dir);
     if (e == 0)
-        e = ws_mkdirs(ws->dir, 0700);
+        e = fstree_mkdirs(ws->dir, 0700);
     if (e == 0)
-        e = ws_mkdirs(n.owner_dir, 0700);
+        e = fstree_mkdirs(n.owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", ws->dir, strerror(-e));
         goto done;
@@ -577,7 +577,7 @@ done:
     git_repository_free(mirror);
     git_repository_free(repo);
     if (ws != NULL) {
-        ws_rmtree(ws->dir);
+        fstree_remove(ws->dir);
         workspace_free(ws);
     }
     free(repo_git_dir);
@@ -591,7 +591,7 @@ int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *er
         return ws_fail(WORKSPACE_EINVAL, err, err_len, "'%.80s' is not a valid job id for a workspace",
                        job_id ? job_id : "(null)");
     char *dir = ws_strf("%s/workspaces/%s", cfg->data_dir, job_id);
-    int e = ws_rmtree(dir);
+    int e = fstree_remove(dir);
     int rc = e == 0 ? 0 : ws_fail(WORKSPACE_EIO, err, err_len, "cannot remove %s: %s", dir, strerror(-e));
     free(dir);
     return rc;

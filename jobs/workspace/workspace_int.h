@@ -11,6 +11,7 @@
 #define PATCHBAY_WORKSPACE_INT_H
 
 #include "workspace.h"
+#include "app/common/fstree.h"
 #include "app/common/strbuf.h"
 
 #include <git2.h>
@@ -76,15 +77,7 @@ int ws_open_repo(git_repository **out, const char *path, unsigned int flags, cha
 /* printf into err; returns code. */
 int ws_fail(int code, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* mkdir -p (0755). 0 or -errno. */
-/* mkdir -p with `mode` for the directories it makes (0 or -errno): 0700 for
- * mirrors and work trees, which are patchbay's (and the job's sandbox user's,
- * given to it inside: sandbox_user.h). */
-int ws_mkdirs(const char *path, mode_t mode);
-/* rm -rf without following symlinks; a missing path is fine. 0 or -errno. */
-int ws_rmtree(const char *path);
-/* Apparent disk use of a tree: the sum of st_blocks * 512. */
-uint64_t ws_tree_bytes(const char *path);
+/* Directories: app/common/fstree.h (mkdir -p, rm -rf, disk usage). */
 /* malloc'd printf; aborts on out of memory (Redis's zmalloc habit). */
 char *ws_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -339,9 +339,9 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     }
 
     /* First use: fetch everything into a temporary directory, then rename. */
-    int e = ws_rmtree(n->tmp_dir); /* a crashed first fetch */
+    int e = fstree_remove(n->tmp_dir); /* a crashed first fetch */
     if (e == 0)
-        e = ws_mkdirs(n->owner_dir, 0700);
+        e = fstree_mkdirs(n->owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot prepare %s: %s", n->tmp_dir, strerror(-e));
         goto done;
@@ -360,12 +360,12 @@ int ws_mirror_sync_locked(const workspace_config_t *cfg, const ws_names_t *n, co
     git_repository_free(repo);
     repo = NULL;
     if (rc != 0) {
-        ws_rmtree(n->tmp_dir);
+        fstree_remove(n->tmp_dir);
         goto done;
     }
     if (rename(n->tmp_dir, n->git_dir) != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot move the new mirror into %s: %s", n->git_dir, strerror(errno));
-        ws_rmtree(n->tmp_dir);
+        fstree_remove(n->tmp_dir);
         goto done;
     }
     *created = 1;
@@ -389,7 +389,7 @@ int workspace_mirror_sync(const workspace_config_t *cfg, const char *repo, const
     rc = ws_names_init(&n, cfg, repo, err, err_len);
     if (rc != 0)
         return rc;
-    int e = ws_mkdirs(n.owner_dir, 0700);
+    int e = fstree_mkdirs(n.owner_dir, 0700);
     if (e != 0) {
         rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot create %s: %s", n.owner_dir, strerror(-e));
         goto done;
@@ -484,7 +484,7 @@ static int scan_mirrors(mirror_entry_t **out, size_t *count, const char *root)
             m->git_dir = git_dir;
             m->lock_path = ws_strf("%.*s.lock", (int)(strlen(git_dir) - 4), git_dir);
             m->label = ws_strf("%s/%.*s", od->d_name, (int)(len - 4), md->d_name);
-            m->bytes = ws_tree_bytes(git_dir);
+            m->bytes = fstree_disk_usage(git_dir, NULL);
             char *stamp = ws_strf("%s/patchbay-last-used", git_dir);
             struct stat ts;
             m->last_used_ms = stat(stamp, &ts) == 0 ? mtime_ms(&ts) : mtime_ms(&st);
@@ -513,7 +513,7 @@ static int delete_mirror(const mirror_entry_t *m)
             return -e;
         }
     }
-    int rc = ws_rmtree(trash);
+    int rc = fstree_remove(trash);
     free(trash);
     return rc;
 }

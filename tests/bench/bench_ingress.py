@@ -81,23 +81,32 @@ end
 """
 
 
-def payload_distinct():
-    """The actionable payload with the issue number as its last field:
-    (prefix, suffix), the body being prefix + number + suffix."""
+def payload_varying(each_issue):
+    """The actionable payload with a fresh comment id per request (GitHub never sends one comment
+    twice, and patchbay makes one job of one comment), and with each_issue a fresh issue number
+    too: (prefix, mid, suffix), the body being prefix + N + mid + N + suffix, or prefix + N +
+    suffix when mid is None."""
     p = json.loads(payload(True))
-    issue = {k: v for k, v in p.pop("issue").items() if k != "number"}
-    issue["number"] = 424242
+    issue, comment = p.pop("issue"), p.pop("comment")
+    del comment["id"]
+    if each_issue:
+        del issue["number"]
+        issue["number"] = 424242
     p["issue"] = issue
+    p["comment"] = dict([("id", 737373)] + list(comment.items()))
     body = json.dumps(p)
-    at = body.rfind("424242")
-    return body[:at].encode(), body[at + 6:].encode()
+    c_at = body.rfind("737373")
+    if not each_issue:
+        return body[:c_at].encode(), None, body[c_at + 6:].encode()
+    i_at = body.rfind("424242", 0, c_at)
+    return body[:i_at].encode(), body[i_at + 6:c_at].encode(), body[c_at + 6:].encode()
 
 
-# Every request a different issue: real traffic, where a new command rarely
-# meets a queued one on the same issue (which it would supersede). Each body
-# needs its own signature, so the script computes HMAC-SHA256 itself, from
-# the inner hash's state after the constant prefix: two or three SHA-256
-# blocks per request.
+# Every request a new comment (its own id), on one issue or on a different
+# issue each: real traffic, where a new command rarely meets a queued one on
+# the same issue (which it would supersede). Each body needs its own
+# signature, so the script computes HMAC-SHA256 itself, from the inner hash's
+# state after the constant prefix: a few SHA-256 blocks per request.
 WRK_SCRIPT_DISTINCT = """
 local bit = require("bit")
 local band, bor, bxor, bnot, rshift, lshift, ror, tobit, tohex =
@@ -153,10 +162,14 @@ local function hex(H)
   for i = 1, 8 do out[i] = tohex(H[i], 8) end
   return table.concat(out)
 end
-local f = io.open("%(prefix)s", "rb")
-local prefix = f:read("*a")
-f:close()
-local suffix = "%(suffix)s"
+local function slurp(path)
+  local f = io.open(path, "rb")
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+local prefix, suffix = slurp("%(prefix)s"), slurp("%(suffix)s")
+local mid = %(mid)s
 local key = "%(secret)s"
 key = key .. string.rep("\\0", 64 - #key)
 local ipad, opad = {}, {}
@@ -179,7 +192,7 @@ local base = (os.time() %% 100000) * 1000000
 request = function()
   counter = counter + 1
   local n = tostring(base + counter)
-  local tail = n .. suffix
+  local tail = mid and (n .. mid .. n .. suffix) or (n .. suffix)
   local body_len = #prefix + #tail
   local ih = copy(inner)
   local digest = finish(ih, rest .. tail, 64 + body_len)
@@ -228,13 +241,18 @@ def measure(name, pid, port, body, seconds, workdir):
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower())
     path = os.path.join(workdir, "%s.json" % slug)
     script = os.path.join(workdir, "%s.lua" % slug)
-    if isinstance(body, tuple):  # (prefix, suffix): a different issue each request
-        with open(path, "wb") as f:
-            f.write(body[0])
+    if isinstance(body, tuple):  # (prefix, mid, suffix): a new comment each request
+        parts = {}
+        for key, part in zip(("prefix", "mid", "suffix"), body):
+            parts[key] = "nil"
+            if part is not None:
+                parts[key] = os.path.join(workdir, "%s.%s" % (slug, key))
+                with open(parts[key], "wb") as f:
+                    f.write(part)
+        if parts["mid"] != "nil":
+            parts["mid"] = 'slurp("%s")' % parts["mid"]
         with open(script, "w") as f:
-            assert b'"' not in body[1] and b"\\" not in body[1]
-            f.write(WRK_SCRIPT_DISTINCT % {"prefix": path, "suffix": body[1].decode(), "secret": SECRET,
-                                           "prefix_id": "%s-%d" % (slug, time.time_ns())})
+            f.write(WRK_SCRIPT_DISTINCT % dict(parts, secret=SECRET, prefix_id="%s-%d" % (slug, time.time_ns())))
     else:
         with open(path, "wb") as f:
             f.write(body)
@@ -290,8 +308,8 @@ def main():
         for _ in range(args.rounds):
             rounds.append([])
             rounds[-1].append(measure("patchbay, not actionable", pid, pb.port, payload(False), args.seconds, work))
-            for name, body in (("patchbay, actionable, one issue", payload(True)),
-                               ("patchbay, actionable, an issue each", payload_distinct())):
+            for name, body in (("patchbay, actionable, one issue", payload_varying(False)),
+                               ("patchbay, actionable, an issue each", payload_varying(True))):
                 # each run starts from an empty queue, with no AOF rewrite under way:
                 # otherwise later runs measure a Redis holding earlier runs' gigabytes
                 db.call("FLUSHALL", "SYNC")

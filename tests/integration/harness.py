@@ -236,8 +236,9 @@ class Patchbay:
     """The real binary as a child process, logging JSON to a file we read."""
 
     def __init__(self, workdir, command="serve", env=None, redis_url=None, secret=SECRET,
-                 data_dir=None, args=None):
+                 data_dir=None, args=None, nofile=None):
         self.workdir = workdir
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) to start it with, else inherited
         self.command = command
         self.args = list(args or [])
         self.data_dir = data_dir or os.path.join(workdir, "data")
@@ -265,8 +266,13 @@ class Patchbay:
 
     def start(self, wait_ready=True):
         self.log_file = open(self.log_path, "ab")
+        preexec = None
+        if self.nofile is not None:
+            import resource
+            limit = self.nofile
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))  # noqa: E731
         self.proc = subprocess.Popen([BIN, self.command] + self.args, env=self.env, cwd=self.workdir,
-                                     stdout=self.log_file, stderr=self.log_file)
+                                     stdout=self.log_file, stderr=self.log_file, preexec_fn=preexec)
         if wait_ready and self.command == "work":
             n = int(self.args[self.args.index("--concurrency") + 1]) if "--concurrency" in self.args else 2
             if wait_for(lambda: len(self.find_logs(" ready (")) >= n or self._died(), 20,
@@ -391,10 +397,19 @@ def _repo(full_name="octo-org/hello-world"):
             "open_issues_count": 3, "watchers": 10, "forks": 2}
 
 
+_ids = iter(range(1001, 1 << 40))
+
+
+def next_id():
+    """A fresh comment id: GitHub never gives two comments one id, and patchbay makes one job of one comment."""
+    return next(_ids)
+
+
 def issue_comment(body="@patchbay fix the null check in parser.c", association="OWNER",
                   sender="octocat", sender_type="User", action="created", number=42,
                   on_pr=False, issue_author="octocat", repo="octo-org/hello-world",
-                  installation=7, comment_id=1001, title="Parser crashes on empty input"):
+                  installation=7, comment_id=None, title="Parser crashes on empty input"):
+    comment_id = next_id() if comment_id is None else comment_id
     issue = {"url": "https://api.github.com/repos/%s/issues/%d" % (repo, number),
              "html_url": "https://github.com/%s/issues/%d" % (repo, number), "id": 5000 + number,
              "node_id": "I_kwDOAAAB", "number": number, "title": title, "user": _user(issue_author),
@@ -450,7 +465,7 @@ def review_comment(body="@patchbay rename this variable", association="COLLABORA
                    repo="octo-org/hello-world", installation=7):
     p = pull_request(author=pr_author, number=number, repo=repo, installation=installation, sender=sender)
     p["action"] = "created"
-    p["comment"] = {"id": 2002, "path": path, "line": line, "side": "RIGHT", "body": body,
+    p["comment"] = {"id": next_id(), "path": path, "line": line, "side": "RIGHT", "body": body,
                     "author_association": association, "user": _user(sender),
                     "diff_hunk": "@@ -10,6 +10,8 @@ int parse(void)", "commit_id": "ec26c3e"}
     return p
@@ -579,7 +594,8 @@ def enqueue(db, jobs, ttl=7 * 86400, batch=200):
                    "payload_bytes", str(len(payload))]
             for k, v in fields.items():
                 rec += [k, v]
-            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), len(rec)] + rec
+            event_key = "patchbay:event:" + fields["event_id"] if "event_id" in fields else ""
+            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), event_key, len(rec)] + rec
         db.call("EVAL", script, len(keys), *keys, *argv)
         out = db.call("EXEC")
         results = out[-1]

@@ -2,10 +2,11 @@
 
 `patchbay run` with no credentials, the local fake GitHub playing github.com
 (the form GitHub shows, its redirect with a code, the conversion API): the
-page's form is posted as a browser would, the callback exchanges the code, the
-credentials land in the data dir with mode 0600, and the running patchbay
-verifies the next delivery with the new secret and answers jobs as the new
-App: no restart.
+operator enters the set-up code patchbay printed at start, the page's form is
+posted as a browser would, the callback exchanges the code, the credentials
+land in the data dir with mode 0600, and the running patchbay verifies the
+next delivery with the new secret and answers jobs as the new App: no restart.
+A browser without the set-up code gets no form, no state and no callback.
 """
 
 import hashlib
@@ -45,14 +46,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def http(url, data=None, method=None):
+def http(url, data=None, method=None, cookie=None):
     opener = urllib.request.build_opener(NoRedirect)
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers={"Cookie": cookie} if cookie else {})
     try:
         with opener.open(req, timeout=30) as r:
-            return r.status, dict(r.headers), r.read().decode()
+            return r.status, r.headers, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
+        return e.code, e.headers, e.read().decode()
 
 
 def sign(body, secret):
@@ -67,10 +68,35 @@ class AppSetup(harness.AppCase):
         self.pb.start()
         return "http://127.0.0.1:%d" % self.pb.port
 
-    def register(self, base):
+    def setup_code(self):
+        """The code as the operator reads it: from patchbay's log, which says where the file is too."""
+        [line] = self.pb.find_logs("enter the set-up code")
+        code = line["msg"].split("set-up code ")[1].split(" ")[0]
+        with open(os.path.join(self.pb.data_dir, "github-app", "setup-code")) as f:
+            self.assertEqual(f.read().strip(), code)
+        return code
+
+    def enter_code(self, base, code=None):
+        """The browser presents the set-up code; returns the cookie it gets for it."""
+        status, headers, _ = http(base + "/setup/code",
+                                  urllib.parse.urlencode({"code": code or self.setup_code()}).encode())
+        self.assertEqual((status, headers.get("Location")), (303, "/"))
+        cookie = headers["Set-Cookie"]
+        for attr in ("HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=3600"):
+            self.assertIn(attr, cookie)
+        return cookie.split(";")[0]
+
+    def register(self, base, cookie=None):
+        # a visitor without the code sees what is missing and where to enter the code, nothing more
         status, headers, page = http(base + "/")
         self.assertEqual(status, 200)
         self.assertIn("Not connected to GitHub yet", page)
+        self.assertEqual([f["action"] for f in Forms(page).forms], ["/setup/code"])
+        self.assertNotIn("state=", page)
+        cookie = cookie or self.enter_code(base)
+        self.cookie = cookie
+        status, headers, page = http(base + "/", cookie=cookie)
+        self.assertEqual(status, 200)
         self.assertIn("form-action 'self' %s" % self.gh.web, headers["content-security-policy"])
         [account, org] = Forms(page).forms
         self.assertTrue(account["action"].startswith(self.gh.web + "/settings/apps/new?state="))
@@ -99,7 +125,7 @@ class AppSetup(harness.AppCase):
         status, _, _ = post_delivery(c, "issue_comment", harness.issue_comment(), secret="anything")
         self.assertEqual(status, 503)
         callback = self.register(base)
-        status, _, page = http(callback)
+        status, _, page = http(callback, cookie=self.cookie)
         self.assertEqual(status, 200, page)
         app = self.new_app()
         self.assertIn("Registered the GitHub App", page)
@@ -131,6 +157,7 @@ class AppSetup(harness.AppCase):
         self.assertIn(status, (200, 202), body)
         # and a worker acts as the new App: a help job answered by its bot
         c = self.pb.conn()
+        comment = self.gh.add_comment(repo, issue["number"], "@patchbay help", user="alice")
         payload = harness.issue_comment(body="@patchbay help", association="COLLABORATOR", sender="alice",
                                         number=issue["number"], repo=repo, installation=55,
                                         comment_id=comment["id"])
@@ -141,10 +168,12 @@ class AppSetup(harness.AppCase):
                                  if x["repo"] == repo and x["user"] == "%s[bot]" % app["slug"]], 30,
                         what="the new App's bot to answer")
         self.assertIn("How to use patchbay", said[0]["body"])
-        # set-up is over: the callback cannot run again, even with a fresh code
-        status, _, page = http(callback)
+        # set-up is over: the callback cannot run again, even with a fresh code, and the code is gone
+        status, _, page = http(callback, cookie=self.cookie)
         self.assertEqual(status, 409)
         self.assertIn("already has a GitHub App", page)
+        self.assertFalse(os.path.exists(os.path.join(d, "setup-code")))
+        self.assertEqual(http(base + "/setup/code", b"code=x")[0], 409)
         self.assertEqual(len([a for a in self.gh.state()["apps"] if a["id"] != 1234]), 1)
 
     def test_missed_deliveries_are_reconciled_once_the_app_is_registered(self):
@@ -156,7 +185,7 @@ class AppSetup(harness.AppCase):
                                         "PATCHBAY_CONFIG": cfg})
         self.pb.start()
         base = "http://127.0.0.1:%d" % self.pb.port
-        status, _, _ = http(self.register(base))
+        status, _, _ = http(self.register(base), cookie=self.cookie)
         self.assertEqual(status, 200)
         app = self.new_app()
         # the reconcile thread, running since the start, now lists the new App's deliveries
@@ -166,7 +195,7 @@ class AppSetup(harness.AppCase):
 
     def test_after_a_restart_the_saved_app_is_the_config(self):
         base = self.start_bare()
-        status, _, _ = http(self.register(base))
+        status, _, _ = http(self.register(base), cookie=self.cookie)
         self.assertEqual(status, 200)
         self.pb.stop()
         self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, secret=None,
@@ -180,33 +209,77 @@ class AppSetup(harness.AppCase):
 
     def test_forged_or_stale_callbacks_are_refused(self):
         base = self.start_bare()
+        # without the set-up code's cookie, nothing of set-up answers
         status, _, page = http(base + "/setup/callback?code=abc&state=" + "0" * 64)
+        self.assertEqual(status, 403)
+        self.assertIn("set-up code first", page)
+        cookie = self.enter_code(base)
+        status, _, page = http(base + "/setup/callback?code=abc&state=" + "0" * 64, cookie=cookie)
         self.assertEqual(status, 400)
         self.assertIn("expired or was not made here", page)
-        callback = self.register(base)
+        callback = self.register(base, cookie)
         parts = urllib.parse.urlsplit(callback)
         q = urllib.parse.parse_qs(parts.query)
-        # the right state with a code GitHub never issued: GitHub's 404, said plainly, nothing saved
-        status, _, page = http(base + "/setup/callback?code=deadbeef&state=" + q["state"][0])
+        # the state is bound to the browser that entered the code: another one's cookie cannot use it
+        # (nor spoil it for its owner)
+        other = self.enter_code(base)
+        status, _, _ = http(callback, cookie=other)
+        self.assertEqual(status, 400)
+        self.assertEqual(http(callback)[0], 403)
+        # the right state with a code GitHub never issued: GitHub's 404, said plainly
+        status, _, page = http(base + "/setup/callback?code=deadbeef&state=" + q["state"][0], cookie=cookie)
         self.assertEqual(status, 502)
         self.assertIn("GitHub answered 404", page)
         self.assertFalse(os.path.exists(os.path.join(self.pb.data_dir, "github-app", "app.json")))
-        # the state was used up: the real code with it is refused now
-        status, _, _ = http(callback)
+        status, _, _ = http(callback, cookie=cookie)
         self.assertEqual(status, 400)
+        self.assertEqual([a for a in self.gh.state()["apps"] if a["id"] != 1234], [])
+
+    def test_the_set_up_code_is_the_key(self):
+        base = self.start_bare()
+        code = self.setup_code()
+        d = os.path.join(self.pb.data_dir, "github-app")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(d, "setup-code")).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(d).st_mode), 0o700)
+        # wrong, or almost right: refused, and the refusal does not echo what was typed
+        for wrong in ("AAAA-BBBB-CCCC-DDDD", code[:-1], code + "Z", ""):
+            status, headers, page = http(base + "/setup/code", urllib.parse.urlencode({"code": wrong}).encode())
+            self.assertEqual(status, 403, wrong)
+            self.assertNotIn("Set-Cookie", headers)
+            self.assertIn("not the set-up code", page)
+        self.assertEqual(http(base + "/setup/code")[0], 405)
+        self.assertNotIn(code, self.pb.log_text().replace(self.pb.find_logs("enter the set-up code")[0]["msg"], ""))
+        # as a person types it
+        self.enter_code(base, code.lower().replace("-", " "))
+        # a forged or stale cookie is no session
+        for forged in ("patchbay_setup=1.%s.%s" % ("0" * 32, "0" * 64), "patchbay_setup=x"):
+            self.assertEqual(http(base + "/setup/org?org=acme", cookie=forged)[0], 403)
+        # a restart makes a new code: the old one, and cookies made with it, open nothing
+        cookie = self.enter_code(base)
+        self.pb.stop()
+        self.pb = harness.Patchbay(self.workdir, command="run", redis_url=self.redis_server.url, secret=None,
+                                   env={"GITHUB_API_URL": self.gh.api, "GITHUB_URL": self.gh.web})
+        self.pb.start()
+        base = "http://127.0.0.1:%d" % self.pb.port
+        self.assertNotEqual(self.setup_code(), code)
+        self.assertEqual(http(base + "/setup/org?org=acme", cookie=cookie)[0], 403)
+        status, _, _ = http(base + "/setup/code", urllib.parse.urlencode({"code": code}).encode())
+        self.assertEqual(status, 403)
 
     def test_organization_form(self):
         base = self.start_bare()
-        status, _, page = http(base + "/setup/org?org=acme-corp")
+        self.assertEqual(http(base + "/setup/org?org=acme-corp")[0], 403)
+        cookie = self.enter_code(base)
+        status, _, page = http(base + "/setup/org?org=acme-corp", cookie=cookie)
         self.assertEqual(status, 200)
         [form] = Forms(page).forms
         self.assertTrue(form["action"].startswith(self.gh.web + "/organizations/acme-corp/settings/apps/new?state="))
         status, headers, _ = http(form["action"], urllib.parse.urlencode(form["fields"]).encode())
         self.assertEqual(status, 302)
-        status, _, _ = http(headers["Location"])
+        status, _, _ = http(headers["Location"], cookie=cookie)
         self.assertEqual(status, 200)
         self.assertEqual(self.new_app()["owner"], "acme-corp")
-        status, _, page = http(base + "/setup/org?org=%3Cscript%3E")
+        status, _, page = http(base + "/setup/org?org=%3Cscript%3E", cookie=cookie)
         self.assertNotIn("<script>", page)
 
 

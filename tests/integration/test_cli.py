@@ -172,6 +172,43 @@ class CLI(harness.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("no job 99999", err)
 
+    def test_text_from_github_is_shown_not_obeyed(self):
+        """A title, an instruction and a login that carry terminal controls (ESC, BEL, C1 CSI)
+        come out escaped in jobs list, show and logs; --json keeps them exact."""
+        r = self.redis()
+        pb = self.patchbay(redis_url=r.url)
+        title = "Crash \x1b]0;pwned\x07 \x1b[2J\u009b31m done"
+        who = "mallory\x1b[8m"
+        c = pb.conn()
+        status, body, _ = post_delivery(c, "issue_comment", harness.issue_comment(
+            body="@patchbay fix \x1b[31mred\x07", title=title, sender=who, number=5, comment_id=51))
+        self.assertEqual(status, 202, body)
+        job = body["job"]
+        status, _, _ = post_delivery(c, "issue_comment", harness.issue_comment(
+            body="@patchbay stop", title=title, sender=who, number=5, comment_id=52))
+        self.assertEqual(status, 202)
+        c.close()
+        env = {"REDIS_URL": r.url}
+        shown = "Crash \\x1b]0;pwned\\x07 \\x1b[2J\\u009b31m done"
+        raw = ("\x1b", "\x07", "\u009b")
+        code, out, err = self.run_cli("jobs", "list", env=env)
+        self.assertEqual(code, 0, err)
+        self.assertIn(shown, out)
+        code, show, err = self.run_cli("jobs", "show", job, env=env)
+        self.assertEqual(code, 0, err)
+        self.assertIn(shown, show)
+        self.assertRegex(show, r"instruction +fix \\x1b\[31mred\\x07\n")
+        self.assertRegex(show, r"sender +mallory\\x1b\[8m\n")
+        code, logs, err = self.run_cli("jobs", "logs", job, env=env)
+        self.assertEqual(code, 0, err)
+        self.assertIn("stopped by mallory\\x1b[8m", logs)
+        for text in (out, show, logs):
+            for ch in raw:
+                self.assertNotIn(ch, text)
+        code, js, _ = self.run_cli("jobs", "show", job, "--json", env=env)
+        self.assertEqual(json.loads(js)["title"], title)
+        self.assertEqual(json.loads(js)["instruction"], "fix \x1b[31mred\x07")
+
     def test_jobs_without_redis_is_a_clear_error(self):
         code, _, err = self.run_cli("jobs", "list", env={"REDIS_URL": "redis://127.0.0.1:1/0"})
         self.assertEqual(code, 1)

@@ -19,11 +19,13 @@ CSP_NEEDED = ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'
 
 
 class Dashboard(harness.TestCase):
-    def start(self, token=TOKEN, command="serve"):
-        self.r = self.redis()
-        env = {"DASHBOARD_TOKEN": token} if token else {}
-        self.pb = self.patchbay(command=command, redis_url=self.r.url, env=env)
-        self.db = self.r.client()
+    def start(self, token=TOKEN, command="serve", env=None, data_dir=None):
+        if getattr(self, "r", None) is None:
+            self.r = self.redis()
+            self.db = self.r.client()
+        e = {"DASHBOARD_TOKEN": token} if token else {}
+        e.update(env or {})
+        self.pb = self.patchbay(command=command, redis_url=self.r.url, env=e, data_dir=data_dir)
         return self.pb
 
     def tearDown(self):
@@ -76,12 +78,50 @@ class Dashboard(harness.TestCase):
         # the assets hold no data and need no token
         self.assertEqual(self.request("GET", "/assets/dashboard.js")[0], 200)
 
-    def test_open_on_loopback_without_a_token(self):
+    def test_closed_by_default_with_a_token_made_at_first_start(self):
+        """No DASHBOARD_TOKEN, listening on loopback (as behind a reverse proxy): still closed. The
+        first start makes a token, keeps it 0600 in the data dir and prints the link with it once."""
         self.start(token=None)
+        job = self.queue()
+        for path in ("/jobs", "/jobs/%s" % job, "/api/jobs", "/api/jobs/%s" % job, "/api/jobs/%s/log" % job):
+            self.assertEqual(self.request("GET", path)[0], 401, path)
+        self.assertEqual(self.request("POST", "/api/jobs/%s/cancel" % job, {"X-Patchbay-Action": "1"})[0], 401)
+        path = os.path.join(self.pb.data_dir, "dashboard-token")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            token = f.read().strip()
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
+        [line] = self.pb.find_logs("/jobs?token=")
+        self.assertIn("http://127.0.0.1:%d/jobs?token=%s" % (self.pb.port, token), line["msg"])
+        self.assertEqual(self.pb.log_text().count(token), 1)
+        status, _, data = self.request("GET", "/api/jobs", {"Authorization": "Bearer " + token})
+        self.assertEqual((status, [j["id"] for j in json.loads(data)]), (200, [job]))
+        # the next start keeps the token and does not print it again
+        data_dir = self.pb.data_dir
+        self.pb.stop()
+        self.start(token=None, data_dir=data_dir)
+        self.assertNotIn(token, self.pb.log_text())
+        self.assertTrue(self.pb.find_logs("its token is in the data dir"))
+        self.assertEqual(self.request("GET", "/api/jobs")[0], 401)
+        self.assertEqual(self.request("GET", "/api/jobs", {"Authorization": "Bearer " + token})[0], 200)
+
+    def test_open_only_when_the_operator_says_so(self):
+        cfg = os.path.join(self.workdir, "open.yml")
+        with open(cfg, "w") as f:
+            f.write("dashboard:\n  auth: none\n")
+        self.start(token=None, env={"PATCHBAY_CONFIG": cfg})
         self.queue()
         status, _, data = self.request("GET", "/api/jobs")
-        self.assertEqual(status, 200)
-        self.assertEqual(len(json.loads(data)), 1)
+        self.assertEqual((status, len(json.loads(data))), (200, 1))
+        [warning] = self.pb.find_logs("dashboard.auth is none")
+        self.assertEqual(warning["level"], "warn")
+        self.assertFalse(os.path.exists(os.path.join(self.pb.data_dir, "dashboard-token")))
+        # the same from the environment, and a warning at every start
+        data_dir = self.pb.data_dir
+        self.pb.stop()
+        self.start(token=None, env={"DASHBOARD_AUTH": "none"}, data_dir=data_dir)
+        self.assertEqual(self.request("GET", "/api/jobs")[0], 200)
+        self.assertTrue(self.pb.find_logs("dashboard.auth is none"))
 
     def test_every_response_is_locked_down(self):
         self.start()

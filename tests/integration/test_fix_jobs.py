@@ -403,6 +403,42 @@ class FixJobs(FixJobCase):
                       "patchbay:job=%s " % job in c["body"]]
         self.assertIn("Stopped on request", progress["body"])
 
+    def say(self, repo, number, text, user, association):
+        comment = self.gh.add_comment(repo, number, text, user=user)
+        payload = harness.issue_comment(body=text, association=association, sender=user, number=number,
+                                        repo=repo, installation=7, comment_id=comment["id"])
+        c = self.pb.conn()
+        status, body, _ = post_delivery(c, "issue_comment", payload)
+        c.close()
+        self.assertEqual(status, 202, body)
+        return comment["id"], body["job"]
+
+    def test_stopping_someone_else_s_job_needs_write_access(self):
+        repo = self.repo("hang")
+        self.gh.set_collaborator(repo, "bob", "read")     # an org MEMBER with read access
+        self.gh.set_collaborator(repo, "carol", "write")
+        self.start_app("workers:\n  concurrency: 2\nagent:\n  isolation: none\n  test_rounds: 1\n")
+        number, _, job = self.mention(repo, "@patchbay fix add()")
+        wait_for(lambda: self.db.job(job).get("status") == "running", 30, what="alice's job to run")
+        # bob may trigger patchbay (MEMBER), but stopping alice's job takes write access: checked live, refused once
+        comment, stop = self.say(repo, number, "@patchbay stop", "bob", "MEMBER")
+        rec = self.wait_job(stop, timeout=30)
+        self.assertEqual((rec["status"], rec["claims"], rec["stops"]), ("succeeded", job, ""))
+        said = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]" and c["id"] > comment
+                and "patchbay:job=%s " % job not in c["body"]]  # not alice's progress checklist
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("only for people with write access", said[0]["body"])
+        self.assertIn("your access is **read**", said[0]["body"])
+        self.assertEqual(self.db.job(job)["status"], "running")
+        self.assertNotIn("cancel_requested", self.db.job(job))
+        self.assertTrue(any("collaborators/bob/permission" in call["path"] for call in self.gh.calls()))
+        # carol has write access: the same command stops alice's job
+        comment, stop = self.say(repo, number, "@patchbay stop", "carol", "MEMBER")
+        self.assertEqual(self.wait_job(stop, timeout=30)["status"], "succeeded")
+        self.assertEqual(self.wait_job(job, timeout=30)["status"], "cancelled")
+        said = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]" and c["id"] > comment]
+        self.assertIn("Stopping job %s" % job, "".join(c["body"] for c in said))
+
     def test_a_worker_killed_mid_job_leaves_one_pull_request_and_one_comment(self):
         repo = self.repo("sleep", extra={".agent-sleep": "3\n"})
         self.start()

@@ -52,10 +52,11 @@ class GitHubCLI(harness.TestCase):
                            timeout=60 * harness.SLOW)
         return p.returncode, p.stdout, p.stderr
 
-    def run_tty(self, *args, env=None):
+    def run_tty(self, *args, env=None, cwd=None):
         """Runs with stdout on a pseudo-terminal, as a person at a shell would."""
         master, slave = pty.openpty()
-        p = subprocess.Popen([BIN] + list(args), env=env or self.env(), stdout=slave, stderr=subprocess.PIPE)
+        p = subprocess.Popen([BIN] + list(args), env=env or self.env(), stdout=slave, stderr=subprocess.PIPE,
+                             cwd=cwd)
         os.close(slave)
         out = b""
         deadline = time.monotonic() + 60 * harness.SLOW
@@ -98,6 +99,23 @@ class GitHubCLI(harness.TestCase):
             self.assertGreater(claims["exp"], now + 300)
             with self.assertRaises(jwt.InvalidSignatureError):
                 jwt.decode(token, other["public_pem"], algorithms=["RS256"])
+
+    def test_token_needs_no_redis_and_no_data_dir(self):
+        """A fresh machine: no REDIS_URL, the default ./data not made yet. The JWT is signed from
+        the key alone, an installation token is minted for the call, and neither leaves a data dir."""
+        fresh = os.path.join(self.workdir, "fresh")
+        os.mkdir(fresh)
+        env = self.env()
+        del env["PATCHBAY_DATA_DIR"]
+        code, out, err = self.run_tty("token", env=env, cwd=fresh)
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("REDIS_URL", err)
+        claims = jwt.decode(out.strip(), self.keys["public_pem"], algorithms=["RS256"])
+        self.assertEqual(str(claims["iss"]), "1234")
+        code, out, err = self.run_tty("token", "--installation", "7", env=env, cwd=fresh)
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.strip().startswith("ghs_"), out)
+        self.assertEqual(os.listdir(fresh), [])
 
     def test_installation_token_shared_by_two_processes(self):
         r = self.redis()

@@ -63,6 +63,17 @@ def expected_kind(event, p):
     return None
 
 
+def identity(event, p):
+    """The event itself, whatever delivery carries it: the corpus holds copies of one event
+    (the same pull request opened, with the same head), and those make one job."""
+    repo = p["repository"]["full_name"]
+    if event in ("issue_comment", "pull_request_review_comment"):
+        return (event, p["action"], repo, p["comment"]["id"])
+    if event == "issues":
+        return (event, p["action"], repo, p["issue"]["number"], p["issue"].get("updated_at"), p["label"]["name"])
+    return (event, p["action"], repo, p["pull_request"]["number"], p["pull_request"]["head"]["sha"])
+
+
 class OctokitExamples(harness.TestCase):
     def test_every_github_example_is_answered_and_only_triggers_queue(self):
         why = install()
@@ -73,7 +84,8 @@ class OctokitExamples(harness.TestCase):
         r = self.redis()
         pb = self.patchbay(redis_url=r.url)
         c = pb.conn()
-        answered, queued, expected = {}, set(), set()
+        answered, queued, expected, duplicates, duplicates_expected = {}, set(), set(), set(), set()
+        seen = set()
         total = 0
         for group in groups:
             for i, example in enumerate(group["examples"]):
@@ -84,12 +96,18 @@ class OctokitExamples(harness.TestCase):
                 self.assertIn(status, (200, 202), (key, body))
                 if status == 202:
                     queued.add(key)
+                elif isinstance(body, dict) and "duplicate" in body:
+                    duplicates.add(key)
                 if expected_kind(group["name"], example):
-                    expected.add(key)
+                    event = identity(group["name"], example)
+                    (duplicates_expected if event in seen else expected).add(key)
+                    seen.add(event)
         c.close()
-        print("\n%d payloads: %s; %d queued" % (total, answered, len(queued)))
+        print("\n%d payloads: %s; %d queued, %d copies of an event already queued" %
+              (total, answered, len(queued), len(duplicates)))
         self.assertEqual(total, 329)
         self.assertEqual(queued, expected)
+        self.assertEqual(duplicates, duplicates_expected)
         db = r.client()
         self.assertEqual(db.stream_len(), len(queued))
         db.close()

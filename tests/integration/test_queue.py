@@ -308,17 +308,31 @@ class Webhook(QueueCase):
         rec = self.job(first)
         self.assertEqual((rec["status"], rec["error"]), ("cancelled", "superseded by job %s" % second))
         self.assertEqual(self.db.call("TTL", "patchbay:job:" + first) > 0, True)  # final: retention applies
+        # someone else's newer instruction supersedes nothing: nobody's request is dropped by another's comment
+        third = post_delivery(c, "issue_comment", harness.issue_comment(body="@patchbay fix c", number=8,
+                                                                        sender="hubot"))[1]["job"]
+        self.assertEqual(self.job(second)["status"], "queued")
+        self.assertNotIn("supersedes", self.job(third))
 
         # "@patchbay stop" on an issue whose job is running: cancelled within 2 s. A noop
-        # that sleeps stands in for a long fix job on issue 9.
+        # that sleeps stands in for a long fix job of octocat's on issue 9.
         self.work(1)
         [long_job] = self.enqueue({"kind": "noop", "noop_sleep_ms": "60000", "repo": "octo-org/hello-world",
-                                   "number": "9"})
-        self.db.call("HSET", "patchbay:active:octo-org/hello-world#9", "fix", long_job)
+                                   "number": "9", "sender": "octocat"})
+        self.db.call("HSET", "patchbay:active:octo-org/hello-world#9", "fix:octocat", long_job)
         self.wait_status(long_job, "running")
+        # another person's stop only claims it: the permission check is a worker's, and without
+        # the App (no APP_ID here) it never passes, so the job runs on
+        status, body, _ = post_delivery(c, "issue_comment", harness.issue_comment(body="@patchbay stop", number=9,
+                                                                                 sender="mallory"))
+        self.assertEqual(status, 202)
+        self.assertEqual((self.job(body["job"])["stops"], self.job(body["job"])["claims"]), ("", long_job))
+        self.assertEqual(self.job(long_job)["status"], "running")
+        self.assertNotIn("cancel_requested", self.job(long_job))
+        # its own sender's stop needs nobody's leave and no free worker
         status, body, _ = post_delivery(c, "issue_comment", harness.issue_comment(body="@patchbay stop", number=9))
         self.assertEqual(status, 202)
-        self.assertEqual(self.job(body["job"])["stops"], long_job)
+        self.assertEqual((self.job(body["job"])["stops"], self.job(body["job"])["claims"]), (long_job, ""))
         self.assertEqual(self.wait_status(long_job, FINAL, timeout=3)["status"], "cancelled")
         self.assertTrue(any("cancel requested: stopped by octocat" in line for line in self.db.job_log(long_job)))
         c.close()

@@ -307,9 +307,9 @@ class StrangersCode(fj.FixJobCase):
         return ("import socket\nsocket.create_connection(('127.0.0.1', %d), timeout=3)\n"
                 "open('/tmp/pb-stranger-ran-%d', 'w').write('ran')\n" % (self.canary.port, os.getpid()))
 
-    def open_pull(self, repo, number, author):
+    def open_pull(self, repo, number, author, action="opened"):
         pr = [p for p in self.gh.state()["pulls"] if p["repo"] == repo and p["number"] == number][0]
-        payload = harness.pull_request(action="opened", author=author, association="MEMBER", number=number,
+        payload = harness.pull_request(action=action, author=author, association="MEMBER", number=number,
                                        repo=repo, sender=author)
         payload["pull_request"]["head"]["sha"] = pr["head_sha"]
         c = self.pb.conn()
@@ -339,8 +339,8 @@ class StrangersCode(fj.FixJobCase):
         self.start(isolation="bwrap")
         job = self.open_pull(repo, pr["number"], "mallory")
         self.assert_note_and_no_review(repo, pr["number"], job, "the fork mallory/calc")
-        # a second push to the fork: no second note
-        job = self.open_pull(repo, pr["number"], "mallory")
+        # the pull request comes back (ready for review): no second note
+        job = self.open_pull(repo, pr["number"], "mallory", action="ready_for_review")
         self.wait_job(job)
         notes = [c for c in self.comments(repo, pr["number"]) if c["user"] == "patchbay[bot]"]
         self.assertEqual(len(notes), 1)

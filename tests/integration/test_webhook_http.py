@@ -164,6 +164,45 @@ class WebhookHTTP(harness.TestCase):
             self.assertEqual((status, body), (200, {"duplicate": first["job"]}))
         self.assertEqual(self.db.stream_len(), 1)
 
+    def test_a_replayed_body_under_a_new_delivery_id_is_a_duplicate(self):
+        """GitHub signs the body only: a captured delivery posted again with a fresh
+        X-GitHub-Delivery is still the same comment, label or push, and makes no second job."""
+        events = [("issue_comment", harness.issue_comment(number=61)),
+                  ("issue_comment", harness.issue_comment(body="@patchbay stop", number=61)),
+                  ("issues", harness.issues_labeled(number=62)),
+                  ("pull_request", harness.pull_request(action="synchronize", number=63)),
+                  ("pull_request_review_comment", harness.review_comment(number=64))]
+        for event, payload in events:
+            body = json.dumps(payload).encode()
+            status, first, _ = self.post(event, body)
+            self.assertEqual(status, 202, (event, first))
+            for _ in range(2):
+                status, again, _ = self.post(event, body)  # the same bytes, a new delivery id each time
+                self.assertEqual((status, again), (200, {"duplicate": first["job"]}), event)
+        self.assertEqual(self.db.stream_len(), len(events))
+        self.assertEqual(len(self.db.job_ids()), len(events))
+        # a replay leaves nothing behind: no payload copy of its own
+        self.assertEqual(len(self.db.call("KEYS", "patchbay:payload:*")), len(events))
+        self.assertEqual(len(self.db.call("KEYS", "patchbay:event:*")), len(events))
+
+    def test_the_same_trigger_again_later_is_a_new_event(self):
+        # the label taken off and put on again: the issue's updated_at moved
+        p = harness.issues_labeled(number=65)
+        status, first, _ = self.post("issues", p)
+        p["issue"]["updated_at"] = "2026-11-24T09:30:00Z"
+        status, second, _ = self.post("issues", p)
+        self.assertEqual((status, second["job"] != first["job"]), (202, True))
+        # a new push to a pull request
+        p = harness.pull_request(action="synchronize", number=66)
+        status, first, _ = self.post("pull_request", p)
+        p["pull_request"]["head"]["sha"] = "0" * 40
+        status, second, _ = self.post("pull_request", p)
+        self.assertEqual((status, second["job"] != first["job"]), (202, True))
+        # another comment with the same words
+        status, a, _ = self.post("issue_comment", harness.issue_comment(number=67))
+        status, b, _ = self.post("issue_comment", harness.issue_comment(number=67))
+        self.assertEqual((status, a["job"] != b["job"]), (202, True))
+
     # -- 401
 
     def test_bad_signatures_are_refused_and_nothing_is_queued(self):

@@ -29,14 +29,17 @@ LAYERS = {
     "jobs/workspace": ["app/common"],
     "jobs/review": ["app/common", "app/github"],
     "jobs/agent": ["app/common", "jobs/review", "jobs/workspace"],
-    "jobs/kinds": ["app/common", "app/github", "jobs/queue", "jobs/workspace", "jobs/review", "jobs/agent"],
+    "jobs/image": ["app/common", "jobs/agent"],
+    "jobs/kinds": ["app/common", "app/github", "jobs/queue", "jobs/workspace", "jobs/review", "jobs/agent",
+                   "jobs/image"],
     "jobs/worker": ["app/common", "jobs/queue", "jobs/kinds", "jobs/agent"],
-    "app/cli": ["app/common", "app/github", "app/webhook", "app/server", "jobs/queue", "jobs/agent", "jobs/worker"],
-    # the two programs' main() functions
+    "app/cli": ["app/common", "app/github", "app/webhook", "app/server", "jobs/queue", "jobs/agent", "jobs/image",
+                "jobs/worker"],
+    # the programs' main() functions (patchbay-enter includes nothing of ours)
     "app": ["app/cli", "app/common", "jobs/worker"],
 }
 # The only files allowed directly in app/ (the programs) and nothing directly in jobs/.
-TOP_FILES = {"app/main.c", "app/supervisor_main.c"}
+TOP_FILES = {"app/main.c", "app/supervisor_main.c", "app/enter_main.c"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

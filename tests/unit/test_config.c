@@ -193,6 +193,8 @@ static void assert_documented_defaults(const config_t *c)
     assert_string_equal(c->server.webhook_path, "/api/github/webhooks");
     assert_int_equal(c->server.threads, 0);
     assert_int_equal(c->server.body_limit_bytes, 25 * 1024 * 1024);
+    assert_int_equal(c->server.inflight_body_bytes, 48 * 1024 * 1024);
+    assert_int_equal(c->server.max_connections, 0);
     assert_int_equal(c->server.request_timeout_ms, 10000);
     assert_int_equal(c->server.redis_timeout_ms, 1000);
     assert_null(c->server.public_url);
@@ -285,6 +287,8 @@ static void test_example_mentions_every_key(void **state)
         "webhook_path:",
         "threads:",
         "body_limit_bytes:",
+        "inflight_body_bytes:",
+        "max_connections:",
         "request_timeout_ms:",
         "redis_timeout_ms:",
         "public_url:",
@@ -690,7 +694,8 @@ static void test_sizes_and_numbers(void **state)
     for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
         char yaml[128];
         loaded_t l;
-        snprintf(yaml, sizeof(yaml), "server:\n  body_limit_bytes: %s\n", sizes[i].text);
+        /* a 1 GiB body needs a budget that can hold it */
+        snprintf(yaml, sizeof(yaml), "server:\n  body_limit_bytes: %s\n  inflight_body_bytes: 2GiB\n", sizes[i].text);
         load_yaml(&l, yaml, no_env);
         assert_clean(&l);
         assert_int_equal(l.cfg->server.body_limit_bytes, sizes[i].bytes);
@@ -845,6 +850,12 @@ static void test_rules_across_values(void **state)
                       "'api_key_env' must be the NAME of the environment variable that holds the key");
     assert_yaml_error("agent:\n  command: []\n", 2, "'command' must name the agent to run when 'backend' is command");
     assert_yaml_error("agent:\n  backend: command\n  command: ['']\n", 3, "'command' items must not be empty");
+    assert_yaml_error("server:\n  inflight_body_bytes: 30MiB\n", 2,
+                      "'inflight_body_bytes' (31457280) must be at least 'body_limit_bytes' + 8 MiB (34603008)");
+    assert_yaml_error("server:\n  body_limit_bytes: 64MiB\n", 2,
+                      "'inflight_body_bytes' (50331648) must be at least 'body_limit_bytes' + 8 MiB (75497472)");
+    assert_yaml_error("server:\n  inflight_body_bytes: 1MiB\n", 2, "'inflight_body_bytes' must be between");
+    assert_yaml_error("server:\n  max_connections: -1\n", 2, "'max_connections' must be between 0 and 10000000");
     assert_yaml_error("workers:\n  retry_delay_ms: 5000\n  retry_max_delay_ms: 1000\n", 3,
                       "'retry_max_delay_ms' (1000) must not be below 'retry_delay_ms' (5000)");
     assert_yaml_error("workers:\n  retry_delay_ms: 700000\n", 2,

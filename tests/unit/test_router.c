@@ -119,6 +119,25 @@ static const route_case_t cases[] = {
      "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
      "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
      ROUTER_OK, ROUTE_JOB, "followup", "path=a.c"},
+    /* the event's own identity, whatever delivery carries it */
+    {"comment identity", "issue_comment", IC("created", "@patchbay fix it", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "fix", "event_id=issue_comment.created:o/r:7"},
+    {"label identity", "issues",
+     "{\"action\":\"labeled\",\"label\":{\"name\":\"ai-fix\"},\"issue\":{\"number\":5,\"updated_at\":"
+     "\"2026-11-23T10:00:00Z\"},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},\"sender\":{"
+     "\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "fix", "event_id=issues.labeled:o/r#5:2026-11-23T10:00:00Z:ai-fix"},
+    {"PR identity", "pull_request",
+     "{\"action\":\"synchronize\",\"pull_request\":{\"number\":9,\"author_association\":\"MEMBER\",\"user\":{"
+     "\"login\":\"bob\"},\"head\":{\"ref\":\"f\",\"sha\":\"def\"}},\"repository\":{\"full_name\":\"o/r\"},"
+     "\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "review", "event_id=pull_request.synchronize:o/r#9:def"},
+    {"review comment identity", "pull_request_review_comment",
+     "{\"action\":\"created\",\"comment\":{\"id\":8,\"body\":\"@patchbay rename\",\"author_association\":\"OWNER\","
+     "\"path\":\"a.c\",\"line\":3},\"pull_request\":{\"number\":9,\"user\":{\"login\":\"patchbay[bot]\"},\"head\":{"
+     "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
+     "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_JOB, "followup", "event_id=pull_request_review_comment.created:o/r:8"},
     {"ping", "ping", "{\"zen\":\"Keep it logically awesome.\"}", ROUTER_OK, ROUTE_IGNORED, NULL,
      "event ping is not a trigger"},
     {"not json", "issue_comment", "{\"action\":", ROUTER_ERR_MALFORMED, 0, NULL, "not valid JSON"},
@@ -186,8 +205,34 @@ static void test_custom_handle(void **state)
     free(scratch);
 }
 
+/* A long instruction in a payload with little else around it: its copy once
+ * needed as much scratch again as the comment, and the server aborted. */
+static void test_long_instruction_in_a_small_payload(void **state)
+{
+    (void)state;
+    const size_t n = 64 * 1024;
+    const char *head = "{\"action\":\"created\",\"issue\":{\"number\":1,\"title\":\"T\",\"user\":{\"login\":\"a\"}},"
+                       "\"comment\":{\"id\":7,\"author_association\":\"OWNER\",\"body\":\"@patchbay ";
+    const char *tail = "\"},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
+                       "\"sender\":{\"login\":\"a\",\"type\":\"User\"}}";
+    size_t len = strlen(head) + n + strlen(tail);
+    char *body = malloc(len);
+    memcpy(body, head, strlen(head));
+    memset(body + strlen(head), 'x', n);
+    memcpy(body + strlen(head) + n, tail, strlen(tail));
+    char *scratch = malloc(len + ROUTER_SCRATCH_EXTRA);
+    router_result_t r;
+    assert_int_equal(router_route(&r, &rules, "issue_comment", body, len, scratch, len + ROUTER_SCRATCH_EXTRA), ROUTER_OK);
+    assert_int_equal(r.outcome, ROUTE_JOB);
+    assert_int_equal(strlen(job_fields_get(&r.fields, JOB_F_INSTRUCTION)), n);
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_TITLE), "T");
+    free(scratch);
+    free(body);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle),
+                                       cmocka_unit_test(test_long_instruction_in_a_small_payload)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -590,10 +590,10 @@ static void test_bwrap_network(void **state)
     char script[1024];
     snprintf(script, sizeof(script),
              "/usr/bin/python3 -c '\n"
-             "import socket\n"
+             "import socket, time\n"
              "for host, port in ((\"127.0.0.1\", %d), (\"169.254.169.254\", 80), (\"10.0.2.2\", %d)):\n"
              "    try:\n"
-             "        socket.create_connection((host, port), timeout=3).close(); print(\"CONNECTED\", host)\n"
+             "        c = socket.create_connection((host, port), timeout=3); time.sleep(0.3); c.close(); print(\"CONNECTED\", host)\n"
              "    except OSError as e:\n"
              "        print(\"REFUSED\", host, e.errno)\n"
              "'",

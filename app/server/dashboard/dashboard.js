@@ -96,7 +96,7 @@ async function refreshList(status) {
 // ---- one job
 
 const FIELDS = ["kind", "repo", "number", "sender", "instruction", "attempts", "delivery", "created_at",
-                "error", "worker", "supersedes", "stops"];
+                "error", "worker", "supersedes", "stops", "environment", "outcome"];
 
 function renderJob(job) {
   $("job-id").textContent = job.id;
