@@ -6,8 +6,9 @@ above all) are not there, and the build must not need them. This test makes that
 pkg-config: a folder holding just the .pc files of the run packages and of the packages they
 depend on (what apt-get installs with them), as PKG_CONFIG_LIBDIR, so nothing else is visible.
 It then configures and builds exactly as run.sh does (pb_build, from scripts/lib.sh) into a
-fresh directory, and starts the result as `./run.sh` would (`patchbay run`, no credentials): it
-listens, says on its page what is missing, and stops cleanly.
+fresh directory (patchbay, its supervisor and the static patchbay-enter), and starts the result as
+`./run.sh` would (`patchbay run`, no credentials): it listens, says on its page and in its log what
+is missing, asks for the set-up code before it registers anything, and stops cleanly.
 
 It builds the product once more (about 30 s here), so it runs in the plain pass only: under the
 sanitizers it would build the same unsanitized binary again.
@@ -104,6 +105,8 @@ class BareMachine(harness.TestCase):
         binary = os.path.join(build, "patchbay")
         self.assertTrue(os.access(binary, os.X_OK))
         self.assertTrue(os.access(os.path.join(build, "patchbay-supervisor"), os.X_OK))
+        # the sandbox's first program, linked statically: libc.a comes with the run packages too
+        self.assertTrue(os.access(os.path.join(build, "patchbay-enter"), os.X_OK))
 
         # and it starts as ./run.sh starts it: `patchbay run`, nothing configured yet
         pb = harness.Patchbay(self.workdir, command="run", secret=None)
@@ -125,6 +128,10 @@ class BareMachine(harness.TestCase):
         for setting in ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET"):
             self.assertIn(setting, page)
         self.assertEqual(page.count("<li>"), 3)  # the checklist: a line per missing setting
+        self.assertIn('action="/setup/code"', page)  # registering it here starts with the set-up code
+        # the same list in the log, a line each, after the line with the address and the code
+        self.assertEqual(len(pb.find_logs("missing: ")), 3)
+        self.assertEqual(len(pb.find_logs("enter the set-up code")), 1)
         self.assertEqual(pb.stop(), 0)
 
 
