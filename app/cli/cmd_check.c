@@ -40,8 +40,8 @@ int cmd_check_config(int argc, char **argv)
     else
         printf("%zu problem%s found\n", errs.count, errs.count == 1 ? "" : "s");
     if (credentials > 0)
-        printf("hint: `patchbay run` registers the GitHub App from its page at / in two clicks, and saves "
-               "what it gets\n");
+        printf("hint: `patchbay run` registers the GitHub App from its page at / in two clicks, with the "
+               "set-up code it prints at start, and saves what it gets\n");
     int status = errs.count == 0 ? CMD_OK : CMD_USAGE;
     /* the environments, and whether each image is here yet (fetched on first use) */
     for (size_t i = 0; rc == 0 && i < cfg->environments.count; i++) {
