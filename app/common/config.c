@@ -358,6 +358,11 @@ static const key_spec_t schema[] = {
 
     {"review.untrusted_agent", KEY_LIST, OFF(review.untrusted_agent), .def_list = no_items},
 
+    /* 0: agent.timeout, agent.openai.max_steps, agent.openai.max_tokens */
+    {"ask.timeout", KEY_INT, OFF(ask.timeout), 0, 7 * 86400, .def = "0"},
+    {"ask.max_steps", KEY_INT, OFF(ask.max_steps), 0, 10000, .def = "0"},
+    {"ask.max_tokens", KEY_INT, OFF(ask.max_tokens), 0, 2000000000, .def = "0"},
+
     {"sandbox.memory_bytes", KEY_SIZE, OFF(sandbox.memory_bytes), 64 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
     {"sandbox.processes", KEY_INT, OFF(sandbox.processes), 16, 1000000, .def = "1024"},
     {"sandbox.file_size_bytes", KEY_SIZE, OFF(sandbox.file_size_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "4GiB"},
@@ -1304,6 +1309,12 @@ static void cross_check(load_t *L)
         errors_addf(L->errors, line ? L->file : NULL, line,
                     "'untrusted_agent' runs %s, a relative path: give an absolute path, or a name on the sandbox's PATH",
                     uprog);
+    }
+    /* the same floor as agent.openai.max_tokens: below it one model call would end the question */
+    if (cfg->ask.max_tokens > 0 && cfg->ask.max_tokens < 1000) {
+        int line = L->line[find_spec("ask.max_tokens") - schema];
+        errors_addf(L->errors, line ? L->file : NULL, line,
+                    "'max_tokens' (%d) must be 0 (agent.openai.max_tokens) or at least 1000", cfg->ask.max_tokens);
     }
     if (cfg->workers.retry_max_delay_ms < cfg->workers.retry_delay_ms) {
         int line = L->line[find_spec("workers.retry_max_delay_ms") - schema];

@@ -146,6 +146,14 @@ typedef struct {
     } review;
 
     struct {
+        /* What an ask (a question answered with one reply) may spend; 0: the
+         * agent.* value. A repository's own ask section can only lower them. */
+        int timeout;                 /* seconds of wall clock for the agent */
+        int max_steps;               /* built-in agent: model calls */
+        int max_tokens;              /* built-in agent: tokens */
+    } ask;
+
+    struct {
         char *backend;               /* command | openai */
         config_list_t command;       /* argv */
         int timeout;                 /* seconds of wall clock */

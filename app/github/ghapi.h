@@ -292,6 +292,8 @@ int ghapi_pull_diff(char **out, size_t *len, ghapi_t *gh, const ghapi_repo_t *r,
 /* A reply in a review comment's thread (POST /pulls/{n}/comments/{id}/replies). */
 int ghapi_review_comment_reply(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, int64_t comment_id,
                                const char *body);
+/* The pull request's review comments, oldest first (GET /pulls/{n}/comments, paginated). */
+int ghapi_review_comments(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number);
 /* review: {"commit_id", "body", "event": COMMENT|APPROVE|REQUEST_CHANGES, "comments": [...]} (borrowed). */
 int ghapi_review_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, json_t *review);
 /* The pull request's reviews, oldest first (paginated). */

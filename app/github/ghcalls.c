@@ -421,6 +421,18 @@ int ghapi_review_comment_reply(json_t **out, ghapi_t *gh, const ghapi_repo_t *r,
     return rc;
 }
 
+int ghapi_review_comments(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number)
+{
+    strbuf_t p = STRBUF_INIT;
+    repo_path(&p, r);
+    strbuf_appendf(&p, "/pulls/%" PRId64 "/comments?per_page=100", number);
+    PATH_OR_FAIL(p);
+    ghapi_call_t c = call_on(r, "GET", p.data);
+    int rc = ghapi_get_all(out, gh, &c, GHAPI_LIST_MAX);
+    strbuf_free(&p);
+    return rc;
+}
+
 int ghapi_review_create(json_t **out, ghapi_t *gh, const ghapi_repo_t *r, int64_t number, json_t *review)
 {
     strbuf_t p = STRBUF_INIT;

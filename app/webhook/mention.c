@@ -422,18 +422,23 @@ static int locate(reader_t *r, size_t *at)
 /* What follows the mention                                                  */
 /* ------------------------------------------------------------------------- */
 
+/* keeps_word: the word is part of the instruction ("fix the test" is what
+ * the agent reads), not only the choice of the command. */
 static const struct {
     const char *word;
     mention_command_t command;
+    int keeps_word;
 } command_words[] = {
-    {"help", MENTION_HELP},
-    {"stop", MENTION_STOP},
-    {"review", MENTION_REVIEW},
+    {"help", MENTION_HELP, 0},
+    {"stop", MENTION_STOP, 0},
+    {"review", MENTION_REVIEW, 0},
+    {"ask", MENTION_ASK, 0},
+    {"fix", MENTION_FIX, 1},
 };
 
 static const char *const command_names[] = {
     [MENTION_NONE] = "none", [MENTION_FIX] = "fix",       [MENTION_HELP] = "help",
-    [MENTION_STOP] = "stop", [MENTION_REVIEW] = "review",
+    [MENTION_STOP] = "stop", [MENTION_REVIEW] = "review", [MENTION_ASK] = "ask",
 };
 
 /* Steps over what closes the word just read before the next one starts:
@@ -466,6 +471,7 @@ mention_command_t mention_find(const char *text, size_t len, const char *handle,
     out->at = 0;
     out->instruction = "";
     out->instruction_len = 0;
+    out->worded = 0;
     if (text == NULL || len == 0 || handle[0] == '\0')
         return MENTION_NONE;
 
@@ -494,11 +500,66 @@ mention_command_t mention_find(const char *text, size_t len, const char *handle,
             j++;
         if (j == n) {
             out->command = command_words[k].command;
-            set_instruction(out, s, skip_separators(s, len, word + n), len);
+            out->worded = 1;
+            if (!command_words[k].keeps_word)
+                set_instruction(out, s, skip_separators(s, len, word + n), len);
             break;
         }
     }
     return out->command;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The question rule                                                         */
+/* ------------------------------------------------------------------------- */
+
+/* The words a question starts with. "do" is not one: "@patchbay do the
+ * rename" is an order. "explain" is: it asks for words, never for a change. */
+static const char *const question_words[] = {"what", "why", "how", "where", "which", "who", "when", "can",
+                                             "could", "does", "is", "are", "should", "explain"};
+
+static int is_letter(unsigned char c)
+{
+    return lower(c) >= 'a' && lower(c) <= 'z';
+}
+
+/* Whether the ASCII word w (lowercase) is at s[i..] as a whole word. */
+static int word_at(const unsigned char *s, size_t len, size_t i, const char *w)
+{
+    size_t n = strlen(w);
+    if (len - i < n || (i > 0 && is_alnum(s[i - 1])))
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if (lower(s[i + k]) != (unsigned char)w[k])
+            return 0;
+    return i + n == len || !is_alnum(s[i + n]);
+}
+
+int mention_is_question(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    if (s == NULL)
+        return 0;
+    size_t from = 0;
+    while (from < len && is_space(s[from]))
+        from++;
+    size_t eol = line_end(s, len, from);
+    /* the person's own word for it wins over any shape: "how do I fix this?" asks for a fix */
+    for (size_t i = from; i < eol; i++)
+        if (lower(s[i]) == 'f' && word_at(s, eol, i, "fix"))
+            return 0;
+    size_t last = eol;
+    while (last > from && is_space(s[last - 1]))
+        last--;
+    if (last > from && s[last - 1] == '?')
+        return 1;
+    size_t w = from;
+    while (w < eol && is_letter(s[w]))
+        w++;
+    for (size_t k = 0; k < sizeof(question_words) / sizeof(question_words[0]); k++)
+        if (w - from == strlen(question_words[k]) && word_at(s, eol, from, question_words[k]))
+            return 1;
+    return 0;
 }
 
 const char *mention_command_name(mention_command_t c)

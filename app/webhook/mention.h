@@ -26,14 +26,25 @@
  *    hides the rest of the text.
  *  - Runs of more than 80 backticks never open a code span (as on GitHub).
  *
- * After it, the first word decides the command: "help", "stop" and "review"
- * (case-insensitive, followed by the end, whitespace or punctuation, but not
- * by '-' or a word: "reviewer" and "stop-gap" are not commands) are
- * commands; anything else is a fix request whose instruction is the rest of
- * the comment after the mention, with surrounding whitespace trimmed (it may
- * be empty: "@patchbay" alone asks to fix the issue as written). Punctuation
- * glued to the handle or the command word (one or more of ":,;.!?*~)]") is
- * dropped first: "@patchbay: review", "**@patchbay**, fix the test".
+ * After it, the first word decides the command: "help", "stop", "review"
+ * and "ask" (case-insensitive, followed by the end, whitespace or
+ * punctuation, but not by '-' or a word: "reviewer" and "stop-gap" are not
+ * commands) are commands, and their instruction is what follows the word;
+ * anything else is a fix request whose instruction is the rest of the
+ * comment after the mention, with surrounding whitespace trimmed (it may be
+ * empty: "@patchbay" alone asks to fix the issue as written). "fix" is a
+ * fix request said in words: its instruction keeps the word ("fix the
+ * test"), and `worded` tells the router the person chose the kind, so no
+ * question rule may turn it into an ask. Punctuation glued to the handle or
+ * the command word (one or more of ":,;.!?*~)]") is dropped first:
+ * "@patchbay: review", "**@patchbay**, fix the test".
+ *
+ * mention_is_question is the rule that makes a fix request that reads as a
+ * question an ask, stated so that a reader can predict it (the README says
+ * the same): the instruction's first line is a question when it does not
+ * contain the word "fix" and either ends with '?' or starts with one of
+ * what, why, how, where, which, who, when, can, could, does, is, are,
+ * should, explain.
  *
  * Linear time and no reads outside text[0..len) on any input; the text need
  * not be NUL-terminated.
@@ -52,6 +63,7 @@ typedef enum {
     MENTION_HELP,
     MENTION_STOP,
     MENTION_REVIEW,
+    MENTION_ASK,      /* a question; the instruction is the question */
 } mention_command_t;
 
 typedef struct {
@@ -60,6 +72,7 @@ typedef struct {
     const char *instruction; /* MENTION_FIX: the text after the mention, trimmed; else the text after the command
                                 word, trimmed. Points into text (at its end when empty); "" for MENTION_NONE */
     size_t instruction_len;
+    int worded;              /* the command was said in words ("fix", "ask", "help", ...), not inferred */
 } mention_t;
 
 /* Looks for "@handle" (handle without the '@', e.g. "patchbay") in
@@ -67,7 +80,11 @@ typedef struct {
  * an empty handle or text. */
 mention_command_t mention_find(const char *text, size_t len, const char *handle, mention_t *out);
 
-/* "fix", "help", "stop", "review" or "none". */
+/* "fix", "help", "stop", "review", "ask" or "none". */
 const char *mention_command_name(mention_command_t c);
+
+/* Whether an instruction (text[0..len), need not be NUL-terminated) reads as
+ * a question by the rule above. Linear; reads nothing outside the text. */
+int mention_is_question(const char *text, size_t len);
 
 #endif

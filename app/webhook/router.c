@@ -298,6 +298,30 @@ static int comment_trigger(route_ctx_t *c, const char *event, int author_path, m
     return err;
 }
 
+/* A question asked: an ask job, or the usage when "ask" came without one. */
+static void ask(route_ctx_t *c, const mention_t *m)
+{
+    if (m->instruction_len > 0) {
+        job(c, JOB_KIND_ASK);
+        /* the question rule chose the kind, not the person: the answer says how to ask for a change instead */
+        if (m->command != MENTION_ASK)
+            add(c, JOB_F_INFERRED, "1");
+        return;
+    }
+    job(c, JOB_KIND_HELP);
+    add(c, JOB_F_MESSAGE, "`ask` needs a question after it.");
+}
+
+/* A fix request that reads as a question (mention.h's rule) is an ask,
+ * where the person did not say "fix" and the alternative is a fix of its
+ * own (an issue, or a pull request patchbay did not open). On patchbay's
+ * own pull requests every request is a follow-up unless "ask" is said:
+ * "can you also handle floats?" there asks for more commits. */
+static int reads_as_question(const mention_t *m)
+{
+    return m->command == MENTION_FIX && !m->worded && mention_is_question(m->instruction, m->instruction_len);
+}
+
 static int route_issue_comment(route_ctx_t *c)
 {
     mention_t m;
@@ -306,6 +330,7 @@ static int route_issue_comment(route_ctx_t *c)
     if (!go)
         return err;
     int is_pr = c->v[P_ISSUE_PULL_REQUEST].type == JSCAN_OBJECT;
+    int ours = is_pr && is_bot_login(c, author);
 
     switch (m.command) {
     case MENTION_HELP: job(c, JOB_KIND_HELP); break;
@@ -315,7 +340,13 @@ static int route_issue_comment(route_ctx_t *c)
         if (!is_pr)
             add(c, JOB_F_MESSAGE, "`review` works on pull requests; this is an issue.");
         break;
-    default: job(c, is_pr && is_bot_login(c, author) ? JOB_KIND_FOLLOWUP : JOB_KIND_FIX); break;
+    case MENTION_ASK: ask(c, &m); break;
+    default:
+        if (!ours && reads_as_question(&m))
+            ask(c, &m);
+        else
+            job(c, ours ? JOB_KIND_FOLLOWUP : JOB_KIND_FIX);
+        break;
     }
     if ((err = add_common(c, P_ISSUE_NUMBER)) != ROUTER_OK)
         return err;
@@ -364,13 +395,20 @@ static int route_review_comment(route_ctx_t *c)
     if (!go)
         return err;
 
+    int ours = is_bot_login(c, author);
     switch (m.command) {
     case MENTION_HELP: job(c, JOB_KIND_HELP); break;
     case MENTION_STOP: job(c, JOB_KIND_STOP); break;
     case MENTION_REVIEW: job(c, JOB_KIND_REVIEW); break;
+    case MENTION_ASK: ask(c, &m); break;
     default:
-        if (!is_bot_login(c, author))
-            return ignore(c, "a review comment mention acts only on patchbay's own pull requests");
+        if (!ours && reads_as_question(&m)) {
+            ask(c, &m);
+            break;
+        }
+        if (!ours)
+            return ignore(c, "a review comment mention acts only on patchbay's own pull requests (or asks a "
+                             "question: `ask`)");
         job(c, JOB_KIND_FOLLOWUP);
         break;
     }

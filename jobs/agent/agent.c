@@ -94,6 +94,23 @@ int agent_settings_untrusted(agent_settings_t *s, const config_t *cfg, char *con
     return -1;
 }
 
+/* The operator's ask value (else agent.*), lowered by the repository's. */
+static int ask_budget(int operator_ask, int operator_agent, int repo)
+{
+    int v = operator_ask > 0 ? operator_ask : operator_agent;
+    return repo > 0 && repo < v ? repo : v;
+}
+
+void agent_settings_ask(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc)
+{
+    s->ask = 1;
+    s->kind = "ask";
+    int repo_timeout = rc == NULL ? 0 : rc->ask.timeout > 0 ? rc->ask.timeout : rc->agent.timeout;
+    s->timeout_ms = (int64_t)ask_budget(cfg->ask.timeout, cfg->agent.timeout, repo_timeout) * 1000;
+    s->openai.max_steps = ask_budget(cfg->ask.max_steps, cfg->agent.openai.max_steps, rc ? rc->ask.max_steps : 0);
+    s->openai.max_tokens = ask_budget(cfg->ask.max_tokens, cfg->agent.openai.max_tokens, 0);
+}
+
 void agent_secrets(redact_set_t *set, const agent_settings_t *s)
 {
     memset(set, 0, sizeof(*set));

@@ -9,8 +9,15 @@
  * Codex, aider...) in the sandbox: the task in a file named by
  * PATCHBAY_PROMPT_FILE and on stdin, PATCHBAY_SUMMARY_FILE for its summary
  * (else the tail of its output is the summary), PATCHBAY_REVIEW_FILE for a
- * review's findings, its own process group killed on timeout or cancel, and
- * an environment with nothing of patchbay's but the agent's own API keys.
+ * review's findings, PATCHBAY_JOB_KIND (fix, followup, review, ask) so one
+ * script can serve every kind, its own process group killed on timeout or
+ * cancel, and an environment with nothing of patchbay's but the agent's own
+ * API keys.
+ *
+ * Three kinds of run: a change (fix, follow-up: every tool), a review
+ * (report_finding instead of the editing tools) and an ask (the reading
+ * tools only; the answer is the summary, and nothing of the work tree is
+ * kept).
  * The job's installation token is never given to an agent: the worker pushes
  * after it is done.
  *
@@ -38,8 +45,21 @@
 #define AGENT_TAIL_BYTES 4096
 #define AGENT_OUTPUT_LIMIT_BYTES (8u * 1024 * 1024)
 
+/* A repository's instructions for agents that apply under one directory
+ * only (a nested AGENTS.md): the built-in agent is given `text` when it first
+ * reads or writes a file under `dir` for which this is the nearest one. The
+ * text is the caller's, fenced as untrusted data already. */
+typedef struct {
+    const char *dir;  /* "src/legacy/": relative to the work tree, ending in '/' */
+    const char *path; /* "src/legacy/AGENTS.md", for the note around it */
+    const char *text;
+} agent_instructions_t;
+
+#define AGENT_INSTRUCTIONS_MAX 64 /* nested instruction files one run is given (a bit each in a session) */
+
 typedef struct {
     const char *backend;        /* "command" or "openai" */
+    const char *kind;           /* the job's kind, for PATCHBAY_JOB_KIND; NULL: not set */
     char *const *command;       /* argv, NULL-terminated */
     int64_t timeout_ms;
     int network;
@@ -57,7 +77,10 @@ typedef struct {
     char *const *environ_;      /* where to read them from (patchbay's environment) */
     const char *job;            /* for log lines */
     int review;                 /* a review: openai offers report_finding and no editing tools */
+    int ask;                    /* a question: openai offers the reading tools only; finish's text is the answer */
     int no_run;                 /* openai offers no `run`: nothing in the work tree may execute */
+    const agent_instructions_t *instructions; /* openai: nested instruction files, at most AGENT_INSTRUCTIONS_MAX */
+    size_t ninstructions;
     struct {
         const char *base_url;   /* ".../v1"; /chat/completions is appended */
         const char *model;
@@ -82,6 +105,12 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
  * -1 (with s zeroed) when none does. */
 int agent_settings_untrusted(agent_settings_t *s, const config_t *cfg, char *const *environ_, const char *job);
 
+/* Makes settings (from either function above) an ask's: the reading tools
+ * only, PATCHBAY_JOB_KIND=ask, and the operator's ask.* budgets (else
+ * agent.*), lowered by the repository's ask.* or agent.timeout (rc may be
+ * NULL). */
+void agent_settings_ask(agent_settings_t *s, const config_t *cfg, const repoconfig_t *rc);
+
 /* What a job's runs of one agent share: the openai backend's conversation
  * (a test round continues it) and what it has used. The command backend
  * starts afresh each run. */
@@ -90,9 +119,10 @@ typedef struct {
     int64_t steps;          /* model calls, all runs */
     int64_t prompt_tokens, completion_tokens;
     double cost;            /* USD, from the configured prices */
+    uint64_t instructions_shown; /* bit i: settings.instructions[i] was given to the model */
 } agent_session_t;
 
-#define AGENT_SESSION_INIT {NULL, 0, 0, 0, 0.0}
+#define AGENT_SESSION_INIT {NULL, 0, 0, 0, 0.0, 0}
 void agent_session_free(agent_session_t *session);
 
 /* Cancel and kill hooks from the job (both optional). */
@@ -112,6 +142,8 @@ typedef enum {
 typedef struct {
     agent_end_t end;
     char *summary;     /* from PATCHBAY_SUMMARY_FILE, else the tail of the output; never NULL after agent_run */
+    int summary_written; /* the agent gave the summary itself (the file, finish, its last words), not its output's tail */
+    uint64_t instructions_shown; /* openai: which settings.instructions it was given, in this session so far */
     char *output_tail; /* the last AGENT_TAIL_BYTES of its output */
     char describe[96]; /* "exited 3", "timed out", ... */
     int64_t elapsed_ms;

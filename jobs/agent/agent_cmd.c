@@ -52,15 +52,19 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
     fclose(f);
     unlink(summary);
 
-    char vars[3][4200];
+    char vars[4][4200];
     snprintf(vars[0], sizeof(vars[0]), "PATCHBAY_PROMPT_FILE=%s", prompt);
     snprintf(vars[1], sizeof(vars[1]), "PATCHBAY_SUMMARY_FILE=%s", summary);
     snprintf(vars[2], sizeof(vars[2]), "PATCHBAY_REVIEW_FILE=%s", review);
-    char *env[AGENT_ENV_MAX + 4];
+    /* one script can serve every kind: a question is answered, not fixed */
+    snprintf(vars[3], sizeof(vars[3]), "PATCHBAY_JOB_KIND=%s", s->kind ? s->kind : "");
+    char *env[AGENT_ENV_MAX + 5];
     size_t n = collect_env(env, AGENT_ENV_MAX, s);
     env[n++] = vars[0];
     env[n++] = vars[1];
     env[n++] = vars[2];
+    if (s->kind != NULL)
+        env[n++] = vars[3];
     env[n] = NULL;
 
     sandbox_opts_t o;
@@ -89,7 +93,8 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
     char *written = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, &written_len);
     out->output_tail = tail ? agent_summary_clean(tail, tail_len) : NULL;
     out->summary = written ? agent_summary_clean(written, written_len) : NULL;
-    if (out->summary == NULL || out->summary[strspn(out->summary, " \t\r\n")] == '\0') {
+    out->summary_written = out->summary != NULL && out->summary[strspn(out->summary, " \t\r\n")] != '\0';
+    if (!out->summary_written) {
         free(out->summary);
         out->summary = agent_summary_from_output(tail, tail ? tail_len : 0, r.output_bytes > tail_len);
     }

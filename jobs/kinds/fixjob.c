@@ -8,6 +8,7 @@
 #include "jobgh.h"
 #include "progress.h"
 #include "prompt.h"
+#include "repoinstr.h"
 #include "app/common/clock.h"
 #include "app/common/fileio.h"
 #include "app/common/log.h"
@@ -72,6 +73,7 @@ typedef struct {
     int64_t started_ms;
     char pr_url[512];
     int64_t pr_number;
+    repoinstr_t instr;       /* the repository's instructions, for the built-in agent */
     char *err;          /* the caller's buffer: the job's error */
     size_t err_len;
 } fix_t;
@@ -175,7 +177,7 @@ static job_result_t finish(fix_t *f, progress_outcome_t outcome, job_result_t re
     progress_push(f, 1);
     /* a retry will come back: no final reaction yet */
     if (result != JOB_ERR_RETRY)
-        react(f, outcome == PROGRESS_SUCCEEDED ? "rocket" : "confused");
+        react(f, result == JOB_OK ? "rocket" : "confused");
     if (f->label != NULL && result != JOB_ERR_RETRY &&
         ghapi_label_remove(f->gh, &f->r, f->number, FIXJOB_WORKING_LABEL) == GHAPI_ERR_RETRYABLE)
         job_ctx_log(f->ctx, LOG_WARN, "label %s not removed: %s", FIXJOB_WORKING_LABEL, ghapi_error(f->gh));
@@ -685,8 +687,12 @@ static job_result_t agent_and_tests(fix_t *f)
                          .review_path = f->path,
                          .review_line = f->line,
                          .requester = f->sender};
+    strbuf_t instructions = STRBUF_INIT;
+    repoinstr_task(&instructions, &f->instr);
+    in.instructions = instructions.data;
     strbuf_t task = STRBUF_INIT;
     prompt_build(&task, &in);
+    strbuf_free(&instructions);
     free(pc);
 
     job_result_t r = f->attempts > 1 ? best_of(f, task.data, task.len) : one_attempt(f, task.data, task.len);
@@ -883,6 +889,13 @@ static void pr_body(fix_t *f, strbuf_t *b)
             strbuf_appendf(b, "%s%s", i ? " " : "", f->agent.command[i]);
         strbuf_appendf(b, "`%s, %s.\n\n", f->result.isolated ? " in bubblewrap" : "", took);
     }
+    if (f->instr.family != NULL && f->agent.backend && strcmp(f->agent.backend, "openai") == 0) {
+        strbuf_t used = STRBUF_INIT;
+        repoinstr_used(&used, &f->instr, f->result.instructions_shown);
+        if (used.len > 0)
+            strbuf_appendf(b, "Repository instructions the agent followed: %s.\n\n", used.data);
+        strbuf_free(&used);
+    }
     if (f->env_name != NULL) {
         strbuf_append(b, "Environment: ");
         ghmd_code_span(b, f->env_name, 0);
@@ -933,12 +946,66 @@ static job_result_t succeed(fix_t *f)
     ghmd_sanitize(&md, s, strlen(s));
     if (f->rc.test != NULL && !f->tests_passed)
         strbuf_append(&md, "\n\n**The tests still fail** (see the pull request).");
+    jobgh_set(f->ctx, JOB_F_OUTCOME, "pr");
     job_result_t r = finish(f, PROGRESS_SUCCEEDED, JOB_OK, md.data);
     if (f->followup && f->comment_type && strcmp(f->comment_type, "review_comment") == 0 &&
         ghapi_review_comment_reply(NULL, f->gh, &f->r, f->number, f->comment_id, md.data) != GHAPI_OK)
         job_ctx_log(f->ctx, LOG_WARN, "no reply in the review thread: %s", ghapi_error(f->gh));
     strbuf_free(&md);
     return r;
+}
+
+/* ---- answers ---- */
+
+/* The agent changed nothing but said why (it wrote a summary): that is an
+ * answer, not a failure and never an empty pull request. The issue reads it,
+ * marked plainly, and the job ends well with outcome "answered". *done is 1
+ * when that is how this job ends. A retry whose branch already holds an
+ * earlier run's change goes on to push it instead. */
+static job_result_t answer_if_unchanged(fix_t *f, int *done)
+{
+    *done = 0;
+    if (!f->result.summary_written || (!f->followup && f->ws->remote_oid[0] != '\0'))
+        return JOB_OK;
+    char err[WORKSPACE_ERR_BYTES];
+    workspace_changes_t ch;
+    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+        return JOB_OK; /* commit_and_push says it */
+    size_t changed = ch.count;
+    workspace_changes_free(&ch);
+    if (changed > 0)
+        return JOB_OK;
+    *done = 1;
+    job_ctx_log(f->ctx, LOG_INFO, "the agent made no change and answered instead");
+    step_done(f, f->s_push, PROGRESS_SKIPPED, "nothing to commit");
+    step_done(f, f->s_pr, PROGRESS_SKIPPED, NULL);
+    strbuf_t md = STRBUF_INIT;
+    strbuf_append(&md, "**No change was made**: the agent looked into it and answered instead.\n\n");
+    ghmd_sanitize(&md, f->result.summary, strlen(f->result.summary));
+    jobgh_set(f->ctx, JOB_F_OUTCOME, "answered");
+    job_result_t r = finish(f, PROGRESS_ANSWERED, JOB_OK, md.data);
+    if (f->followup && f->comment_type && strcmp(f->comment_type, "review_comment") == 0 &&
+        ghapi_review_comment_reply(NULL, f->gh, &f->r, f->number, f->comment_id, md.data) != GHAPI_OK)
+        job_ctx_log(f->ctx, LOG_WARN, "no reply in the review thread: %s", ghapi_error(f->gh));
+    strbuf_free(&md);
+    return r;
+}
+
+/* The repository's instructions, for the built-in agent (agent CLIs read
+ * their own), from the commit the job works on. */
+static void load_instructions(fix_t *f)
+{
+    int builtin = f->agent.backend != NULL && strcmp(f->agent.backend, "openai") == 0;
+    for (size_t i = 0; i < f->cfg->agent.backends.count; i++)
+        builtin |= strcmp(f->cfg->agent.backends.items[i], "openai") == 0;
+    if (!builtin)
+        return;
+    char err[WORKSPACE_ERR_BYTES];
+    if (repoinstr_load(&f->instr, f->ws, f->ws->base_oid, err, sizeof(err)) != 0)
+        job_ctx_log(f->ctx, LOG_WARN, "no repository instructions: %s", err);
+    else if (f->instr.family != NULL)
+        job_ctx_log(f->ctx, LOG_INFO, "repository instructions: %s files", f->instr.family);
+    repoinstr_give(&f->instr, &f->agent);
 }
 
 /* ---- the handler ---- */
@@ -966,16 +1033,21 @@ static job_result_t run(fix_t *f)
     if (jobgh_stopping(f->ctx))
         return stopped(f);
     agent_settings_init(&f->agent, f->cfg, &f->rc, environ, f->id);
+    f->agent.kind = f->kind;
     f->agent.uid = f->user.uid;
     f->agent.gid = f->user.gid;
     jobgh_note_isolation(f->ctx, &f->agent);
     if ((r = prepare_environment(f)) != JOB_OK)
         return r;
+    load_instructions(f);
     choose_attempts(f);
     if ((r = agent_and_tests(f)) != JOB_OK)
         return r;
     if (jobgh_stopping(f->ctx))
         return stopped(f);
+    int answered = 0;
+    if ((r = answer_if_unchanged(f, &answered)) != JOB_OK || answered)
+        return r;
     if ((r = commit_and_push(f)) != JOB_OK)
         return r;
     if ((r = open_pull_request(f)) != JOB_OK)
@@ -1062,6 +1134,7 @@ job_result_t fixjob_run(job_ctx_t *ctx, char *err, size_t err_len)
         free(f.token);
     }
     strbuf_free(&f.attempts_md);
+    repoinstr_free(&f.instr);
     free(f.instruction_buf);
     agent_result_free(&f.result);
     strbuf_free(&f.tests_md);
@@ -1131,12 +1204,16 @@ job_result_t fixjob_help(job_ctx_t *ctx, char *err, size_t err_len)
                    "**How to use patchbay**\n\n"
                    "- `@%s <what to do>` on an issue: I work on it and open a pull request.\n"
                    "- `@%s` alone: I resolve the issue as it is written.\n"
+                   "- `@%s ask <question>` on an issue, a pull request or in a review thread: I read the code and "
+                   "answer there, with links to the lines; I change nothing. A mention whose first line ends with `?` "
+                   "or starts with what, why, how, where, which, who, when, can, could, does, is, are, should or "
+                   "explain is a question too, unless it says `fix`.\n"
                    "- `@%s <more>` on a pull request I opened: I push more commits to it.\n"
                    "- `@%s review` on a pull request: an inline review.\n"
                    "- `@%s stop`: stops my work on this issue (someone else's needs %s access).\n"
                    "- The label `%s` on an issue works like `@%s`.\n\n"
                    "Settings for this repository live in `%s`.",
-                   handle, handle, handle, handle, handle, job_ctx_config(ctx)->triggers.permission,
+                   handle, handle, handle, handle, handle, handle, job_ctx_config(ctx)->triggers.permission,
                    job_ctx_config(ctx)->triggers.labels.count ? job_ctx_config(ctx)->triggers.labels.items[0] : "patchbay",
                    handle, REPOCONFIG_PATH);
     job_result_t r = answer(ctx, "+1", md.data, err, err_len);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *jobgh_str(job_ctx_t *ctx, const char *name)
 {
@@ -100,6 +101,37 @@ int jobgh_permission(jobgh_t *j, const char *login, const char *needed, char **p
     int ok = permission_rank(*perm) >= permission_rank(needed);
     job_ctx_log(j->ctx, LOG_INFO, "%s has %s permission (%s needed)", login, *perm, needed);
     return ok;
+}
+
+int jobgh_pull_trust(jobgh_t *j, const json_t *pr, const char *needed, const char *bot, int *untrusted, char *why,
+                     size_t why_len)
+{
+    *untrusted = 0;
+    why[0] = '\0';
+    json_t *head = json_object_get(json_object_get(pr, "head"), "repo");
+    json_t *base = json_object_get(json_object_get(pr, "base"), "repo");
+    const char *head_name = json_string_value(json_object_get(head, "full_name"));
+    const char *base_name = json_string_value(json_object_get(base, "full_name"));
+    if (head_name == NULL || base_name == NULL || strcasecmp(head_name, base_name) != 0) {
+        *untrusted = 1;
+        snprintf(why, why_len, "its code comes from %s%s", head_name ? "the fork " : "",
+                 head_name ? head_name : "a repository that no longer exists");
+        return 0;
+    }
+    const char *author = json_string_value(json_object_get(json_object_get(pr, "user"), "login"));
+    if (author != NULL && bot != NULL && strcmp(author, bot) == 0)
+        return 0;
+    char *perm = NULL;
+    int rc = author ? jobgh_permission(j, author, needed, &perm) : 0;
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        *untrusted = 1;
+        snprintf(why, why_len, "its author @%s has %s permission here, not %s", author ? author : "(unknown)",
+                 perm ? perm : "no", needed);
+    }
+    free(perm);
+    return 0;
 }
 
 int jobgh_repo_config(jobgh_t *j, repoconfig_t *rc, char *err, size_t err_len)

@@ -56,6 +56,18 @@ void jobgh_close(jobgh_t *j);
  * and 1. A user GitHub does not know as a collaborator has "none". */
 int jobgh_permission(jobgh_t *j, const char *login, const char *needed, char **perm);
 
+/* Whether a pull request's code (pr: the API's pull request) is a
+ * stranger's, whoever asked about it: its head lives in another repository
+ * (a fork: anyone can open one), or its author lacks `needed` here, read
+ * live (an organization MEMBER may have read access only). patchbay's own
+ * pull requests (author `bot`, "<slug>[bot]") are not. 0 with *untrusted set
+ * and, when it is, why in why ("its code comes from the fork x/y"); a
+ * negative GHAPI_ERR_* when the author's permission could not be read. Such
+ * code never runs and never shares a process with a key:
+ * agent_settings_untrusted. */
+int jobgh_pull_trust(jobgh_t *j, const json_t *pr, const char *needed, const char *bot, int *untrusted, char *why,
+                     size_t why_len);
+
 /* .github/patchbay.yml from the default branch into *rc (freed and refilled;
  * the defaults when there is none). GHAPI_OK; a negative GHAPI_ERR_* when
  * GitHub failed; 1 when the file is invalid, with "line N: key 'x': why" in

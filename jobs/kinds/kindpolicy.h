@@ -19,10 +19,18 @@
 /* Time around the agent that a code job needs: clone, setup, push, comments. */
 #define KINDPOLICY_CODE_OVERHEAD_S 900
 
+/* Where a kind's wall clock comes from. */
+typedef enum {
+    KINDPOLICY_CLOCK_FIXED = 0, /* timeout_s */
+    KINDPOLICY_CLOCK_CODE,      /* agent.timeout, once more per test round, plus the overhead */
+    KINDPOLICY_CLOCK_ASK,       /* ask.timeout (else agent.timeout), one run, plus the overhead */
+} kindpolicy_clock_t;
+
 typedef struct {
     int max_attempts; /* 0: workers.max_attempts */
     int exclusive;    /* one job per issue/PR at a time: takes patchbay:lock:<repo>#<n> */
-    int timeout_s;    /* wall clock; 0: derived from agent.timeout and agent.test_rounds */
+    kindpolicy_clock_t clock;
+    int timeout_s;    /* KINDPOLICY_CLOCK_FIXED: the wall clock */
 } kindpolicy_t;
 
 const kindpolicy_t *kindpolicy_get(job_kind_t kind);

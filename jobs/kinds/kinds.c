@@ -1,5 +1,6 @@
 /* kinds — see kinds.h. */
 #include "kinds.h"
+#include "askjob.h"
 #include "fixjob.h"
 #include "reviewjob.h"
 
@@ -127,6 +128,7 @@ static const kinds_spec_t kinds[JOB_KIND__COUNT] = {
     [JOB_KIND_HELP] = {JOB_KIND_HELP, fixjob_help, NULL},
     [JOB_KIND_STOP] = {JOB_KIND_STOP, fixjob_stop, NULL},
     [JOB_KIND_NOOP] = {JOB_KIND_NOOP, noop_run, noop_on_dead},
+    [JOB_KIND_ASK] = {JOB_KIND_ASK, askjob_run, askjob_on_dead},
 };
 
 const kinds_spec_t *kinds_get(job_kind_t kind)

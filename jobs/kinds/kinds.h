@@ -6,8 +6,8 @@
  * these two tables, so the fix and review work plugs in by replacing a row's
  * handler, without touching the queue.
  *
- * fix and followup run fixjob_run, review reviewjob_run, help and stop the
- * two small answering handlers of fixjob.
+ * fix and followup run fixjob_run, review reviewjob_run, ask askjob_run,
+ * help and stop the two small answering handlers of fixjob.
  *
  * noop is for tests and benchmarks. It does nothing unless its record says so
  * (fields written by whoever enqueues it, never by a webhook):

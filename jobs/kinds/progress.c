@@ -112,6 +112,7 @@ void progress_render(strbuf_t *out, const progress_t *p, int64_t now_ms)
         [PROGRESS_WORKING] = "🛠️ **patchbay is working on this**",
         [PROGRESS_SUCCEEDED] = "✅ **patchbay finished**",
         [PROGRESS_NO_CHANGE] = "🤷 **patchbay made no change**",
+        [PROGRESS_ANSWERED] = "💬 **patchbay answered; no change was made**",
         [PROGRESS_FAILED_OUTCOME] = "❌ **patchbay could not finish**",
         [PROGRESS_CANCELLED] = "⏹️ **patchbay stopped**",
     };

@@ -43,6 +43,7 @@ typedef enum {
     PROGRESS_WORKING = 0,
     PROGRESS_SUCCEEDED,
     PROGRESS_NO_CHANGE,
+    PROGRESS_ANSWERED,  /* the agent changed nothing and answered instead: a success */
     PROGRESS_FAILED_OUTCOME,
     PROGRESS_CANCELLED,
 } progress_outcome_t;

@@ -46,6 +46,7 @@ typedef struct {
     const char *review_path;  /* follow-up from a review comment: its file and line, or NULL */
     int64_t review_line;
     const char *requester;
+    const char *instructions; /* the repository's instructions, rendered (repoinstr_task), or NULL */
 } prompt_input_t;
 
 /* The whole task text. */
@@ -68,6 +69,33 @@ typedef struct {
 } prompt_review_t;
 
 void prompt_review(strbuf_t *out, const prompt_review_t *in);
+
+/* An ask's task: the question, where it was asked (an issue and its
+ * conversation; a pull request and its diff; a review thread's file and
+ * line), what the checkout is, and the rules of a question: read, change
+ * nothing, cite code as path:line, write the answer to PATCHBAY_SUMMARY_FILE
+ * (the built-in agent: finish). */
+typedef struct {
+    const char *repo;
+    int64_t number;
+    int is_pr;
+    const char *question;
+    const char *requester;
+    const char *title;
+    const char *body;
+    const prompt_comment_t *comments; /* an issue's conversation, oldest first; may be none */
+    size_t ncomments;
+    const char *ref;          /* what the checkout is: "main", "the pull request's head" */
+    const char *sha;          /* its commit */
+    const char *base_branch;  /* a pull request's base, or NULL */
+    const char *diff;         /* a pull request's patches, or NULL */
+    const char *left_out;     /* "- path: reason" lines for files not in the diff, or NULL */
+    const char *review_path;  /* asked in a review thread: its file and line, or NULL */
+    int64_t review_line;
+    const char *instructions; /* the repository's instructions, rendered (repoinstr_task), or NULL */
+} prompt_ask_t;
+
+void prompt_ask(strbuf_t *out, const prompt_ask_t *in);
 
 /* The follow-up after a failed test run: the command, the round, and the
  * tail of its output (bounded), fenced like everything untrusted. */

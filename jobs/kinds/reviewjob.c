@@ -237,29 +237,12 @@ static job_result_t read_pull(review_t *v, int *skipped)
  * never shares a process with a key: see agent_settings_untrusted. */
 static job_result_t decide_trust(review_t *v)
 {
-    json_t *head = json_object_get(json_object_get(v->pr, "head"), "repo");
-    json_t *base = json_object_get(json_object_get(v->pr, "base"), "repo");
-    const char *head_name = json_string_value(json_object_get(head, "full_name"));
-    const char *base_name = json_string_value(json_object_get(base, "full_name"));
-    if (head_name == NULL || base_name == NULL || strcasecmp(head_name, base_name) != 0) {
-        v->untrusted = 1;
-        snprintf(v->trust_why, sizeof(v->trust_why), "its code comes from %s%s", head_name ? "the fork " : "",
-                 head_name ? head_name : "a repository that no longer exists");
-        return JOB_OK;
-    }
-    if (v->self_authored)
-        return JOB_OK;
-    const char *author = json_string_value(json_object_get(json_object_get(v->pr, "user"), "login"));
-    char *perm = NULL;
-    int rc = author ? jobgh_permission(&v->j, author, v->cfg->triggers.permission, &perm) : 0;
+    char bot[200];
+    snprintf(bot, sizeof(bot), "%s[bot]", v->cfg->bot.handle);
+    int rc = jobgh_pull_trust(&v->j, v->pr, v->cfg->triggers.permission, bot, &v->untrusted, v->trust_why,
+                              sizeof(v->trust_why));
     if (rc < 0)
         return fail(v, jobgh_result(rc), "could not check the author's permission: %s", ghapi_error(v->j.gh));
-    if (rc == 0) {
-        v->untrusted = 1;
-        snprintf(v->trust_why, sizeof(v->trust_why), "its author @%s has %s permission here, not %s",
-                 author ? author : "(unknown)", perm ? perm : "no", v->cfg->triggers.permission);
-    }
-    free(perm);
     return JOB_OK;
 }
 
@@ -435,6 +418,7 @@ static job_result_t run_agent(review_t *v)
     strbuf_free(&left_out);
 
     v->agent.review = 1;
+    v->agent.kind = "review";
     jobgh_note_isolation(v->ctx, &v->agent);
     agent_hooks_t hooks = jobgh_hooks(v->ctx);
     char err[512];
@@ -544,6 +528,7 @@ static job_result_t post_review(review_t *v)
     jobgh_set_int(v->ctx, JOB_F_REVIEW_ID, json_integer_value(json_object_get(out, "id")));
     jobgh_set(v->ctx, JOB_F_REVIEW_URL, v->review_url);
     jobgh_set(v->ctx, JOB_F_REVIEWED_SHA, v->head_sha);
+    jobgh_set(v->ctx, JOB_F_OUTCOME, "review");
     json_decref(out);
 
     char title[160];

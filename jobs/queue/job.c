@@ -4,7 +4,7 @@
 #include <assert.h>
 #include <string.h>
 
-static const char *const kind_names[JOB_KIND__COUNT] = {"fix", "followup", "review", "help", "stop", "noop"};
+static const char *const kind_names[JOB_KIND__COUNT] = {"fix", "followup", "review", "help", "stop", "noop", "ask"};
 static const char *const status_names[JOB_STATUS__COUNT] = {"queued",    "running",   "succeeded",
                                                             "failed",    "cancelled", "dead"};
 

@@ -45,6 +45,7 @@ typedef enum {
     JOB_KIND_STOP,      /* "@patchbay stop": the sender's own jobs stop at enqueue, other people's here,
                            after a live permission check */
     JOB_KIND_NOOP,      /* does nothing; tests and benchmarks */
+    JOB_KIND_ASK,       /* answer a question with one reply; never a branch or a pull request */
     JOB_KIND__COUNT
 } job_kind_t;
 
@@ -113,6 +114,7 @@ int job_status_parse(const char *name);
 #define JOB_F_DRAFT "draft"
 #define JOB_F_TITLE "title"
 #define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
+#define JOB_F_INFERRED "inferred"    /* ask: "1" when the question rule chose the kind, not the word "ask" */
 /* What the event itself is, whatever delivery carried it: "issue_comment.
  * created:<repo>:<comment id>", "issues.labeled:<repo>#<n>:<issue's
  * updated_at>:<label>", "pull_request.<action>:<repo>#<n>:<head sha>". GitHub
@@ -133,13 +135,14 @@ int job_status_parse(const char *name);
 #define JOB_F_BRANCH "branch"
 #define JOB_F_PUSHED_SHA "pushed_sha"
 #define JOB_F_PR_URL "pr_url"
-#define JOB_F_OUTCOME "outcome"
+#define JOB_F_OUTCOME "outcome"        /* how it ended: pr, answered, or (reviews) why there is none */
 #define JOB_F_REVIEW_URL "review_url"
 #define JOB_F_REVIEWED_SHA "reviewed_sha"
 #define JOB_F_CHECK_RUN_ID "check_run_id"
 #define JOB_F_ENVIRONMENT "environment"   /* "node20 (sha256:...)": what the job's commands ran in */
 #define JOB_F_REVIEW_ID "review_id"
 #define JOB_F_PR_NUMBER "pr_number"
+#define JOB_F_ANSWER_URL "answer_url"     /* ask (and a fix that answered): the reply's html_url */
 
 #define JOB_MAX_FIELDS 24
 

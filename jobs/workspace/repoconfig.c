@@ -340,6 +340,22 @@ static int k_sandbox(walk_t *w, const yaml_node_t *v, const char *key, repoconfi
     return walk_map(w, v, key, sandbox_keys, c);
 }
 
+static int k_ask_timeout(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 1, 604800, &c->ask.timeout);
+}
+static int k_ask_steps(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return get_int(w, v, key, 1, 10000, &c->ask.max_steps);
+}
+
+static const repo_key_t ask_keys[] = {{"timeout", k_ask_timeout}, {"max_steps", k_ask_steps}, {NULL, NULL}};
+
+static int k_ask(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_t *c)
+{
+    return walk_map(w, v, key, ask_keys, c);
+}
+
 static const repo_key_t review_keys[] = {{"auto", k_auto}, {"drafts", k_drafts}, {"request_changes", k_request_changes},
                                          {"synchronize", k_synchronize}, {NULL, NULL}};
 static const repo_key_t openai_keys[] = {{"model", k_model}, {"base_url", k_base_url}, {NULL, NULL}};
@@ -365,7 +381,7 @@ static int k_agent(walk_t *w, const yaml_node_t *v, const char *key, repoconfig_
 static const repo_key_t top_keys[] = {{"setup", k_setup},       {"test", k_test},   {"forbidden_paths", k_forbidden},
                                   {"branch_prefix", k_prefix}, {"draft", k_draft}, {"review", k_review},
                                   {"agent", k_agent},       {"sandbox", k_sandbox}, {"environment", k_environment},
-                                  {NULL, NULL}};
+                                  {"ask", k_ask},           {NULL, NULL}};
 
 static int walk_map(walk_t *w, const yaml_node_t *map, const char *where, const repo_key_t *keys, repoconfig_t *c)
 {

@@ -12,6 +12,7 @@
  *   agent: { backend: command, command: [claude, -p], timeout: 1800, test_rounds: 2, network: true, attempts: 1,
  *            openai: { model: ..., base_url: ... } }
  *   environment: node20             # one of the operator's environments (an OCI image)
+ *   ask: { timeout: 300, max_steps: 30 }   # what a question may spend (only lowers the operator's)
  *   sandbox: { memory_bytes: 2GiB, processes: 256, file_size_bytes: 1GiB, open_files: 1024, cpu_seconds: 600,
  *              tree_bytes: 2GiB }
  *
@@ -65,6 +66,9 @@ typedef struct {
         unsigned long long memory_bytes, file_size_bytes, tree_bytes;
         int processes, open_files, cpu_seconds;
     } sandbox;
+    struct { /* 0: the operator's ask.* (else agent.*); more is lowered to it */
+        int timeout, max_steps;
+    } ask;
 } repoconfig_t;
 
 /* Parses text (len bytes; NULL = no file: defaults). Returns 0, or -1 with

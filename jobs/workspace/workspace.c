@@ -601,7 +601,7 @@ int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *er
  * After the agent: open without trusting what it may have written
  * ------------------------------------------------------------------------- */
 
-static int open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len)
+int ws_open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len)
 {
     int rc = 0;
     git_config *empty = NULL;
@@ -772,7 +772,7 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, const cha
 
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = change_tree(&tree_oid, repo, ws, tree, err, err_len);
     if (rc == 0)
@@ -1045,7 +1045,7 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const cha
 
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = change_tree(&tree_oid, repo, ws, tree, err, err_len);
     if (rc == 0)
@@ -1111,6 +1111,14 @@ done:
  * Push
  * ------------------------------------------------------------------------- */
 
+/* A refusal that says the ref changed under the update, not that it may not
+ * change: git's receive-pack reports a stale old value this way. */
+static int push_raced(const char *refused)
+{
+    return strstr(refused, "cannot lock ref") != NULL || strstr(refused, "failed to update ref") != NULL ||
+           strstr(refused, "stale info") != NULL;
+}
+
 int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t err_len)
 {
     ws_names_t n;
@@ -1129,7 +1137,7 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     rc = ws_names_init(&n, cfg, ws->repo, err, err_len);
     if (rc != 0)
         goto out;
-    rc = open_untrusted(&repo, ws, err, err_len);
+    rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc != 0)
         goto done;
 
@@ -1166,6 +1174,18 @@ int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const c
     ws_remote_callbacks(&popts.callbacks, &ctx);
     git_error_clear();
     grc = git_remote_push(remote, &refspecs, &popts);
+    if (grc >= 0 && ctx.push_refused && push_raced(ctx.refused_ref)) {
+        /* The branch moved between the server's advertisement and our
+         * update: another push of the same branch was still landing (a
+         * killed attempt's, whose request outlived its worker). The refspec
+         * is forced, so a second push, told the branch's new tip, wins. */
+        log_info(cfg->delivery, cfg->job, "push of %s raced another update of it (%s); pushing again", ws->branch,
+                 ctx.refused_ref);
+        ws_remote_dispose(&ctx); /* a new conversation: credentials asked afresh */
+        ws_remote_init(&ctx, token);
+        git_error_clear();
+        grc = git_remote_push(remote, &refspecs, &popts);
+    }
     if (grc < 0) {
         rc = ws_git_fail(grc, &ctx, 1, err, err_len, "push %s to %s", ws->branch, ws->repo);
         goto done;

@@ -244,6 +244,40 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const cha
 int workspace_push(const workspace_config_t *cfg, const workspace_t *ws, const char *token, char *err, size_t err_len);
 
 /* ---------------------------------------------------------------------------
+ * Reading one commit (workspace_tree.c): the files of a commit of the job's
+ * repository, never its work tree, which the agent may have changed. For
+ * what patchbay reads on its own account after the checkout: a repository's
+ * instruction files, the paths an answer links to. Objects are read by id
+ * with libgit2's hash check on, from the repository opened as
+ * workspace_changes opens it, so nothing the agent wrote can pass for them.
+ * ------------------------------------------------------------------------- */
+
+typedef struct workspace_tree workspace_tree_t;
+
+/* Opens commit `commit_hex` (40 hex digits: ws->base_oid, or another commit
+ * the mirror had, such as a pull request's base). WORKSPACE_ENOTFOUND when
+ * the repository does not have it. *out is the caller's (workspace_tree_close). */
+int workspace_tree_open(workspace_tree_t **out, const workspace_t *ws, const char *commit_hex, char *err,
+                        size_t err_len);
+void workspace_tree_close(workspace_tree_t *t);
+
+/* A regular file's first `max` bytes (malloc'd, NUL-terminated; *len of
+ * them) and its whole size in *size. WORKSPACE_ENOTFOUND for no such path,
+ * a directory, a symbolic link or a submodule. */
+int workspace_tree_read(char **out, size_t *len, size_t *size, workspace_tree_t *t, const char *path, size_t max);
+
+/* The number of lines of a regular file (a last line without '\n' counts;
+ * an empty file has 0). WORKSPACE_ENOTFOUND as workspace_tree_read. */
+int workspace_tree_lines(size_t *lines, workspace_tree_t *t, const char *path);
+
+/* The paths of the regular files whose name (last component) is one of
+ * `names` (NULL-terminated), shallower first, then by path; at most `max`
+ * (the first found by a walk in git's order when there are more); each
+ * malloc'd, in *out (malloc'd; the caller frees both). */
+int workspace_tree_find(char ***out, size_t *count, workspace_tree_t *t, const char *const *names, size_t max,
+                        char *err, size_t err_len);
+
+/* ---------------------------------------------------------------------------
  * Mirrors (workspace_prepare uses these; exposed for maintenance and tests)
  * ------------------------------------------------------------------------- */
 

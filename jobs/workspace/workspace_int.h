@@ -1,5 +1,5 @@
 /*
- * workspace_int — what workspace.c and workspace_mirror.c share and nobody
+ * workspace_int — what workspace.c, workspace_mirror.c and workspace_tree.c share and nobody
  * else should use: libgit2 error conversion, the remote callbacks that carry
  * the token, repository names and paths, directory helpers and the mirror's
  * cross-process lock. See workspace.h for the module.
@@ -73,6 +73,11 @@ int ws_git_fail(int rc, const ws_remote_t *r, int network, char *err, size_t err
  * "config value 'safe.directory' was not found", GIT_ENOTFOUND; we say
  * what is actually wrong. `what` starts the error message. */
 int ws_open_repo(git_repository **out, const char *path, unsigned int flags, char *err, size_t err_len, const char *what);
+
+/* The job's repository as patchbay reads it after the agent ran: an empty
+ * in-memory config, the work tree pinned to ws->path, and refused when .git
+ * is not a plain directory or borrows objects (alternates, commondir). */
+int ws_open_untrusted(git_repository **out, const workspace_t *ws, char *err, size_t err_len);
 
 /* printf into err; returns code. */
 int ws_fail(int code, char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -25,9 +25,20 @@ REFUSE_FILE = "fake-refuse-push"
 # pre-receive hook: refuses the push while the flag file exists.  First line
 # of the file is the number of pushes still to refuse (-1 = until cleared),
 # the rest is the message shown to the pusher ("remote: ..." lines).
+# A file RACE_FILE ("<ref> <oid>") makes the next push race another: its
+# hook moves <ref> to <oid> first, as a push that was still landing would,
+# so the update the pusher asked for (from the tip it was shown) is stale.
+RACE_FILE = "fake-race-push"
+
 PRE_RECEIVE = """#!/bin/sh
 f="${GIT_DIR:-.}/%s"
 cat >/dev/null
+r="${GIT_DIR:-.}/%s"
+if [ -f "$r" ]; then
+  read -r ref oid < "$r"
+  rm -f "$r"
+  env -u GIT_QUARANTINE_PATH -u GIT_OBJECT_DIRECTORY -u GIT_ALTERNATE_OBJECT_DIRECTORIES git update-ref "$ref" "$oid"
+fi
 [ -f "$f" ] || exit 0
 n=$(head -n 1 "$f")
 tail -n +2 "$f" >&2
@@ -39,7 +50,7 @@ else
   { echo $((n - 1)); tail -n +2 "$f"; } > "$f.tmp" && mv "$f.tmp" "$f"
 fi
 exit 1
-""" % REFUSE_FILE
+""" % (REFUSE_FILE, RACE_FILE)
 
 
 class GitError(Exception):

@@ -28,7 +28,7 @@ static int lower(int c)
 static int same(const mention_t *a, const mention_t *b)
 {
     return a->command == b->command && a->at == b->at && a->instruction == b->instruction &&
-           a->instruction_len == b->instruction_len;
+           a->instruction_len == b->instruction_len && a->worded == b->worded;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -36,8 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data;
     mention_t m;
     mention_command_t c = mention_find(text, size, HANDLE, &m);
-    if (c != m.command || c < MENTION_NONE || c > MENTION_REVIEW)
+    if (c != m.command || c < MENTION_NONE || c > MENTION_ASK)
         abort();
+    /* the question rule reads any text, in bounds, and one line of it only */
+    int q = mention_is_question(m.instruction, m.instruction_len);
+    if (q != 0 && q != 1)
+        abort();
+    if (q && c == MENTION_NONE)
+        abort(); /* an empty instruction is never a question */
 
     mention_t upper;
     mention_find(text, size, "PatchBay", &upper);

@@ -60,6 +60,8 @@ elif mode == "always-wrong":
 elif mode == "nochange":
     print("looked around, nothing to change")
     summary("The code is already right; nothing to change.")
+elif mode == "silent":
+    pass
 elif mode == "forbidden":
     os.makedirs(".github/workflows", exist_ok=True)
     open(".github/workflows/deploy.yml", "w").write("on: push\n")
@@ -221,17 +223,42 @@ class FixJobs(FixJobCase):
         [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
         self.assertIn("The tests still fail", progress["body"])
 
-    def test_no_change_means_no_pull_request(self):
+    def test_an_agent_that_changes_nothing_but_answers_ends_answered(self):
         repo = self.repo("nochange")
+        self.start()
+        number, comment_id, job = self.mention(repo, "@patchbay fix add()")
+        rec = self.wait_job(job)
+        # an answer, plainly marked, and a success: never an empty pull request, never a silent one
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertEqual(rec["outcome"], "answered")
+        self.assertEqual(self.pulls(repo), [])
+        self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")
+        [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
+        self.assertIn("patchbay answered; no change was made", progress["body"])
+        self.assertIn("**No change was made**: the agent looked into it and answered instead.", progress["body"])
+        self.assertIn("The code is already right", progress["body"])
+        self.assertIn("~~Open a pull request~~", progress["body"])
+        [asked] = [c for c in self.comments(repo, number) if c["id"] == comment_id]
+        self.assertEqual([r["content"] for r in asked["reactions"]], ["eyes", "rocket"])
+        # the dashboard's API shows how it ended, as `jobs show --json` does
+        import urllib.request
+        token = open(os.path.join(self.pb.data_dir, "dashboard-token")).read().strip()
+        req = urllib.request.Request("http://127.0.0.1:%d/api/jobs/%s" % (self.pb.port, job),
+                                     headers={"Authorization": "Bearer " + token})
+        shown = json.loads(urllib.request.urlopen(req, timeout=10).read())
+        self.assertEqual(shown["outcome"], "answered")
+
+    def test_no_change_and_no_answer_is_a_failure(self):
+        repo = self.repo("silent")
         self.start()
         number, comment_id, job = self.mention(repo, "@patchbay fix add()")
         rec = self.wait_job(job)
         self.assertEqual(rec["status"], "failed")
         self.assertEqual(rec["error"], "the agent made no change")
+        self.assertNotIn("outcome", rec)
         self.assertEqual(self.pulls(repo), [])
         [progress] = [c for c in self.comments(repo, number) if c["user"] == "patchbay[bot]"]
         self.assertIn("made no change", progress["body"])
-        self.assertIn("The code is already right", progress["body"])
         [asked] = [c for c in self.comments(repo, number) if c["id"] == comment_id]
         self.assertEqual([r["content"] for r in asked["reactions"]], ["eyes", "confused"])
         self.assertEqual(self.git(repo, "branch", "--list", "patchbay/*"), "")

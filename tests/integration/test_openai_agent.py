@@ -192,8 +192,10 @@ class OpenAIAgent(OpenAICase):
         self.start()
         number, job = self.mention(repo)
         rec = self.wait_job(job)
-        self.assertEqual(rec["status"], "failed")
-        self.assertEqual(rec["error"], "the agent made no change")
+        # it changed nothing and said so: an answer, not a pull request
+        self.assertEqual(rec["status"], "succeeded", rec.get("error"))
+        self.assertEqual(rec["outcome"], "answered")
+        self.assertEqual(self.pulls(repo), [])
         answers = [self.tool_result(1, i) for i in range(5)]
         for a in answers:
             self.assertIn("refused", a)

@@ -121,7 +121,9 @@ class Faults(QueueCase):
         log = self.db.job_log(job)
         self.assertEqual(sum("running -> " in line and "the wall-clock limit of 0.6 s was reached" in line
                              for line in log), 2, log)
-        self.assertTrue(any("on_dead hook" in line for line in log), log)
+        # the on_dead hook runs after the job is marked dead: wait for its line
+        wait_for(lambda: any("on_dead hook" in line for line in self.db.job_log(job)), 10, interval=0.1,
+                 what="the on_dead hook's log line")
         self.assertIn(job.encode(), [e[1][1] for e in self.db.call("XRANGE", "patchbay:dead", "-", "+")])
         # each hang cost its worker process, and the supervisor started a new one each time
         wait_for(lambda: len(pb.find_logs(" started (pid ")) == 3 and len(pb.workers()) == 1, 10,

@@ -242,6 +242,10 @@ static void assert_documented_defaults(const config_t *c)
     assert_string_equal(c->agent.openai.base_url, "http://127.0.0.1:11434/v1");
     assert_string_equal(c->agent.openai.model, "qwen2.5-coder");
     assert_string_equal(c->agent.openai.api_key_env, "OPENAI_API_KEY");
+    /* an ask spends what agent.* allows unless the operator says less */
+    assert_int_equal(c->ask.timeout, 0);
+    assert_int_equal(c->ask.max_steps, 0);
+    assert_int_equal(c->ask.max_tokens, 0);
 }
 
 /* ---------------------------------------------------------------------------
@@ -329,6 +333,10 @@ static void test_example_mentions_every_key(void **state)
         "base_url:",
         "model:",
         "api_key_env:",
+        "max_steps:",
+        "max_tokens:",
+        "untrusted_agent:",
+        "ask:",
     };
     FILE *f = fopen(example_path, "rb");
     assert_non_null(f);
@@ -874,6 +882,17 @@ static void test_rules_across_values(void **state)
     assert_string_equal(l.cfg->sandbox.read_only.items[0], "/opt/agents");
     unload(&l);
 
+    assert_yaml_error("ask:\n  timeout: -5\n", 2, "'timeout' must be between 0 and 604800");
+    assert_yaml_error("ask:\n  max_steps: 20000\n", 2, "'max_steps' must be between 0 and 10000");
+    assert_yaml_error("ask:\n  max_tokens: 500\n", 2,
+                      "'max_tokens' (500) must be 0 (agent.openai.max_tokens) or at least 1000");
+    assert_yaml_error("ask:\n  budget: 3\n", 2, "unknown key 'budget' in 'ask'");
+
+    load_yaml(&l, "ask: { timeout: 300, max_steps: 30 }\n", no_env);
+    assert_clean(&l);
+    assert_int_equal(l.cfg->ask.timeout, 300);
+    assert_int_equal(l.cfg->ask.max_steps, 30);
+    unload(&l);
     /* an empty command is fine when the openai backend does the work */
     load_yaml(&l, "agent:\n  backend: openai\n  command: []\n", no_env);
     assert_clean(&l);

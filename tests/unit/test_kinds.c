@@ -57,6 +57,8 @@ static void test_every_kind_has_a_row(void **state)
     assert_true(kindpolicy_get(JOB_KIND_REVIEW)->exclusive);
     assert_false(kindpolicy_get(JOB_KIND_HELP)->exclusive);
     assert_false(kindpolicy_get(JOB_KIND_STOP)->exclusive);
+    /* a question never waits behind a fix on the same issue */
+    assert_false(kindpolicy_get(JOB_KIND_ASK)->exclusive);
 }
 
 static void test_limits(void **state)
@@ -73,6 +75,10 @@ static void test_limits(void **state)
     cfg->agent.test_rounds = 0;
     assert_int_equal(kindpolicy_timeout_ms(fix, cfg, rec), (1800LL + 900) * 1000);
     assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 60000);
+    /* an ask: one run of the agent, on ask.timeout when the operator set one */
+    assert_int_equal(kindpolicy_timeout_ms(JOB_KIND_ASK, cfg, rec), (1800LL + 900) * 1000);
+    cfg->ask.timeout = 300;
+    assert_int_equal(kindpolicy_timeout_ms(JOB_KIND_ASK, cfg, rec), (300LL + 900) * 1000);
     /* a record may lower a limit, never raise it */
     json_object_set_new(rec, "timeout_ms", json_integer(500));
     assert_int_equal(kindpolicy_timeout_ms(noop, cfg, rec), 500);
@@ -91,7 +97,8 @@ static void test_records_without_an_issue_fail_permanently(void **state)
 {
     (void)state;
     config_t *cfg = load_defaults();
-    const job_kind_t kinds_[] = {JOB_KIND_FIX, JOB_KIND_FOLLOWUP, JOB_KIND_REVIEW, JOB_KIND_HELP, JOB_KIND_STOP};
+    const job_kind_t kinds_[] = {JOB_KIND_FIX, JOB_KIND_FOLLOWUP, JOB_KIND_REVIEW, JOB_KIND_HELP, JOB_KIND_STOP,
+                                 JOB_KIND_ASK};
     for (size_t i = 0; i < sizeof(kinds_) / sizeof(kinds_[0]); i++) {
         job_ctx_t *ctx = ctx_for(cfg, NULL, job_kind_name(kinds_[i]), NULL);
         char err[512] = "";

@@ -21,6 +21,7 @@
 #define HELP MENTION_HELP
 #define STOP MENTION_STOP
 #define REVIEW MENTION_REVIEW
+#define ASK MENTION_ASK
 
 typedef struct {
     const char *text;
@@ -272,6 +273,90 @@ static void test_length_is_respected(void **state)
     assert_int_equal(mention_find("@patchbay", 9, "", &m), MENTION_NONE);
 }
 
+/* "ask" and "fix" as words: ask's question is what follows the word; fix
+ * keeps its word (the agent reads "fix the test"), and both say the person
+ * chose the kind. */
+static void test_ask_and_fix_words(void **state)
+{
+    (void)state;
+    mention_t m;
+    assert_int_equal(run("@patchbay ask why does add() return -1?", 39, "patchbay", &m), ASK);
+    assert_int_equal(m.instruction_len, 25);
+    assert_memory_equal(m.instruction, "why does add() return -1?", 25);
+    assert_true(m.worded);
+    assert_int_equal(run("@patchbay: Ask, is this thread-safe", 35, "patchbay", &m), ASK);
+    assert_memory_equal(m.instruction, "is this thread-safe", 19);
+    assert_int_equal(run("@patchbay ask", 13, "patchbay", &m), ASK);
+    assert_int_equal(m.instruction_len, 0);
+    assert_int_equal(run("@patchbay fix why the test flakes", 33, "patchbay", &m), FIX);
+    assert_true(m.worded);
+    assert_memory_equal(m.instruction, "fix why the test flakes", 23);
+    /* not the words: a longer word, or a request that merely starts like one */
+    assert_int_equal(run("@patchbay asking around: is it safe?", 36, "patchbay", &m), FIX);
+    assert_false(m.worded);
+    assert_int_equal(run("@patchbay fixes #3 please", 25, "patchbay", &m), FIX);
+    assert_false(m.worded);
+    assert_int_equal(run("@patchbay why?", 14, "patchbay", &m), FIX);
+    assert_false(m.worded);
+}
+
+/* The question rule of mention.h, as README states it. */
+static void test_question_rule(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int question;
+    } rule[] = {
+        /* ends with '?' */
+        {"does add() handle overflow?", 1},
+        {"the parser: thread-safe?  \n", 1},
+        {"add() returns -1 for 2 and 3?", 1},
+        /* starts with a question word, whatever its case and what follows it */
+        {"why does add() return -1", 1},
+        {"What's the retry policy", 1},
+        {"HOW are tokens refreshed", 1},
+        {"where is the config read", 1},
+        {"which module owns the queue", 1},
+        {"who calls jscan_scan", 1},
+        {"when does the spool drain", 1},
+        {"can the reaper lose a job", 1},
+        {"could this deadlock", 1},
+        {"is this thread-safe", 1},
+        {"are retries jittered", 1},
+        {"should we cache this", 1},
+        {"explain the retry logic", 1},
+        {"why: the test flakes", 1},
+        /* the word fix, anywhere on the first line, makes it a fix */
+        {"fix the parser", 0},
+        {"how do I fix the flaky test?", 0},
+        {"can you fix this?", 0},
+        {"Fix: why does it crash?", 0},
+        {"is the fix(es) right?", 0},
+        /* not questions: orders, and words that only start like question words */
+        {"make add() add", 0},
+        {"do the rename", 0},
+        {"issue a warning when it fails", 0},
+        {"however you like, rename it", 0},
+        {"whatever, add a test", 0},
+        {"canonicalize the paths", 0},
+        {"", 0},
+        {"   ", 0},
+        /* only the first line counts */
+        {"add a test\nwhy? because it broke twice", 0},
+        {"why does it crash\nfix it if you can", 1},
+        /* fix glued into a longer word is not the word */
+        {"is prefix handling right", 1},
+        {"are fixtures shared?", 1},
+    };
+    for (size_t i = 0; i < sizeof(rule) / sizeof(rule[0]); i++)
+        if (mention_is_question(rule[i].text, strlen(rule[i].text)) != rule[i].question)
+            fail_msg("case %zu \"%s\": want %s", i, rule[i].text, rule[i].question ? "a question" : "not one");
+    assert_false(mention_is_question(NULL, 0));
+    /* the length is respected: the '?' past it is not seen */
+    assert_false(mention_is_question("add it?", 6));
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -280,6 +365,7 @@ static void test_names(void **state)
     assert_string_equal(mention_command_name(MENTION_HELP), "help");
     assert_string_equal(mention_command_name(MENTION_STOP), "stop");
     assert_string_equal(mention_command_name(MENTION_REVIEW), "review");
+    assert_string_equal(mention_command_name(MENTION_ASK), "ask");
 }
 
 /* ------------------------------------------------------------------------- */
@@ -384,7 +470,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table), cmocka_unit_test(test_offsets), cmocka_unit_test(test_length_is_respected),
-        cmocka_unit_test(test_names), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_names), cmocka_unit_test(test_hostile), cmocka_unit_test(test_ask_and_fix_words),
+        cmocka_unit_test(test_question_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,7 +44,8 @@ static void test_everything(void **state)
                       "draft: yes\n"
                       "review: { auto: true, drafts: false, request_changes: true, synchronize: true }\n"
                       "agent:\n  backend: openai\n  command: aider --yes\n  timeout: 600\n  test_rounds: 3\n"
-                      "  network: false\n  openai: { model: gpt-4.1, base_url: \"http://127.0.0.1:8000/v1\" }\n";
+                      "  network: false\n  openai: { model: gpt-4.1, base_url: \"http://127.0.0.1:8000/v1\" }\n"
+                      "ask: { timeout: 300, max_steps: 30 }\n";
     assert_int_equal(parse(&c, yml, err), 0);
     assert_int_equal(c.nsetup, 2);
     assert_string_equal(c.setup[1], "npm run build");
@@ -64,6 +65,8 @@ static void test_everything(void **state)
     assert_int_equal(c.agent.test_rounds, 3);
     assert_int_equal(c.agent.network, 0);
     assert_string_equal(c.agent.model, "gpt-4.1");
+    assert_int_equal(c.ask.timeout, 300);
+    assert_int_equal(c.ask.max_steps, 30);
     repoconfig_free(&c);
 }
 
@@ -89,6 +92,8 @@ static void test_errors_name_the_key_and_line(void **state)
         {"branch_prefix: ../main\n", "key 'branch_prefix': must be a branch prefix"},
         {"branch_prefix: x\n", "key 'branch_prefix': must be a branch prefix"},
         {"agent: { openai: { base_url: file:///etc } }\n", "key 'base_url': must be an http:// or https:// URL"},
+        {"ask:\n  timeout: 0\n", "line 2: key 'timeout': must be a whole number from 1 to 604800"},
+        {"ask: { max_tokens: 5 }\n", "key 'max_tokens': is not a patchbay setting here (known: timeout, max_steps)"},
         {"test: [a\n", "not valid YAML"},
         {"- just\n- a list\n", "key '(top level)': must be a mapping of keys"},
     };

@@ -23,6 +23,12 @@ static const router_rules_t rules = {"patchbay", &labels, &assocs};
     "\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"                                               \
     "\"sender\":{\"login\":\"" sender "\",\"type\":\"" stype "\"}}"
 #define PR_ISSUE ",\"pull_request\":{\"url\":\"u\"}"
+/* A review comment on a pull request by `author`, on a.c line 3. */
+#define RC(body, author)                                                                                               \
+    "{\"action\":\"created\",\"comment\":{\"id\":8,\"body\":\"" body "\",\"author_association\":\"OWNER\","         \
+    "\"path\":\"a.c\",\"line\":3},\"pull_request\":{\"number\":9,\"user\":{\"login\":\"" author "\"},\"head\":{"   \
+    "\"ref\":\"f\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"           \
+    "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}"
 #define BOT_PR ",\"pull_request\":{\"url\":\"u\"},\"user\":{\"login\":\"patchbay[bot]\"}"
 
 typedef struct {
@@ -70,6 +76,30 @@ static const route_case_t cases[] = {
      ROUTE_JOB, "fix", "is_pr=1"},
     {"follow-up on patchbay's PR", "issue_comment", IC("created", "@patchbay more", "OWNER", "bob", "User", BOT_PR),
      ROUTER_OK, ROUTE_JOB, "followup", "instruction=more"},
+    /* questions: said with "ask", or shaped like one where the alternative is a fix */
+    {"ask", "issue_comment", IC("created", "@patchbay ask why does add() fail?", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "ask", "instruction=why does add() fail?"},
+    {"ask is not inferred", "issue_comment", IC("created", "@patchbay ask why", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "ask", "!inferred"},
+    {"question shape", "issue_comment", IC("created", "@patchbay why does add() return -1?", "MEMBER", "bob", "User", ""),
+     ROUTER_OK, ROUTE_JOB, "ask", "inferred=1"},
+    {"question shape keeps the words", "issue_comment", IC("created", "@patchbay how are tokens cached", "OWNER", "bob",
+     "User", ""), ROUTER_OK, ROUTE_JOB, "ask", "instruction=how are tokens cached"},
+    {"fix overrides the shape", "issue_comment", IC("created", "@patchbay fix why the test flakes?", "OWNER", "bob",
+     "User", ""), ROUTER_OK, ROUTE_JOB, "fix", "instruction=fix why the test flakes?"},
+    {"the word fix in a question", "issue_comment", IC("created", "@patchbay can you fix this?", "OWNER", "bob", "User",
+     ""), ROUTER_OK, ROUTE_JOB, "fix", "instruction=can you fix this?"},
+    {"ask without a question", "issue_comment", IC("created", "@patchbay ask", "OWNER", "bob", "User", ""), ROUTER_OK,
+     ROUTE_JOB, "help", "message=`ask` needs a question after it."},
+    {"question on a human PR", "issue_comment", IC("created", "@patchbay is this safe?", "OWNER", "bob", "User", PR_ISSUE),
+     ROUTER_OK, ROUTE_JOB, "ask", "is_pr=1"},
+    {"question on patchbay's PR is a follow-up", "issue_comment",
+     IC("created", "@patchbay can you also handle floats?", "OWNER", "bob", "User", BOT_PR), ROUTER_OK, ROUTE_JOB,
+     "followup", "instruction=can you also handle floats?"},
+    {"ask on patchbay's PR", "issue_comment", IC("created", "@patchbay ask why floats?", "OWNER", "bob", "User", BOT_PR),
+     ROUTER_OK, ROUTE_JOB, "ask", "comment_type=issue_comment"},
+    {"ask needs an allowed sender", "issue_comment", IC("created", "@patchbay ask why?", "NONE", "bob", "User", ""),
+     ROUTER_OK, ROUTE_IGNORED, NULL, "not allowed"},
     {"escaped body", "issue_comment", IC("created", "hi\\n@patchbay fix \\u00e9t\\u00e9", "OWNER", "bob", "User", ""),
      ROUTER_OK, ROUTE_JOB, "fix", "instruction=fix \xc3\xa9t\xc3\xa9"},
     {"nul in body", "issue_comment", IC("created", "@patchbay \\u0000", "OWNER", "bob", "User", ""), ROUTER_ERR_MALFORMED,
@@ -119,6 +149,17 @@ static const route_case_t cases[] = {
      "\"ref\":\"patchbay/9-x\",\"sha\":\"abc\"}},\"repository\":{\"full_name\":\"o/r\"},\"installation\":{\"id\":3},"
      "\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
      ROUTER_OK, ROUTE_JOB, "followup", "path=a.c"},
+    /* questions in a review thread: on anyone's pull request, answered in the thread */
+    {"ask in a review thread", "pull_request_review_comment", RC("@patchbay ask why is this a loop?", "alice"), ROUTER_OK,
+     ROUTE_JOB, "ask", "comment_type=review_comment"},
+    {"ask in a review thread keeps the line", "pull_request_review_comment", RC("@patchbay ask why?", "alice"),
+     ROUTER_OK, ROUTE_JOB, "ask", "line=3"},
+    {"question shape in a review thread", "pull_request_review_comment", RC("@patchbay why a loop?", "alice"),
+     ROUTER_OK, ROUTE_JOB, "ask", "inferred=1"},
+    {"order in someone's review thread", "pull_request_review_comment", RC("@patchbay rename it", "alice"), ROUTER_OK,
+     ROUTE_IGNORED, NULL, "acts only on patchbay's own pull requests"},
+    {"question in patchbay's review thread is a follow-up", "pull_request_review_comment",
+     RC("@patchbay can you rename it?", "patchbay[bot]"), ROUTER_OK, ROUTE_JOB, "followup", "path=a.c"},
     /* the event's own identity, whatever delivery carries it */
     {"comment identity", "issue_comment", IC("created", "@patchbay fix it", "OWNER", "bob", "User", ""), ROUTER_OK,
      ROUTE_JOB, "fix", "event_id=issue_comment.created:o/r:7"},
@@ -149,8 +190,16 @@ static const route_case_t cases[] = {
      ROUTER_ERR_MALFORMED, 0, NULL, "issue.number is of the wrong type"},
 };
 
+/* "name=value", or "!name": the field is absent */
 static void check_field(const router_result_t *r, const char *spec, const char *name)
 {
+    if (spec[0] == '!') {
+        if (job_fields_get(&r->fields, spec + 1) != NULL) {
+            print_error("case '%s': field %s is set\n", name, spec + 1);
+            fail();
+        }
+        return;
+    }
     const char *eq = strchr(spec, '=');
     assert_non_null(eq);
     char key[64];

@@ -403,6 +403,80 @@ static void test_pull_request_from_a_fork(void **state)
 }
 
 /* ---------------------------------------------------------------------------
+ * Reading a commit, not the work tree
+ * ------------------------------------------------------------------------- */
+
+static void test_reading_a_commit(void **state)
+{
+    (void)state;
+    fakegh_repo(&fake, "acme/docs",
+                "{\"AGENTS.md\":\"root rules\\n\",\"src/AGENTS.md\":\"src rules\\nline 2\",\"src/a.c\":\"1\\n2\\n3\\n\","
+                "\"src/deep/AGENTS.md\":\"deep\\n\",\"empty.txt\":\"\","
+                "\"lib/AGENTS.md\":{\"content\":\"../AGENTS.md\",\"mode\":\"120000\"}}",
+                INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    workspace_t *ws = prepare_ok("acme/docs", "501", "patchbay/read", token);
+    /* what the agent writes in the work tree is not what the commit says */
+    write_file(ws, "AGENTS.md", "the agent's own rules\n");
+    write_file(ws, "new/AGENTS.md", "made up\n");
+
+    workspace_tree_t *t = NULL;
+    char err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_tree_open(&t, ws, ws->base_oid, err, sizeof(err)), WORKSPACE_OK);
+    char *text = NULL;
+    size_t len = 0, size = 0;
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "AGENTS.md", 1024), WORKSPACE_OK);
+    assert_string_equal(text, "root rules\n");
+    assert_int_equal(size, 11);
+    free(text);
+    /* clipped to max, the whole size still said */
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "src/AGENTS.md", 4), WORKSPACE_OK);
+    assert_string_equal(text, "src ");
+    assert_int_equal(len, 4);
+    assert_int_equal(size, 16);
+    free(text);
+    /* directories, links, missing and written-later files are not files of the commit */
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "src", 1024), WORKSPACE_ENOTFOUND);
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "lib/AGENTS.md", 1024), WORKSPACE_ENOTFOUND);
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "new/AGENTS.md", 1024), WORKSPACE_ENOTFOUND);
+    assert_int_equal(workspace_tree_read(&text, &len, &size, t, "/etc/passwd", 1024), WORKSPACE_ENOTFOUND);
+    assert_null(text);
+
+    size_t lines = 99;
+    assert_int_equal(workspace_tree_lines(&lines, t, "src/a.c"), WORKSPACE_OK);
+    assert_int_equal(lines, 3);
+    assert_int_equal(workspace_tree_lines(&lines, t, "src/AGENTS.md"), WORKSPACE_OK);
+    assert_int_equal(lines, 2); /* the last line has no newline */
+    assert_int_equal(workspace_tree_lines(&lines, t, "empty.txt"), WORKSPACE_OK);
+    assert_int_equal(lines, 0);
+    assert_int_equal(workspace_tree_lines(&lines, t, "src/b.c"), WORKSPACE_ENOTFOUND);
+
+    static const char *const names[] = {"AGENTS.md", NULL};
+    char **paths = NULL;
+    size_t n = 0;
+    assert_int_equal(workspace_tree_find(&paths, &n, t, names, 10, err, sizeof(err)), WORKSPACE_OK);
+    assert_int_equal(n, 3); /* the link is not a file */
+    assert_string_equal(paths[0], "AGENTS.md");
+    assert_string_equal(paths[1], "src/AGENTS.md");
+    assert_string_equal(paths[2], "src/deep/AGENTS.md");
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    assert_int_equal(workspace_tree_find(&paths, &n, t, names, 1, err, sizeof(err)), WORKSPACE_OK);
+    assert_int_equal(n, 1);
+    free(paths[0]);
+    free(paths);
+    workspace_tree_close(t);
+
+    assert_int_equal(workspace_tree_open(&t, ws, "0123456789012345678901234567890123456789", err, sizeof(err)),
+                     WORKSPACE_ENOTFOUND);
+    assert_null(t);
+    assert_int_equal(workspace_tree_open(&t, ws, "main", err, sizeof(err)), WORKSPACE_EINVAL);
+    workspace_free(ws);
+    free(token);
+}
+
+/* ---------------------------------------------------------------------------
  * Changes, commit, push
  * ------------------------------------------------------------------------- */
 
@@ -664,6 +738,35 @@ static void test_refused_push_is_an_error_with_the_hooks_words(void **state)
     /* the refusal was for one push; the retry goes through */
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     assert_str_eq_free(fakegh_git(&fake, "acme/guarded", "rev-parse patchbay/7-guarded"), oid);
+    workspace_free(ws);
+    free(token);
+}
+
+/* A killed attempt's push can land while the retry pushes the same branch:
+ * the server then refuses the retry's update as stale ("cannot lock ref").
+ * The branch is the bot's and the refspec forced, so the push is made again
+ * against the new tip, and the retry's commit is what GitHub ends up with. */
+static void test_push_that_races_another_pushes_again(void **state)
+{
+    (void)state;
+    fakegh_repo(&fake, "acme/race", "{\"a.txt\":\"1\\n\"}", INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    workspace_t *ws = prepare_ok("acme/race", "811", "patchbay/81-race", token);
+    assert_string_equal(ws->remote_oid, ""); /* the branch is new as far as this job can see */
+    write_file(ws, "a.txt", "retry\n");
+    workspace_person_t bot = {bot_name, bot_email};
+    char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
+    assert_int_equal(workspace_commit(oid, ws, &bot, "retry", NULL, err, sizeof(err)), 0);
+    int st = 0;
+    free(fakegh_sh(&st, "echo 'refs/heads/patchbay/81-race %s' > '%s/acme/race.git/fake-race-push'", ws->base_oid,
+                   fake.git_root));
+    assert_int_equal(st, 0);
+    int rc = workspace_push(&cfg, ws, token, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("push: %s", err);
+    assert_str_eq_free(fakegh_git(&fake, "acme/race", "rev-parse patchbay/81-race"), oid);
+    free(fakegh_sh(&st, "test -e '%s/acme/race.git/fake-race-push'", fake.git_root));
+    assert_int_not_equal(st, 0); /* the race was played */
     workspace_free(ws);
     free(token);
 }
@@ -1115,6 +1218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_change_makes_no_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_push_is_an_error_with_the_hooks_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_is_idempotent_and_retry_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_that_races_another_pushes_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_and_expired_tokens_fail_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_without_write_permission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_owner_is_explained, setup, teardown),
@@ -1125,6 +1229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mirror_packs_are_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_removal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_carry_only_the_agent_s_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reading_a_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

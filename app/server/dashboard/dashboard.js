@@ -86,7 +86,9 @@ async function refreshList(status) {
     tr.appendChild(el("td", job.created_at));
     tr.appendChild(el("td", took(job)));
     const pr = el("td");
-    if (job.pr_url) pr.appendChild(link(job.pr_url, "open"));
+    if (job.pr_url) pr.appendChild(link(job.pr_url, "pull request"));
+    else if (job.answer_url) pr.appendChild(link(job.answer_url, "answer"));
+    else if (job.outcome === "answered") pr.appendChild(el("span", "answered"));
     tr.appendChild(pr);
     tbody.appendChild(tr);
   }
@@ -96,7 +98,7 @@ async function refreshList(status) {
 // ---- one job
 
 const FIELDS = ["kind", "repo", "number", "sender", "instruction", "attempts", "delivery", "created_at",
-                "error", "worker", "supersedes", "stops", "environment", "outcome"];
+                "error", "worker", "supersedes", "stops", "environment", "outcome", "answer_url"];
 
 function renderJob(job) {
   $("job-id").textContent = job.id;
