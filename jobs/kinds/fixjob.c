@@ -969,7 +969,8 @@ static job_result_t answer_if_unchanged(fix_t *f, int *done)
         return JOB_OK;
     char err[WORKSPACE_ERR_BYTES];
     workspace_changes_t ch;
-    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+    /* the agent's change alone: what setup: and test: wrote is no change */
+    if (workspace_changes(&ch, f->ws, f->change, err, sizeof(err)) != WORKSPACE_OK)
         return JOB_OK; /* commit_and_push says it */
     size_t changed = ch.count;
     workspace_changes_free(&ch);

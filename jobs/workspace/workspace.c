@@ -863,7 +863,7 @@ int workspace_snapshot(char tree_out[WORKSPACE_OID_HEX], const workspace_t *ws, 
     tree_out[0] = '\0';
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = stage_all(&oid, repo, ws, 0, err, err_len);
     if (rc == 0)
@@ -906,7 +906,7 @@ int workspace_carry(char out[WORKSPACE_OID_HEX], const workspace_t *ws, const ch
     /* out may be onto (a change carried onto itself): read before written */
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = tree_or_base(&t_onto, repo, ws, onto, err, err_len);
     if (rc == 0)
@@ -978,7 +978,7 @@ int workspace_read(char **out, size_t *len, const workspace_t *ws, const char *t
         *len = 0;
     int rc = workspace_init(err, err_len);
     if (rc == 0)
-        rc = open_untrusted(&repo, ws, err, err_len);
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
         rc = tree_or_base(&t, repo, ws, tree, err, err_len);
     if (rc != 0)

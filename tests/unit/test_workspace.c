@@ -756,7 +756,7 @@ static void test_push_that_races_another_pushes_again(void **state)
     write_file(ws, "a.txt", "retry\n");
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "retry", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "retry", NULL, err, sizeof(err)), 0);
     int st = 0;
     free(fakegh_sh(&st, "echo 'refs/heads/patchbay/81-race %s' > '%s/acme/race.git/fake-race-push'", ws->base_oid,
                    fake.git_root));
