@@ -10,17 +10,18 @@ set -euo pipefail
 source "$(dirname "$0")/scripts/lib.sh"
 # shellcheck disable=SC2086
 pb_install_packages $PB_PACKAGES_RUN $PB_PACKAGES_TEST
+pb_install_test_tools
 
 jobs=${PB_TEST_JOBS:-2}
 status=0
 
 pb_log "build (-Werror)"
-pb_build "$PB_ROOT/build" -DPATCHBAY_WERROR=ON -DPATCHBAY_SANITIZE=OFF
+pb_build "$PB_ROOT/build" -DPATCHBAY_WERROR=ON -DPATCHBAY_SANITIZE=OFF -DPATCHBAY_TESTS=ON
 pb_log "tests"
 (cd "$PB_ROOT/build" && ctest --output-on-failure -j"$jobs" "$@") || status=1
 
 pb_log "build with AddressSanitizer + UndefinedBehaviorSanitizer"
-pb_build "$PB_ROOT/build-asan" -DPATCHBAY_WERROR=ON -DPATCHBAY_SANITIZE=ON
+pb_build "$PB_ROOT/build-asan" -DPATCHBAY_WERROR=ON -DPATCHBAY_SANITIZE=ON -DPATCHBAY_TESTS=ON
 reports=$(mktemp -d)
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1:exitcode=86"

@@ -48,7 +48,34 @@ pb_install_packages() {
     pb_apt $sudo apt-get install -y -qq --no-install-recommends $missing || return 1
 }
 
-# pb_build DIR [cmake options...]
+# The test suite's Node tools and the real agent CLIs, pinned in
+# tests/package.json (and its lock file), into tests/node_modules. About a
+# minute and ~1.5 GB the first time; after that a stamp of the two files says
+# nothing changed and npm is not run at all. Install scripts run only where
+# package.json's allowScripts says so (npm 11 warns about the others): Claude
+# Code's and opencode's put their native binary in place; keytar and node-pty
+# (Gemini CLI's optional native modules) are not built. Without npm or the
+# registry it says so and goes on: the tests that need these tools skip with
+# the reason.
+pb_install_test_tools() {
+    local dir="$PB_ROOT/tests" stamp="$PB_ROOT/tests/node_modules/.patchbay-installed" want
+    want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        pb_log "npm is missing: the tests that need tests/node_modules will be skipped"
+        return 0
+    fi
+    pb_log "installing the test tools and agent CLIs (tests/package.json) from npm"
+    # --loglevel=error: the CLIs that ask for Node 22 (EBADENGINE) run on Debian's 20
+    if npm install --prefix "$dir" --no-audit --no-fund --loglevel=error >&2; then
+        echo "$want" >"$stamp"
+    else
+        pb_log "npm install failed: the tests that need tests/node_modules will be skipped"
+    fi
+}
+
+# pb_build DIR [cmake options...]: the tests are built when cmocka and
+# python3 are there (PATCHBAY_TESTS=AUTO), unless an option says otherwise.
 pb_build() {
     local dir=$1; shift
     cmake -S "$PB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="${PB_BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null || return 1

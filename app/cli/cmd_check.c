@@ -29,8 +29,7 @@ int cmd_check_config(int argc, char **argv)
     config_t *cfg = NULL;
     config_errors_t errs = {0};
     int rc = config_load(&cfg, &errs, file, environ);
-    if (rc == 0)
-        config_check_credentials(cfg, &errs);
+    int credentials = rc == 0 ? config_check_credentials(cfg, &errs) : 0;
     for (size_t i = 0; i < errs.count; i++) {
         char *line = config_error_format(&errs.items[i]);
         printf("error: %s\n", line ? line : errs.items[i].message);
@@ -40,6 +39,9 @@ int cmd_check_config(int argc, char **argv)
         printf("ok: %s is valid and the GitHub App credentials are set\n", cfg->path ? cfg->path : "the built-in defaults");
     else
         printf("%zu problem%s found\n", errs.count, errs.count == 1 ? "" : "s");
+    if (credentials > 0)
+        printf("hint: `patchbay run` registers the GitHub App from its page at / in two clicks, with the "
+               "set-up code it prints at start, and saves what it gets\n");
     int status = errs.count == 0 ? CMD_OK : CMD_USAGE;
     /* the environments, and whether each image is here yet (fetched on first use) */
     for (size_t i = 0; rc == 0 && i < cfg->environments.count; i++) {

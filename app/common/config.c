@@ -259,6 +259,19 @@ static const char *check_endpoint(const char *v)
     return NULL;
 }
 
+/* A host path the operator makes visible in the sandbox: absolute, not /
+ * (the whole host), no ".." (what is bound is what is written). */
+static const char *check_host_path(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || strspn(v, "/") == n)
+        return "must be an absolute path, not / itself (like /opt/agents)";
+    if (strcmp(v, "..") == 0 || strncmp(v, "../", 3) == 0 || strstr(v, "/../") != NULL ||
+        (n >= 3 && strcmp(v + n - 3, "/..") == 0))
+        return "must not contain \"..\"";
+    return NULL;
+}
+
 static const char *check_backend(const char *v)
 {
     return strcmp(v, "command") == 0 || strcmp(v, "openai") == 0 ? NULL : "must be command or openai";
@@ -373,6 +386,8 @@ static const key_spec_t schema[] = {
     {"sandbox.cpu_seconds", KEY_INT, OFF(sandbox.cpu_seconds), 1, 7 * 86400, .def = "7200"},
     {"sandbox.tree_bytes", KEY_SIZE, OFF(sandbox.tree_bytes), 1 * MIB, 1024 * 1024 * MIB, .def = "10GiB"},
     {"sandbox.egress_allow", KEY_LIST, OFF(sandbox.egress_allow), .def_list = no_items, .check = check_endpoint},
+    {"sandbox.path", KEY_LIST, OFF(sandbox.path), .def_list = no_items, .check = check_host_path},
+    {"sandbox.read_only", KEY_LIST, OFF(sandbox.read_only), .def_list = no_items, .check = check_host_path},
     {"sandbox.user_base", KEY_INT, OFF(sandbox.user_base), 1000, 2000000000, .def = "1879048192"},
     {"sandbox.users", KEY_INT, OFF(sandbox.users), 1, 65536, .def = "256"},
     {"sandbox.bwrap_path", KEY_STRING, OFF(sandbox.bwrap_path), .def = NULL},
@@ -1431,10 +1446,6 @@ int config_load(config_t **out, config_errors_t *errors, const char *path, char 
     return 0;
 }
 
-static void credential_error(config_errors_t *errors, const char *what)
-{
-    errors_addf(errors, NULL, 0, "%s; `patchbay run` shows how to register the App", what);
-}
 
 int config_check_credentials(const config_t *cfg, config_errors_t *errors)
 {
@@ -1442,13 +1453,15 @@ int config_check_credentials(const config_t *cfg, config_errors_t *errors)
 
     if (cfg == NULL)
         return 0;
+    /* one line each, what to set and where it comes from: the status page
+     * and the log at start list them as they are */
     if (cfg->github.app_id == NULL)
-        credential_error(errors, "APP_ID is not set: set APP_ID (or github.app_id in the config file) to the App ID shown "
-                                 "on the GitHub App's settings page");
+        errors_addf(errors, NULL, 0, "APP_ID is not set: the App's ID, from its settings page on GitHub (or "
+                                     "github.app_id in the config file)");
     if (cfg->github.private_key == NULL && cfg->github.private_key_path == NULL) {
-        credential_error(errors, "no private key: set PRIVATE_KEY to the App's private key (PEM text) or "
-                                 "PRIVATE_KEY_PATH to the .pem file GitHub generated for it (or github.private_key / "
-                                 "github.private_key_path in the config file)");
+        errors_addf(errors, NULL, 0, "no private key: PRIVATE_KEY_PATH, the .pem file GitHub generated for the App, "
+                                     "or PRIVATE_KEY, its text (github.private_key_path or github.private_key in the "
+                                     "config file)");
     } else if (cfg->github.private_key == NULL) {
         /* PRIVATE_KEY wins when both are set, so the path only matters without it */
         const char *p = cfg->github.private_key_path;
@@ -1472,8 +1485,8 @@ int config_check_credentials(const config_t *cfg, config_errors_t *errors)
         }
     }
     if (cfg->github.webhook_secret == NULL)
-        credential_error(errors, "WEBHOOK_SECRET is not set: set WEBHOOK_SECRET (or github.webhook_secret in the "
-                                 "config file) to the webhook secret entered when the App was registered");
+        errors_addf(errors, NULL, 0, "WEBHOOK_SECRET is not set: the webhook secret typed when the App was registered "
+                                     "(or github.webhook_secret in the config file)");
     return (int)(errors->count - first);
 }
 

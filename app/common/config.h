@@ -122,6 +122,8 @@ typedef struct {
         int cpu_seconds;           /* RLIMIT_CPU; default 7200 */
         size_t tree_bytes;         /* the work tree and scratch, watched; default 10 GiB */
         config_list_t egress_allow; /* "ip:port" of the host or private networks the sandbox may reach */
+        config_list_t path;        /* host directories in front of the sandbox's PATH, bound read-only */
+        config_list_t read_only;   /* more host paths bound read-only at the same place */
         int user_base;             /* as root: jobs run as host users user_base.. user_base+users-1 */
         int users;
         char *bwrap_path;          /* NULL: the usual places */

@@ -27,7 +27,7 @@ void pages_init(pages_t *s, const config_t *cfg, metrics_t *metrics, qstats_t *q
     strbuf_init_fixed(&b, s->missing, sizeof(s->missing));
     for (size_t i = 0; i < errs.count; i++) {
         if (i > 0)
-            strbuf_append(&b, "; ");
+            strbuf_append(&b, "\n");
         strbuf_append(&b, errs.items[i].message);
     }
     config_errors_free(&errs);
@@ -49,16 +49,21 @@ void pages_announce(pages_t *s, const char *base_url)
         return;
     if (s->setup_code[0] == '\0' && s->setup_problem[0] == '\0')
         return; /* an App was registered already; the workers will say what is missing, if anything */
-    if (s->setup_code[0] == '\0') {
-        log_error(NULL, NULL, "not connected to GitHub yet (%s), and set-up is closed: %s", s->missing,
+    if (s->setup_code[0] == '\0')
+        log_error(NULL, NULL, "not connected to GitHub yet, and set-up is closed (%s); set what is missing:",
                   s->setup_problem);
-        return;
+    else /* the deliberate print: whoever reads this log or this terminal holds the machine */
+        log_warn(NULL, NULL, "not connected to GitHub yet: open %s/ and enter the set-up code %s to register the App "
+                 "(it is also in %s/" APPSETUP_DIR "/" APPSETUP_CODE_FILE "; a new one is made at every start), or set "
+                 "what is missing:", base_url, s->setup_code, s->cfg->data_dir);
+    /* the status page's checklist, a line each */
+    for (const char *p = s->missing; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        log_warn(NULL, NULL, "missing: %.*s", n, p);
+        p += n + (nl != NULL);
     }
-    /* the deliberate print: whoever reads this log or this terminal holds the machine */
-    log_warn(NULL, NULL, "not connected to GitHub yet: %s. Open %s/ and enter the set-up code %s (it is also in %s/"
-             APPSETUP_DIR "/" APPSETUP_CODE_FILE "; a new one is made at every start).",
-             s->missing, base_url, s->setup_code, s->cfg->data_dir);
-    if (isatty(STDERR_FILENO) && strcmp(s->cfg->log.format, "json") == 0)
+    if (s->setup_code[0] != '\0' && isatty(STDERR_FILENO) && strcmp(s->cfg->log.format, "json") == 0)
         fprintf(stderr, "\n  patchbay set-up code: %s\n  open %s/ and enter it\n\n", s->setup_code, base_url);
     OPENSSL_cleanse(s->setup_code, sizeof(s->setup_code));
 }
@@ -171,17 +176,26 @@ void pages_status(pages_t *s, const rasync_t *redis, h2o_req_t *req)
         strbuf_append(&b, "/installations/new</a></p>");
         OPENSSL_cleanse(saved.webhook_secret, sizeof(saved.webhook_secret));
     } else if (s->missing[0] != '\0') {
-        strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing: ");
-        strbuf_append_html(&b, s->missing);
-        strbuf_append(&b, "</p>");
+        /* a checklist, one line per missing setting, then the way that sets them all */
+        strbuf_append(&b, "<h2 class=\"bad\">Not connected to GitHub yet</h2><p>Missing:</p><ul class=\"missing\">");
+        for (const char *p = s->missing; *p != '\0';) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            char item[sizeof(s->missing)];
+            snprintf(item, sizeof(item), "%.*s", (int)n, p);
+            strbuf_append(&b, "<li>");
+            strbuf_append_html(&b, item);
+            strbuf_append(&b, "</li>");
+            p += n + (nl != NULL);
+        }
+        strbuf_append(&b, "</ul><p>Register the App here and all of them are set:</p>");
         char nonce[APPSETUP_NONCE_BYTES + 1];
         if (session_of(s, req, nonce) == 0)
             setup_forms(s, req, &b, nonce, NULL);
         else
             appsetup_render_code_form(&b, NULL);
         strbuf_append(&b, "<p>Or register it by hand with <code>config/app-manifest.yml</code> (README, “GitHub App "
-                          "setup”) and set <code>APP_ID</code>, <code>PRIVATE_KEY_PATH</code> and "
-                          "<code>WEBHOOK_SECRET</code>.</p>");
+                          "setup”), set the above and start patchbay again.</p>");
     } else {
         strbuf_append(&b, "<p class=\"ok\">GitHub App configured. Webhook path: <code>");
         strbuf_append_html(&b, s->cfg->server.webhook_path);

@@ -26,7 +26,7 @@ typedef struct {
     const config_t *cfg;
     metrics_t *metrics;
     qstats_t *qstats;   /* may be NULL */
-    char missing[1024]; /* what stops us from talking to GitHub; empty when nothing */
+    char missing[1024]; /* what stops us from talking to GitHub, one setting a line; empty when nothing */
     char setup_code[24]; /* this start's set-up code, until pages_announce printed it */
     char setup_problem[512]; /* why there is no set-up code, when there is none */
     /* Set before the loops start, by a process that also runs workers here

@@ -51,6 +51,8 @@ void agent_settings_init(agent_settings_t *s, const config_t *cfg, const repocon
         lower(&s->limits.tree_bytes, rc->sandbox.tree_bytes);
     }
     s->egress_allow = (const char *const *)cfg->sandbox.egress_allow.items;
+    s->path_dirs = (const char *const *)cfg->sandbox.path.items;
+    s->read_only = (const char *const *)cfg->sandbox.read_only.items;
     s->bwrap_path = cfg->sandbox.bwrap_path;
     s->slirp4netns_path = cfg->sandbox.slirp4netns_path;
     s->pass_env = (const char *const *)cfg->agent.env.items;

@@ -66,6 +66,8 @@ typedef struct {
     sandbox_isolation_t isolation;
     sandbox_limits_t limits;              /* the operator's sandbox.*, lowered by the repository's */
     const char *const *egress_allow;      /* sandbox.egress_allow (the operator's only) */
+    const char *const *path_dirs;         /* sandbox.path: agent CLIs installed outside /usr (the operator's only) */
+    const char *const *read_only;         /* sandbox.read_only: what those need (the operator's only) */
     const char *bwrap_path, *slirp4netns_path;
     uid_t uid;                            /* the job's host user (sandbox_user.h); 0: patchbay's */
     const char *rootfs;                   /* the job's environment (imagestore.h): its root, or NULL: the host's */

@@ -1,6 +1,7 @@
 /* agent_cmd — see agent_cmd.h. */
 #include "agent_cmd.h"
 #include "agent_shell.h"
+#include "agent_summary.h"
 #include "app/common/fileio.h"
 #include "app/common/log.h"
 
@@ -85,13 +86,20 @@ int agent_cmd_run(agent_result_t *out, const agent_settings_t *s, const char *wo
                : r.end == SANDBOX_CANCELLED ? AGENT_CANCELLED
                : r.end == SANDBOX_EXITED && r.exit_code == 0 ? AGENT_DONE
                                                               : AGENT_FAILED;
-    out->output_tail = fileio_read_tail(output, AGENT_TAIL_BYTES, NULL);
-    out->summary = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, NULL);
+    /* what people read: text, never a terminal's escapes (opencode colours
+     * everything), and from the output only the answer at its end */
+    size_t tail_len = 0, written_len = 0;
+    char *tail = fileio_read_tail(output, AGENT_TAIL_BYTES, &tail_len);
+    char *written = fileio_read(summary, AGENT_SUMMARY_MAX_BYTES, &written_len);
+    out->output_tail = tail ? agent_summary_clean(tail, tail_len) : NULL;
+    out->summary = written ? agent_summary_clean(written, written_len) : NULL;
     out->summary_written = out->summary != NULL && out->summary[strspn(out->summary, " \t\r\n")] != '\0';
     if (!out->summary_written) {
         free(out->summary);
-        out->summary = strdup(out->output_tail ? out->output_tail : "");
+        out->summary = agent_summary_from_output(tail, tail ? tail_len : 0, r.output_bytes > tail_len);
     }
+    free(tail);
+    free(written);
     if (out->summary == NULL)
         out->summary = calloc(1, 1);
     log_info(NULL, s->job, "agent %s after %lld ms%s", out->describe, (long long)out->elapsed_ms,

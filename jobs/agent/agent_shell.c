@@ -21,6 +21,8 @@ void agent_shell_opts(sandbox_opts_t *o, const agent_settings_t *s, const char *
     o->ro_overlays = workspace_shared_paths;
     o->limits = s->limits;
     o->egress_allow = s->egress_allow;
+    o->path_dirs = s->path_dirs;
+    o->ro_paths = s->read_only;
     o->bwrap_path = s->bwrap_path;
     o->slirp4netns_path = s->slirp4netns_path;
     o->uid = s->uid;

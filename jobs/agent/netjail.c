@@ -1102,6 +1102,36 @@ out:
  * Start and stop
  * ------------------------------------------------------------------------- */
 
+/* bwrap reports its child before that child has set up the new namespace's
+ * lo (an RTM_NEWADDR of 127.0.0.1/8 with NLM_F_EXCL). slirp4netns
+ * --configure brings lo up, and the kernel then gives lo 127.0.0.1 itself:
+ * a slirp that came first made bwrap's request fail ("loopback: Failed
+ * RTM_NEWADDR") and the sandbox die before its command, seen as "cannot
+ * release the sandbox" on a loaded machine. So slirp waits for the address:
+ * its local route in the namespace's own /proc/PID/net/fib_trie. Bounded;
+ * when the file cannot be read, or bwrap never gets there (it died: the
+ * release says so), netjail goes on as before. */
+static void wait_for_loopback(pid_t pid, int timeout_ms)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/net/fib_trie", (int)pid);
+    int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
+    do {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n < 0)
+            return;
+        buf[n] = '\0';
+        if (strstr(buf, "127.0.0.1") != NULL)
+            return;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    } while (now_us() < deadline);
+}
+
 int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, char *err, size_t err_len)
 {
     int64_t t0 = now_us();
@@ -1160,6 +1190,7 @@ int netjail_start(netjail_t **out, pid_t sandbox_pid, const netjail_opts_t *o, c
     }
 
     int timeout = o->ready_timeout_ms > 0 ? o->ready_timeout_ms : NETJAIL_DEFAULT_READY_TIMEOUT_MS;
+    wait_for_loopback(sandbox_pid, timeout);
     if (start_slirp(nj, slirp, netns_fd, userns_fd, timeout, err, err_len) != 0)
         goto fail;
     int64_t t1 = now_us();

@@ -203,10 +203,11 @@ static int path_within(const char *path, const char *dir)
 }
 
 /* argv[0] as an absolute path on the host: an absolute path as given, or a
- * name looked up in SANDBOX_PATH. Never a path relative to the work tree: the
+ * name looked up in the operator's path_dirs, then SANDBOX_PATH, as the
+ * sandbox's own PATH finds it. Never a path relative to the work tree: the
  * program that runs is the operator's, not a file the repository (or a pull
  * request) put in the checkout. */
-static int resolve_command(char out[PATH_MAX], const char *cmd)
+static int resolve_command(char out[PATH_MAX], const char *cmd, const sandbox_opts_t *o)
 {
     if (cmd[0] == '/') {
         int n = snprintf(out, PATH_MAX, "%s", cmd);
@@ -214,6 +215,11 @@ static int resolve_command(char out[PATH_MAX], const char *cmd)
     }
     if (strchr(cmd, '/') != NULL)
         return -1;
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
+        int n = snprintf(out, PATH_MAX, "%s/%s", o->path_dirs[i], cmd);
+        if (o->path_dirs[i][0] == '/' && n > 0 && n < PATH_MAX && fdutil_is_executable(out))
+            return 0;
+    }
     const char *p = SANDBOX_PATH;
     while (*p) {
         size_t len = strcspn(p, ":");
@@ -306,16 +312,23 @@ static const char *lang_value(void)
 static int build_env(strvec_t *env, const sandbox_opts_t *o, char *err, size_t err_len)
 {
     /* an image's own Env comes first (its PATH, its toolchain's variables);
-     * patchbay's allowlist and the caller's variables win over it */
-    const char *path = SANDBOX_PATH;
+     * patchbay's allowlist and the caller's variables win over it. On the
+     * host, the operator's sandbox.path goes in front of PATH. */
+    strbuf_t path = STRBUF_INIT;
+    const char *base_path = SANDBOX_PATH;
     for (size_t i = 0; o->rootfs != NULL && o->rootfs_env != NULL && o->rootfs_env[i] != NULL; i++) {
         const char *e = o->rootfs_env[i];
         if (strncmp(e, "PATH=", 5) == 0)
-            path = e + 5;
+            base_path = e + 5;
         else if (strncmp(e, "HOME=", 5) != 0 && strncmp(e, "TMPDIR=", 7) != 0 && strncmp(e, "TERM=", 5) != 0)
             sv_push(env, e);
     }
-    sv_pushf(env, "PATH=%s", path);
+    for (size_t i = 0; o->rootfs == NULL && o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
+        if (o->path_dirs[i][0] == '/' && strchr(o->path_dirs[i], ':') == NULL)
+            strbuf_appendf(&path, "%s:", o->path_dirs[i]);
+    strbuf_append(&path, base_path);
+    sv_pushf(env, "PATH=%s", path.data);
+    strbuf_free(&path);
     sv_pushf(env, "HOME=%s/home", o->scratch_dir);
     sv_pushf(env, "TMPDIR=%s/tmp", o->scratch_dir);
     sv_pushf(env, "LANG=%s", lang_value());
@@ -469,6 +482,9 @@ static int visible_inside(const char *path, const sandbox_opts_t *o)
     for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
         if (path_within(path, o->ro_paths[i]))
             return 1;
+    for (size_t i = 0; o->path_dirs != NULL && o->path_dirs[i] != NULL; i++)
+        if (path_within(path, o->path_dirs[i]))
+            return 1;
     return 0;
 }
 
@@ -532,25 +548,53 @@ static void build_bwrap_argv(strvec_t *a, const char *bwrap, const char *enter, 
     sv_push(a, "01777");
     sv_push(a, "--tmpfs");
     sv_push(a, "/tmp");
-    for (size_t i = 0; o->rootfs == NULL && etc_base[i] != NULL; i++) /* an image has its own /etc */
+    /* an image has its own /etc. On the host, /etc and the directories in
+     * it are made by bwrap for the binds below, and bwrap running as root
+     * (as it does with a job user) makes them 0700: the job's user could then
+     * read neither /etc/passwd nor the TLS certificates (Claude Code's first
+     * line was an EACCES on /etc/claude-code/). Passable first, so they stay
+     * that way. */
+    if (o->rootfs == NULL) {
+        sv_push(a, "--perms");
+        sv_push(a, "0755");
+        sv_push(a, "--dir");
+        sv_push(a, "/etc");
+    }
+    for (size_t i = 0; o->rootfs == NULL && etc_base[i] != NULL; i++)
         bwrap_ro_try(a, etc_base[i]);
     if (o->network) {
         /* slirp's resolver: the host's is usually loopback or private, which the jail blocks */
+        sv_push(a, "--perms"); /* a data file is 0600 otherwise: root's, as root */
+        sv_push(a, "0644");
         sv_push(a, "--ro-bind-data");
         sv_pushf(a, "%d", FD_RESOLV);
         sv_push(a, "/etc/resolv.conf");
-        for (size_t i = 1; o->rootfs == NULL && etc_net[i] != NULL; i++) /* [0] is resolv.conf */
+        for (size_t i = 1; o->rootfs == NULL && etc_net[i] != NULL; i++) { /* [0] is resolv.conf */
+            bwrap_passable_parents(a, etc_net[i]);
             bwrap_ro_try(a, etc_net[i]);
+        }
     }
     /* a passwd naming the sandbox's user, so tools that look themselves up work */
+    sv_push(a, "--perms");
+    sv_push(a, "0644");
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_PASSWD);
     sv_push(a, "/etc/passwd");
+    sv_push(a, "--perms");
+    sv_push(a, "0644");
     sv_push(a, "--ro-bind-data");
     sv_pushf(a, "%d", FD_GROUP);
     sv_push(a, "/etc/group");
-    for (size_t i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
+    /* the operator's host paths (sandbox.read_only, sandbox.path): not in an
+     * image, which is the whole root, with its own programs */
+    for (size_t i = 0; o->rootfs == NULL && o->ro_paths != NULL && o->ro_paths[i] != NULL; i++) {
+        bwrap_passable_parents(a, o->ro_paths[i]);
         bwrap_ro_try(a, o->ro_paths[i]);
+    }
+    for (size_t i = 0; o->rootfs == NULL && o->path_dirs != NULL && o->path_dirs[i] != NULL; i++) {
+        bwrap_passable_parents(a, o->path_dirs[i]);
+        bwrap_ro_try(a, o->path_dirs[i]);
+    }
     /* a command installed outside /usr (~/.local/bin/claude): its own directory,
      * read-only; in an image, commands are the image's own */
     if (o->rootfs == NULL && !visible_inside(command, o)) {
@@ -849,6 +893,19 @@ static pid_t read_child_pid(int fd, int64_t timeout_ms)
     return pid > 1 ? (pid_t)pid : -1;
 }
 
+/* What a bubblewrap that exited before its command said last (one line, on
+ * the output pipe), waiting a little for it: "" when nothing. */
+static void read_last_words(int fd, char *said, size_t len)
+{
+    said[0] = '\0';
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (fd < 0 || poll(&pf, 1, 500) <= 0)
+        return;
+    ssize_t k = read(fd, said, len - 1);
+    said[k > 0 ? k : 0] = '\0';
+    said[strcspn(said, "\n")] = '\0';
+}
+
 /* How long bwrap may take to make the namespaces and report them. */
 #define BWRAP_INFO_TIMEOUT_MS 10000
 
@@ -978,8 +1035,17 @@ static int run_once(sandbox_result_t *out, supervise_t *sv, const sandbox_opts_t
             if (netjail_start(&jail, inner, &no, err, err_len) == 0) {
                 ssize_t w1 = write(go_w, "go\n", 3), w2 = write(block_w, "g", 1);
                 released = w1 == 3 && w2 == 1;
-                if (!released)
-                    strbuf_format(err, err_len, "cannot release the sandbox: %s", strerror(errno));
+                if (!released) {
+                    /* bubblewrap is gone before the command started: unless the
+                     * job was stopped under it, its last words are on the
+                     * output pipe, and they are the reason */
+                    int why = errno;
+                    char said[240] = "";
+                    if (!(o->should_stop != NULL && o->should_stop(o->hook_arg)))
+                        read_last_words(out_r, said, sizeof(said));
+                    strbuf_format(err, err_len, "cannot release the sandbox: %s%s%s%s", strerror(why),
+                                  said[0] ? " (" : "", said, said[0] ? ")" : "");
+                }
             }
             if (!released) {
                 kill(-pid, SIGKILL);
@@ -1261,7 +1327,7 @@ int sandbox_run(sandbox_result_t *out, const sandbox_opts_t *o, char *err, size_
             goto done;
         }
         snprintf(command, sizeof(command), "%s", o->argv[0]);
-    } else if (resolve_command(command, o->argv[0]) != 0) {
+    } else if (resolve_command(command, o->argv[0], o) != 0) {
         if (o->argv[0][0] != '/' && strchr(o->argv[0], '/') != NULL)
             strbuf_format(err, err_len, "command %s: a relative path is refused (name a program on the sandbox's PATH, %s, "
                                   "or give an absolute path in the operator's config)", o->argv[0], SANDBOX_PATH);

@@ -72,14 +72,16 @@ typedef struct {
 /* The uid and gid a command has inside bubblewrap when patchbay runs as root. */
 #define SANDBOX_UID 1000
 #define SANDBOX_GID 1000
-/* PATH inside; the directories of extra read-only paths are not added. */
+/* PATH inside, after the operator's path_dirs; the directories of extra
+ * read-only paths are not added. */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* The sandbox's first program (app/enter_main.c), built and installed next
  * to patchbay: static, so it runs in any image. */
 #define SANDBOX_ENTER_PROGRAM "patchbay-enter"
 
 typedef struct {
-    const char *const *argv;      /* argv[0]: absolute, or a name looked up in SANDBOX_PATH; NULL-terminated */
+    const char *const *argv;      /* argv[0]: absolute, or a name looked up in path_dirs, then SANDBOX_PATH;
+                                   * NULL-terminated */
     const char *workdir;          /* absolute; the working directory, writable */
     const char *scratch_dir;      /* absolute; writable; HOME = scratch/home, TMPDIR = scratch/tmp */
     const char *const *env;       /* extra "NAME=value" entries (NULL-terminated, may be NULL); override the allowlist */
@@ -103,7 +105,13 @@ typedef struct {
      * binds and nothing the job runs owns a file of root's. */
     uid_t uid;
     gid_t gid;
-    const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL) */
+    const char *const *ro_paths;  /* extra host paths bound read-only at the same place (may be NULL; not with
+                                   * rootfs) */
+    /* host directories (absolute) bound read-only and put in front of PATH,
+     * in this order: agent CLIs installed outside /usr, found by name inside
+     * a wrapper script as well as in argv[0] (may be NULL). Like ro_paths,
+     * not used with rootfs: an image is the whole root. */
+    const char *const *path_dirs;
     /* An unpacked OCI image (imagestore.h) to run in, read-only, instead of
      * the host's /usr; its Env ("NAME=value", NULL-terminated) applied.
      * bubblewrap only; argv[0] is then looked up in the image's PATH. */

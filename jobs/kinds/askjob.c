@@ -420,7 +420,7 @@ static job_result_t run_agent(ask_t *a)
     /* an answer never changes the repository: what it changed goes with the work tree */
     workspace_changes_t ch;
     char werr[WORKSPACE_ERR_BYTES];
-    if (workspace_changes(&ch, a->ws, werr, sizeof(werr)) == WORKSPACE_OK) {
+    if (workspace_changes(&ch, a->ws, NULL, werr, sizeof(werr)) == WORKSPACE_OK) {
         a->discarded = ch.count;
         workspace_changes_free(&ch);
     } else {

@@ -5,6 +5,7 @@
 #include "app/github/ghmd.h"
 #include "jobs/agent/agent_shell.h"
 #include "jobs/review/review_body.h"
+#include "jobs/workspace/workspace.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,13 @@ static void append_tail(strbuf_t *md, const char *path, size_t max)
     free(tail);
 }
 
+/* Whether the job is being stopped: a run that could not start then was
+ * most likely killed while its sandbox was set up, and the stop is the news. */
+static int stopping(const attempt_t *a)
+{
+    return a->hooks.should_stop != NULL && a->hooks.should_stop(a->hooks.arg);
+}
+
 static int run_setup(attempt_t *a)
 {
     for (size_t i = 0; a->setup != NULL && a->setup[i] != NULL; i++) {
@@ -48,6 +56,8 @@ static int run_setup(attempt_t *a)
         sandbox_result_t r;
         if (agent_shell_run(&r, a->agent, a->workdir, a->scratch, cmd, out, a->agent->timeout_ms, &a->hooks, err,
                         sizeof(err)) != 0) {
+            if (stopping(a))
+                return ATTEMPT_STOPPED;
             snprintf(a->why, sizeof(a->why), "setup command `%.200s` could not run: %.200s", cmd, err);
             strbuf_appendf(&a->failure_md, "> %s", a->why);
             return ATTEMPT_SETUP_FAILED;
@@ -74,6 +84,8 @@ static int run_agent(attempt_t *a, const char *task, size_t len)
     agent_result_free(&a->result);
     if (agent_run(&a->result, a->agent, a->workdir, a->scratch, task, len, &a->hooks, &a->session, err,
                   sizeof(err)) != 0) {
+        if (stopping(a))
+            return ATTEMPT_STOPPED;
         snprintf(a->why, sizeof(a->why), "the agent could not start: %.400s", err);
         strbuf_appendf(&a->failure_md, "> %s", a->why);
         return ATTEMPT_AGENT_FAILED;
@@ -118,15 +130,48 @@ static int run_tests_once(attempt_t *a, int round, char **tail, size_t *tail_len
     return passed;
 }
 
+/* The work tree now, into tree; ATTEMPT_DONE or the attempt's failure. */
+static int snapshot(attempt_t *a, char tree[WORKSPACE_OID_HEX])
+{
+    char err[WORKSPACE_ERR_BYTES];
+    if (workspace_snapshot(tree, a->ws, err, sizeof(err)) == WORKSPACE_OK)
+        return ATTEMPT_DONE;
+    snprintf(a->why, sizeof(a->why), "could not record the work tree: %.400s", err);
+    strbuf_appendf(&a->failure_md, "> %s", a->why);
+    return ATTEMPT_AGENT_FAILED;
+}
+
+/* One run of the agent; with commands around it, its difference (from the
+ * tree `before`, "" for the base) is carried onto the change. */
+static int agent_round(attempt_t *a, int track, const char *before, const char *task, size_t len)
+{
+    int end = run_agent(a, task, len);
+    if (end != ATTEMPT_DONE || !track)
+        return end;
+    char after[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
+    if ((end = snapshot(a, after)) != ATTEMPT_DONE)
+        return end;
+    if (workspace_carry(a->change, a->ws, a->change, before, after, err, sizeof(err)) != WORKSPACE_OK) {
+        snprintf(a->why, sizeof(a->why), "could not record the agent's change: %.400s", err);
+        strbuf_appendf(&a->failure_md, "> %s", a->why);
+        return ATTEMPT_AGENT_FAILED;
+    }
+    return ATTEMPT_DONE;
+}
+
 void attempt_run(attempt_t *a)
 {
+    /* with no command besides the agent, the work tree is its change */
+    int track = a->ws != NULL && ((a->setup != NULL && a->setup[0] != NULL) || a->test != NULL);
+    char before[WORKSPACE_OID_HEX] = ""; /* a fresh checkout is the base */
+    a->change[0] = '\0';
     if (a->setup != NULL && a->setup[0] != NULL) {
         event(a, ATTEMPT_EV_SETUP, NULL);
-        if ((a->end = run_setup(a)) != ATTEMPT_DONE)
+        if ((a->end = run_setup(a)) != ATTEMPT_DONE || (a->end = snapshot(a, before)) != ATTEMPT_DONE)
             return;
     }
     event(a, ATTEMPT_EV_AGENT, NULL);
-    if ((a->end = run_agent(a, a->task, a->task_len)) != ATTEMPT_DONE)
+    if ((a->end = agent_round(a, track, before, a->task, a->task_len)) != ATTEMPT_DONE)
         return;
     event(a, ATTEMPT_EV_AGENT_DONE, a->result.isolated ? "in bubblewrap" : "without bubblewrap");
     if (a->test == NULL)
@@ -154,7 +199,11 @@ void attempt_run(attempt_t *a)
         char detail[64];
         snprintf(detail, sizeof(detail), "round %d failed; the agent is on it", round);
         event(a, ATTEMPT_EV_ROUND, detail);
-        a->end = run_agent(a, follow.data, follow.len);
+        /* what the tests left is in the work tree the agent goes on with,
+         * but it is not the agent's: this round starts from it */
+        a->end = snapshot(a, before);
+        if (a->end == ATTEMPT_DONE)
+            a->end = agent_round(a, track, before, follow.data, follow.len);
         strbuf_free(&follow);
         if (a->end != ATTEMPT_DONE)
             return;

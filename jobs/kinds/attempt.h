@@ -11,6 +11,14 @@
  * log and the progress comment should say comes back through `event`, on the
  * attempt's thread, and in `log` for the handler to write afterwards.
  *
+ * The change an attempt hands back is the agent's alone: when the repository
+ * has setup or test commands, the work tree is recorded before and after
+ * each run of the agent (workspace_snapshot), and only what each run changed
+ * is carried onto the base (workspace_carry). A file the setup wrote, a
+ * cache or report the tests left, is not part of it unless the agent changed
+ * it afterwards; what the agent changed and a command then rewrote is kept
+ * as the agent left it.
+ *
  * Memory: attempt_t owns its outputs (attempt_free); the inputs are borrowed.
  */
 #ifndef PATCHBAY_ATTEMPT_H
@@ -18,6 +26,7 @@
 
 #include "app/common/strbuf.h"
 #include "jobs/agent/agent.h"
+#include "jobs/workspace/workspace.h"
 
 #include <stddef.h>
 
@@ -39,6 +48,7 @@ typedef enum {
 typedef struct {
     /* in */
     const agent_settings_t *agent;
+    const workspace_t *ws;  /* the work tree the attempt runs in */
     const char *workdir, *scratch;
     char *const *setup;   /* NULL-terminated; may be NULL */
     const char *test;     /* or NULL */
@@ -53,6 +63,9 @@ typedef struct {
     attempt_end_t end;
     agent_session_t session;
     agent_result_t result;
+    /* the tree to commit: the agent's runs' differences carried onto the
+     * base; "" when nothing but the agent ran (the work tree is its change) */
+    char change[WORKSPACE_OID_HEX];
     strbuf_t tests_md;    /* "- round N: `cmd` passed (1.2 s)" lines */
     int tests_ran, tests_passed;
     char why[512];        /* the job's one-line error when end is not DONE */

@@ -18,6 +18,7 @@
 #include "app/github/ghapi.h"
 #include "app/github/ghmd.h"
 #include "jobs/agent/agent.h"
+#include "jobs/agent/agent_summary.h"
 #include "jobs/queue/queue.h"
 #include "jobs/review/review_body.h"
 #include "jobs/workspace/repoconfig.h"
@@ -64,6 +65,7 @@ typedef struct {
     int tests_ran, tests_passed;
     agent_settings_t agent;
     agent_result_t result;   /* the chosen attempt's */
+    char change[WORKSPACE_OID_HEX]; /* the chosen attempt's tree to commit; "": its work tree as it is */
     int attempts;            /* best of N: parallel attempts on parallel work trees */
     workspace_t *spare[FIXJOB_ATTEMPTS_MAX]; /* the other attempts' work trees, removed at the end */
     char spare_ids[FIXJOB_ATTEMPTS_MAX][96];
@@ -462,11 +464,12 @@ static void on_event(void *arg, attempt_event_t ev, const char *detail)
     }
 }
 
-static void attempt_init(fix_t *f, attempt_t *a, const char *workdir, const char *scratch, const char *task, size_t len)
+static void attempt_init(fix_t *f, attempt_t *a, const workspace_t *ws, const char *scratch, const char *task, size_t len)
 {
     memset(a, 0, sizeof(*a));
     a->agent = &f->agent;
-    a->workdir = workdir;
+    a->ws = ws;
+    a->workdir = ws->path;
     a->scratch = scratch;
     a->setup = f->rc.setup;
     a->test = f->rc.test;
@@ -494,6 +497,7 @@ static void take(fix_t *f, attempt_t *a)
     agent_result_free(&f->result);
     f->result = a->result;
     memset(&a->result, 0, sizeof(a->result));
+    snprintf(f->change, sizeof(f->change), "%s", a->change);
     strbuf_free(&f->tests_md);
     f->tests_md = a->tests_md;
     strbuf_t empty = STRBUF_INIT;
@@ -544,7 +548,7 @@ static void redact_attempt(attempt_t *a)
 static job_result_t one_attempt(fix_t *f, const char *task, size_t len)
 {
     attempt_t a;
-    attempt_init(f, &a, f->ws->path, f->scratch, task, len);
+    attempt_init(f, &a, f->ws, f->scratch, task, len);
     a.event = on_event;
     a.event_arg = f;
     attempt_run(&a);
@@ -642,7 +646,7 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
     pthread_t threads[FIXJOB_ATTEMPTS_MAX];
     int started[FIXJOB_ATTEMPTS_MAX] = {0};
     for (int k = 0; k < n; k++) {
-        attempt_init(f, &as[k], ws[k]->path, scratch[k], task, len);
+        attempt_init(f, &as[k], ws[k], scratch[k], task, len);
         settings[k] = f->agent;
         if (backends->count > 0)
             settings[k].backend = backends->items[(size_t)k % backends->count];
@@ -671,7 +675,8 @@ static job_result_t best_of(fix_t *f, const char *task, size_t len)
         any_done = 1;
         workspace_changes_t c;
         char err[WORKSPACE_ERR_BYTES];
-        if (workspace_changes(&c, ws[k], err, sizeof(err)) == WORKSPACE_OK) {
+        /* the agent's change only: what setup and the tests left does not count */
+        if (workspace_changes(&c, ws[k], as[k].change[0] ? as[k].change : NULL, err, sizeof(err)) == WORKSPACE_OK) {
             ch[k].files = c.count;
             ch[k].lines = c.additions + c.deletions;
             ch[k].forbidden = workspace_forbidden(&c, (const char *const *)f->rc.forbidden, f->rc.nforbidden);
@@ -758,17 +763,16 @@ static job_result_t agent_and_tests(fix_t *f)
     return r;
 }
 
+/* The pull request's title and the commit's subject: the agent's, when a
+ * line of its summary reads as one (agent_summary.h: never a banner, a log
+ * line or an escape), else the issue's. */
 static void title_from_summary(fix_t *f, char *out, size_t len)
 {
-    const char *s = f->result.summary ? f->result.summary : "";
-    s += strspn(s, " \t\r\n#*-");
-    size_t n = strcspn(s, "\r\n");
-    if (n > 100)
-        n = 100;
+    char picked[AGENT_TITLE_MAX_BYTES + 1];
     strbuf_t b;
     strbuf_init_fixed(&b, out, len);
-    if (n > 0) {
-        ghmd_sanitize(&b, s, n);
+    if (agent_summary_title(picked, sizeof(picked), f->result.summary) == 0) {
+        ghmd_sanitize(&b, picked, strlen(picked));
     } else {
         const char *t = json_string_value(json_object_get(f->issue, "title"));
         strbuf_appendf(&b, "Fix #%" PRId64 ": %s", f->number, t ? t : "");
@@ -783,11 +787,12 @@ static const char *find_secret(fix_t *f, const workspace_changes_t *ch, const ch
     for (size_t i = 0; set.count > 0 && i < ch->count; i++) {
         if (ch->items[i].status == 'D')
             continue;
-        char full[PATH_MAX];
-        if (snprintf(full, sizeof(full), "%s/%s", f->ws->path, ch->items[i].path) >= (int)sizeof(full))
-            continue;
+        /* the file as it is pushed, not as the work tree has it now */
         size_t len = 0;
-        char *text = fileio_read(full, FIXJOB_SCAN_MAX_BYTES, &len);
+        char *text = NULL, err[WORKSPACE_ERR_BYTES];
+        if (workspace_read(&text, &len, f->ws, f->change, ch->items[i].path, FIXJOB_SCAN_MAX_BYTES, err, sizeof(err)) !=
+            WORKSPACE_OK)
+            job_ctx_log(f->ctx, LOG_WARN, "secret scan: %s", err);
         const char *name = text ? redact_find(text, len, &set) : NULL;
         free(text);
         if (name != NULL) {
@@ -802,7 +807,10 @@ static job_result_t commit_and_push(fix_t *f)
 {
     char err[WORKSPACE_ERR_BYTES];
     workspace_changes_t ch;
-    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+    /* one tree from here on: what is checked is what is committed */
+    if (f->change[0] == '\0' && workspace_snapshot(f->change, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+        return fail(f, JOB_ERR_RETRY, "could not read the agent's changes: %s", err);
+    if (workspace_changes(&ch, f->ws, f->change, err, sizeof(err)) != WORKSPACE_OK)
         return fail(f, JOB_ERR_RETRY, "could not read the agent's changes: %s", err);
     size_t bad = workspace_forbidden(&ch, (const char *const *)f->rc.forbidden, f->rc.nforbidden);
     /* a fix's branch on GitHub can only be an earlier attempt's, holding
@@ -874,7 +882,7 @@ static job_result_t commit_and_push(fix_t *f)
     }
     workspace_person_t bot = {f->bot_name, f->bot_email};
     char oid[WORKSPACE_OID_HEX];
-    int rc = workspace_commit(oid, f->ws, &bot, msg.data, co.name ? &co : NULL, err, sizeof(err));
+    int rc = workspace_commit(oid, f->ws, f->change, &bot, msg.data, co.name ? &co : NULL, err, sizeof(err));
     strbuf_free(&msg);
     if (rc == WORKSPACE_ENOCHANGE) {
         /* a retry whose earlier run already pushed everything */
@@ -1026,7 +1034,8 @@ static job_result_t answer_if_unchanged(fix_t *f, int *done)
         return JOB_OK;
     char err[WORKSPACE_ERR_BYTES];
     workspace_changes_t ch;
-    if (workspace_changes(&ch, f->ws, err, sizeof(err)) != WORKSPACE_OK)
+    /* the agent's change alone: what setup: and test: wrote is no change */
+    if (workspace_changes(&ch, f->ws, f->change, err, sizeof(err)) != WORKSPACE_OK)
         return JOB_OK; /* commit_and_push says it */
     size_t changed = ch.count;
     workspace_changes_free(&ch);

@@ -426,6 +426,10 @@ static job_result_t run_agent(review_t *v)
     int rc = agent_run(&v->result, &v->agent, v->ws->path, v->scratch, task.data, task.len, &hooks, NULL, err,
                        sizeof(err));
     strbuf_free(&task);
+    /* a stop that lands while the sandbox is being set up kills it there:
+     * that is the stop, not a failure of the agent */
+    if (rc != 0 && jobgh_stopping(v->ctx))
+        return stopped(v);
     if (rc != 0)
         return fail(v, JOB_ERR_PERMANENT, "the agent could not start: %s", err);
     if (v->result.end == AGENT_CANCELLED)

@@ -361,6 +361,31 @@ done:
     return rc;
 }
 
+/* Caches that running code leaves in the work tree: an agent that runs the
+ * tests itself makes them (Python writes __pycache__/ next to every module
+ * it imports), and a repository without a .gitignore would otherwise see
+ * them in every pull request. .git/info/exclude hides them from the change
+ * (and from the agent's own `git status`) without touching the repository;
+ * tracked files are never affected. What the repository's setup and test
+ * commands leave is kept out by the attempt (workspace_snapshot). */
+static const char excludes[] = "# patchbay: caches that running code writes, never part of a change\n"
+                               "__pycache__/\n*.py[cod]\n.pytest_cache/\n.mypy_cache/\n.ruff_cache/\n";
+
+static int write_excludes(const workspace_t *ws, char *err, size_t err_len)
+{
+    char *dir = ws_strf("%s/.git/info", ws->path);
+    char *path = ws_strf("%s/exclude", dir);
+    int rc = 0;
+    FILE *f = NULL;
+    if (fstree_mkdirs(dir, 0755) != 0 || (f = fopen(path, "w")) == NULL || fputs(excludes, f) == EOF)
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot write %s: %s", path, strerror(errno));
+    if (f != NULL && fclose(f) != 0 && rc == 0)
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "cannot write %s: %s", path, strerror(errno));
+    free(dir);
+    free(path);
+    return rc;
+}
+
 /* The job's repository: refs, origin (a plain URL), identity, checkout. */
 static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *b, const workspace_spec_t *spec, char *err,
                            size_t err_len)
@@ -428,6 +453,7 @@ static int finish_checkout(workspace_t *ws, const ws_names_t *n, const bases_t *
     git_error_clear();
     if ((grc = git_checkout_head(repo, &copts)) < 0)
         goto git_fail;
+    rc = write_excludes(ws, err, err_len);
     goto done;
 
 git_fail:
@@ -644,8 +670,11 @@ static int skip_nested_repos(const char *path, const char *matched_pathspec, voi
 }
 
 /* The whole work tree into the index (new files, deletions; .gitignore
- * respected; nested repositories left out) and the index into a tree. */
-static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t *ws, char *err, size_t err_len)
+ * respected; nested repositories left out) and the index into a tree. With
+ * keep_index 0 the index file stays as it was (a snapshot between runs must
+ * not change what the agent's own git sees). */
+static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t *ws, int keep_index, char *err,
+                     size_t err_len)
 {
     git_index *idx = NULL;
     git_error_clear();
@@ -656,13 +685,31 @@ static int stage_all(git_oid *tree_out, git_repository *repo, const workspace_t 
         grc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, skip_nested_repos, NULL);
     if (grc == 0)
         grc = git_index_update_all(idx, NULL, NULL, NULL);
-    if (grc == 0)
+    if (grc == 0 && keep_index)
         grc = git_index_write(idx);
     if (grc == 0)
         grc = git_index_write_tree(tree_out, idx);
     git_index_free(idx);
     if (grc < 0)
         return ws_git_fail(grc, NULL, 0, err, err_len, "stage the changes in %s", ws->path);
+    return 0;
+}
+
+/* The tree a change is read from: `tree` (hex) when given, else the work
+ * tree as it is now (staged, the index written). */
+static int change_tree(git_oid *out, git_repository *repo, const workspace_t *ws, const char *tree, char *err,
+                       size_t err_len)
+{
+    if (tree == NULL || tree[0] == '\0')
+        return stage_all(out, repo, ws, 1, err, err_len);
+    git_tree *t = NULL;
+    git_error_clear();
+    int grc = git_oid_fromstr(out, tree);
+    if (grc == 0)
+        grc = git_tree_lookup(&t, repo, out);
+    git_tree_free(t);
+    if (grc < 0)
+        return ws_git_fail(grc, NULL, 0, err, err_len, "find the tree %.12s in %s", tree, ws->path);
     return 0;
 }
 
@@ -712,7 +759,7 @@ static char status_letter(git_delta_t s)
     }
 }
 
-int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t err_len)
+int workspace_changes(workspace_changes_t *out, const workspace_t *ws, const char *tree, char *err, size_t err_len)
 {
     git_repository *repo = NULL;
     git_commit *base = NULL;
@@ -727,7 +774,7 @@ int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err
     if (rc == 0)
         rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
-        rc = stage_all(&tree_oid, repo, ws, err, err_len);
+        rc = change_tree(&tree_oid, repo, ws, tree, err, err_len);
     if (rc == 0)
         rc = base_commit(&base, repo, ws, err, err_len);
     if (rc != 0)
@@ -806,6 +853,170 @@ size_t workspace_forbidden(workspace_changes_t *c, const char *const *globs, siz
 }
 
 /* ---------------------------------------------------------------------------
+ * Snapshots: which run changed what
+ * ------------------------------------------------------------------------- */
+
+int workspace_snapshot(char tree_out[WORKSPACE_OID_HEX], const workspace_t *ws, char *err, size_t err_len)
+{
+    git_repository *repo = NULL;
+    git_oid oid;
+    tree_out[0] = '\0';
+    int rc = workspace_init(err, err_len);
+    if (rc == 0)
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
+    if (rc == 0)
+        rc = stage_all(&oid, repo, ws, 0, err, err_len);
+    if (rc == 0)
+        git_oid_tostr(tree_out, WORKSPACE_OID_HEX, &oid);
+    git_repository_free(repo);
+    return rc;
+}
+
+/* A tree by hex id, or the base commit's for NULL or "". */
+static int tree_or_base(git_tree **out, git_repository *repo, const workspace_t *ws, const char *hex, char *err,
+                        size_t err_len)
+{
+    git_oid oid;
+    git_commit *base = NULL;
+    int rc = 0, grc = 0;
+    git_error_clear();
+    if (hex != NULL && hex[0] != '\0') {
+        if ((grc = git_oid_fromstr(&oid, hex)) == 0)
+            grc = git_tree_lookup(out, repo, &oid);
+    } else if ((rc = base_commit(&base, repo, ws, err, err_len)) == 0) {
+        grc = git_commit_tree(out, base);
+    }
+    git_commit_free(base);
+    if (rc == 0 && grc < 0)
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "find the tree %.12s in %s", hex && *hex ? hex : ws->base_oid,
+                         ws->path);
+    return rc;
+}
+
+int workspace_carry(char out[WORKSPACE_OID_HEX], const workspace_t *ws, const char *onto, const char *before,
+                    const char *after, char *err, size_t err_len)
+{
+    git_repository *repo = NULL;
+    git_tree *t_onto = NULL, *t_before = NULL, *t_after = NULL;
+    git_index *idx = NULL;
+    git_diff *diff = NULL;
+    git_oid oid;
+    int grc = 0;
+
+    /* out may be onto (a change carried onto itself): read before written */
+    int rc = workspace_init(err, err_len);
+    if (rc == 0)
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
+    if (rc == 0)
+        rc = tree_or_base(&t_onto, repo, ws, onto, err, err_len);
+    if (rc == 0)
+        rc = tree_or_base(&t_before, repo, ws, before, err, err_len);
+    if (rc == 0)
+        rc = tree_or_base(&t_after, repo, ws, after, err, err_len);
+    if (rc != 0)
+        goto done;
+
+    /* path by path, no rename detection: a rename is a deletion and an
+     * addition, both carried */
+    git_diff_options dopts;
+    git_diff_options_init(&dopts, GIT_DIFF_OPTIONS_VERSION);
+    git_error_clear();
+    if ((grc = git_diff_tree_to_tree(&diff, repo, t_before, t_after, &dopts)) < 0 || (grc = git_index_new(&idx)) < 0 ||
+        (grc = git_index_read_tree(idx, t_onto)) < 0)
+        goto git_fail;
+    size_t n = git_diff_num_deltas(diff);
+    /* removals first: a file that became a directory (or back) must leave
+     * its old entry before the new one goes in */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            const git_diff_delta *d = git_diff_get_delta(diff, i);
+            int removed = d->status == GIT_DELTA_DELETED;
+            if (pass == 0 && (removed || d->status == GIT_DELTA_TYPECHANGE)) {
+                git_error_clear();
+                grc = git_index_remove(idx, d->old_file.path, 0);
+                if (grc < 0 && grc != GIT_ENOTFOUND)
+                    goto git_fail;
+            } else if (pass == 1 && !removed) {
+                git_index_entry e;
+                memset(&e, 0, sizeof(e));
+                e.mode = d->new_file.mode;
+                e.id = d->new_file.id;
+                e.path = d->new_file.path;
+                git_error_clear();
+                if ((grc = git_index_add(idx, &e)) < 0)
+                    goto git_fail;
+            }
+        }
+    }
+    git_error_clear();
+    if ((grc = git_index_write_tree_to(&oid, idx, repo)) < 0)
+        goto git_fail;
+    git_oid_tostr(out, WORKSPACE_OID_HEX, &oid);
+    goto done;
+
+git_fail:
+    rc = ws_git_fail(grc, NULL, 0, err, err_len, "carry a change over in %s", ws->path);
+done:
+    git_diff_free(diff);
+    git_index_free(idx);
+    git_tree_free(t_onto);
+    git_tree_free(t_before);
+    git_tree_free(t_after);
+    git_repository_free(repo);
+    return rc;
+}
+
+int workspace_read(char **out, size_t *len, const workspace_t *ws, const char *tree, const char *path, size_t max,
+                   char *err, size_t err_len)
+{
+    git_repository *repo = NULL;
+    git_tree *t = NULL;
+    git_tree_entry *e = NULL;
+    git_blob *blob = NULL;
+    *out = NULL;
+    if (len != NULL)
+        *len = 0;
+    int rc = workspace_init(err, err_len);
+    if (rc == 0)
+        rc = ws_open_untrusted(&repo, ws, err, err_len);
+    if (rc == 0)
+        rc = tree_or_base(&t, repo, ws, tree, err, err_len);
+    if (rc != 0)
+        goto done;
+    git_error_clear();
+    int grc = git_tree_entry_bypath(&e, t, path);
+    if (grc == GIT_ENOTFOUND || (grc == 0 && git_tree_entry_type(e) != GIT_OBJECT_BLOB)) {
+        rc = ws_fail(WORKSPACE_ENOTFOUND, err, err_len, "%s is not a file of %.12s", path, tree ? tree : ws->base_oid);
+        goto done;
+    }
+    if (grc == 0)
+        grc = git_blob_lookup(&blob, repo, git_tree_entry_id(e));
+    if (grc < 0) {
+        rc = ws_git_fail(grc, NULL, 0, err, err_len, "read %s in %s", path, ws->path);
+        goto done;
+    }
+    size_t n = (size_t)git_blob_rawsize(blob);
+    if (n > max)
+        n = max;
+    *out = malloc(n + 1);
+    if (*out == NULL) {
+        rc = ws_fail(WORKSPACE_EIO, err, err_len, "out of memory");
+        goto done;
+    }
+    memcpy(*out, git_blob_rawcontent(blob), n);
+    (*out)[n] = '\0';
+    if (len != NULL)
+        *len = n;
+
+done:
+    git_blob_free(blob);
+    git_tree_entry_free(e);
+    git_tree_free(t);
+    git_repository_free(repo);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
  * Commit
  * ------------------------------------------------------------------------- */
 
@@ -818,12 +1029,12 @@ static void append_clean(strbuf_t *b, const char *s)
             strbuf_appendn(b, s, 1);
 }
 
-int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
-                     const workspace_person_t *coauthor, char *err, size_t err_len)
+int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const char *tree, const workspace_person_t *bot,
+                     const char *message, const workspace_person_t *coauthor, char *err, size_t err_len)
 {
     git_repository *repo = NULL;
     git_commit *base = NULL;
-    git_tree *tree = NULL;
+    git_tree *committed = NULL;
     git_signature *sig = NULL;
     git_reference *ref = NULL;
     git_oid tree_oid, commit_oid;
@@ -836,7 +1047,7 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
     if (rc == 0)
         rc = ws_open_untrusted(&repo, ws, err, err_len);
     if (rc == 0)
-        rc = stage_all(&tree_oid, repo, ws, err, err_len);
+        rc = change_tree(&tree_oid, repo, ws, tree, err, err_len);
     if (rc == 0)
         rc = base_commit(&base, repo, ws, err, err_len);
     if (rc != 0)
@@ -868,11 +1079,11 @@ int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const wor
 
     refname = ws_strf("refs/heads/%s", ws->branch);
     git_error_clear();
-    if ((grc = git_signature_now(&sig, bot->name, bot->email)) < 0 || (grc = git_tree_lookup(&tree, repo, &tree_oid)) < 0)
+    if ((grc = git_signature_now(&sig, bot->name, bot->email)) < 0 || (grc = git_tree_lookup(&committed, repo, &tree_oid)) < 0)
         goto git_fail;
     const git_commit *parents[1] = {base};
     git_error_clear();
-    if ((grc = git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, msg.data, tree, 1, parents)) < 0)
+    if ((grc = git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, msg.data, committed, 1, parents)) < 0)
         goto git_fail;
     /* The branch and HEAD point at it whatever the agent did with them
      * (its own commits are folded into this one). */
@@ -890,7 +1101,7 @@ done:
     free(refname);
     git_reference_free(ref);
     git_signature_free(sig);
-    git_tree_free(tree);
+    git_tree_free(committed);
     git_commit_free(base);
     git_repository_free(repo);
     return rc;

@@ -17,9 +17,16 @@
  *                       process sharing the data dir), then make the checkout
  *                       from it without talking to GitHub, then evict the
  *                       least recently used other mirrors above the budget;
+ *   workspace_snapshot  the work tree as a tree object, between the runs of
+ *                       the agent and the repository's commands;
+ *   workspace_carry     a run's difference between two snapshots carried
+ *                       onto a tree: the agent's change, without what
+ *                       `setup:` and `test:` left;
  *   workspace_changes   what the agent changed: files, lines, binary;
  *   workspace_forbidden which of those paths match forbidden globs;
- *   workspace_commit    one commit of the whole work tree, as the bot;
+ *   workspace_read      a file as the change has it (the secret scan);
+ *   workspace_commit    one commit of that change (or of the whole work
+ *                       tree), as the bot;
  *   workspace_push      '+refs/heads/<branch>' to GitHub;
  *   workspace_remove    delete workspaces/<job id>/.
  *
@@ -146,9 +153,40 @@ extern const char *const workspace_shared_paths[];
 int workspace_remove(const workspace_config_t *cfg, const char *job_id, char *err, size_t err_len);
 
 /* ---------------------------------------------------------------------------
- * What changed: the work tree (tracked and untracked files, .gitignore
- * respected) against the base commit, renames detected. An agent's own
- * commits are included: only the base and the files count.
+ * Snapshots. A pull request should hold the agent's change and nothing else,
+ * but the repository's `setup:` (npm ci) and `test:` (Python's __pycache__,
+ * reports) commands write into the same work tree. So an attempt records the
+ * work tree before and after each run of the agent, and carries only each
+ * run's difference onto the base: files that appeared or changed because a
+ * command ran, and that the agent did not touch afterwards, are left out.
+ * A tree is named by its hex id ("" or NULL: the base commit's tree); its
+ * objects are written to the checkout's own store, which lives as long as
+ * the checkout.
+ * ------------------------------------------------------------------------- */
+
+/* The work tree as it is now, as workspace_changes would see it (.gitignore
+ * and .git/info/exclude respected, nested repositories left out), written as
+ * a tree; the checkout's index file is left as it was. */
+int workspace_snapshot(char tree_out[WORKSPACE_OID_HEX], const workspace_t *ws, char *err, size_t err_len);
+
+/* out = `onto` with every path that differs between `before` and `after`
+ * (added, changed, removed, a file turned directory) as `after` has it. The
+ * other paths keep `onto`'s entries. Any of the three may be "" or NULL:
+ * the base commit's tree. */
+int workspace_carry(char out[WORKSPACE_OID_HEX], const workspace_t *ws, const char *onto, const char *before,
+                    const char *after, char *err, size_t err_len);
+
+/* The first `max` bytes of `path` as `tree` holds it (a symbolic link: its
+ * target), NUL-terminated, in *out (the caller's). WORKSPACE_ENOTFOUND when
+ * the tree has no file there. */
+int workspace_read(char **out, size_t *len, const workspace_t *ws, const char *tree, const char *path, size_t max,
+                   char *err, size_t err_len);
+
+/* ---------------------------------------------------------------------------
+ * What changed: `tree` (a snapshot or a carried change; NULL: the work tree
+ * as it is now, tracked and untracked files, .gitignore respected) against
+ * the base commit, renames detected. An agent's own commits are included:
+ * only the base and the files count.
  * ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -168,7 +206,7 @@ typedef struct {
     size_t deletions;
 } workspace_changes_t;
 
-int workspace_changes(workspace_changes_t *out, const workspace_t *ws, char *err, size_t err_len);
+int workspace_changes(workspace_changes_t *out, const workspace_t *ws, const char *tree, char *err, size_t err_len);
 void workspace_changes_free(workspace_changes_t *c);
 
 /* Marks each change whose path (or old path) matches one of `globs`
@@ -190,13 +228,14 @@ typedef struct {
 int workspace_bot_identity(char *name, size_t namelen, char *email, size_t emaillen, const char *app_slug,
                            long long bot_user_id);
 
-/* Commits the whole work tree (as workspace_changes sees it) on `ws->branch`
- * with the base commit as parent (an agent's own commits are folded in), as
- * author and committer `bot`. `coauthor`, when given, adds the trailer
- * "Co-authored-by: Name <email>". Writes the commit's hex id into oid_out.
- * WORKSPACE_ENOCHANGE when the tree equals the base: no commit is made. */
-int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const workspace_person_t *bot, const char *message,
-                     const workspace_person_t *coauthor, char *err, size_t err_len);
+/* Commits `tree` (NULL: the whole work tree, as workspace_changes sees it)
+ * on `ws->branch` with the base commit as parent (an agent's own commits
+ * are folded in), as author and committer `bot`. `coauthor`, when given,
+ * adds the trailer "Co-authored-by: Name <email>". Writes the commit's hex
+ * id into oid_out. WORKSPACE_ENOCHANGE when the tree equals the base: no
+ * commit is made. */
+int workspace_commit(char oid_out[WORKSPACE_OID_HEX], workspace_t *ws, const char *tree, const workspace_person_t *bot,
+                     const char *message, const workspace_person_t *coauthor, char *err, size_t err_len);
 
 /* Pushes '+refs/heads/<branch>:refs/heads/<branch>' to GitHub with `token`.
  * Pushing the same commit again succeeds. A push GitHub refuses is

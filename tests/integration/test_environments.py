@@ -4,10 +4,11 @@ No registry here: the tests make small OCI layouts with umoci (busybox and a
 marker file, no Python), the operator's config names them (oci:PATH:TAG,
 what skopeo copies from with no network), and repositories pick one by name.
 A fix job on such a repository runs its agent and its test command inside the
-image (the test proves the marker is there and the host's python3 is not) and
-ends with a pull request; a second job reuses the unpacked image; an unknown
-name, a path, or a broken image fail with a clear reason; two workers fetching
-the same image at once unpack it once.
+image (the test proves the marker is there and the host's python3 is not, not
+even one in the operator's sandbox.path) and ends with a pull request; a second
+job reuses the unpacked image; an unknown name, a path, or a broken image fail
+with a clear reason; two workers fetching the same image at once unpack it
+once.
 """
 
 import json
@@ -95,7 +96,14 @@ class Environments(fj.FixJobCase):
 
     def test_a_job_runs_its_agent_and_tests_in_the_image(self):
         repo = self.env_repo()
-        self.start_env()
+        # the operator's host paths for CLIs outside /usr are not the image's:
+        # a python3 there would be found by the test command if they were
+        host_bin = os.path.join(self.workdir, "host-agents", "bin")
+        os.makedirs(host_bin)
+        with open(os.path.join(host_bin, "python3"), "w") as f:
+            f.write("#!/bin/sh\necho host\n")
+        os.chmod(os.path.join(host_bin, "python3"), 0o755)
+        self.start_env("sandbox:\n  path: [%s]\n  read_only: [%s]\n" % (host_bin, os.path.dirname(host_bin)))
         number, _, job = self.mention(repo, "@patchbay fix add()")
         rec = self.wait_job(job, timeout=120)
         self.assertEqual(rec["status"], "succeeded", rec.get("error"))

@@ -6,6 +6,7 @@ answer, whether the connection stayed open, and what landed in Redis.
 
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -451,8 +452,18 @@ class WebhookHTTP(harness.TestCase):
     def test_status_page_says_what_is_missing(self):
         status, page = self.get("/")
         self.assertEqual(status, 200)
-        self.assertIn(b"APP_ID", page)
         self.assertIn(b"Not connected to GitHub yet", page)
+        # a checklist: a line per missing setting (the webhook secret is set here), each saying how
+        items = re.findall(rb"<li>(.*?)</li>", page)
+        self.assertEqual(len(items), 2, items)
+        self.assertTrue(items[0].startswith(b"APP_ID is not set: the App&#39;s ID, from its settings page"), items)
+        self.assertTrue(items[1].startswith(b"no private key: PRIVATE_KEY_PATH, the .pem file"), items)
+        self.assertNotIn(b"WEBHOOK_SECRET is not set", page)
+        self.assertNotIn(b"shows how to register", page)
+        # and the same list in the log at start, a line each
+        missing = [line["msg"] for line in self.pb.find_logs("missing: ")]
+        self.assertEqual([m.split(":")[1].strip() for m in missing], ["APP_ID is not set", "no private key"])
+        self.assertIsNotNone(self.pb.find_log("not connected to GitHub yet: open http://127.0.0.1:%d/" % self.pb.port))
 
     def test_no_webhook_secret_means_503_not_acceptance(self):
         pb = self.patchbay(redis_url=self.r.url, secret=None)

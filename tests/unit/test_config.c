@@ -880,13 +880,24 @@ static void test_rules_across_values(void **state)
                       "'content_limits' has 5 windows; at most 4");
     assert_yaml_error("github:\n  max_inflight: 0\n", 2, "'max_inflight' must be between 1 and 100000");
     assert_yaml_error("workers:\n  grace_seconds: -1\n", 2, "'grace_seconds' must be between 0 and 86400");
+    assert_yaml_error("sandbox:\n  path: [node_modules/.bin]\n", 2, "'path' must be an absolute path");
+    assert_yaml_error("sandbox:\n  read_only: [/]\n", 2, "'read_only' must be an absolute path, not / itself");
+    assert_yaml_error("sandbox:\n  read_only: [/opt/../etc]\n", 2, "'read_only' must not contain \"..\"");
+
+    loaded_t l;
+    static const char *const bins[] = {"/opt/agents/bin", NULL};
+    load_yaml(&l, "sandbox: { path: [/opt/agents/bin], read_only: [/opt/agents] }\n", no_env);
+    assert_clean(&l);
+    assert_list(&l.cfg->sandbox.path, bins);
+    assert_string_equal(l.cfg->sandbox.read_only.items[0], "/opt/agents");
+    unload(&l);
+
     assert_yaml_error("ask:\n  timeout: -5\n", 2, "'timeout' must be between 0 and 604800");
     assert_yaml_error("ask:\n  max_steps: 20000\n", 2, "'max_steps' must be between 0 and 10000");
     assert_yaml_error("ask:\n  max_tokens: 500\n", 2,
                       "'max_tokens' (500) must be 0 (agent.openai.max_tokens) or at least 1000");
     assert_yaml_error("ask:\n  budget: 3\n", 2, "unknown key 'budget' in 'ask'");
 
-    loaded_t l;
     load_yaml(&l, "ask: { timeout: 300, max_steps: 30 }\n", no_env);
     assert_clean(&l);
     assert_int_equal(l.cfg->ask.timeout, 300);
@@ -946,7 +957,10 @@ static void test_credentials_missing(void **state)
     for (size_t i = 0; i < 3; i++) {
         assert_null(l.errs.items[i].file);
         assert_int_equal(l.errs.items[i].line, 0);
-        assert_contains(l.errs.items[i].message, "`patchbay run` shows how to register the App");
+        /* one line each, no pointer to the page that shows them */
+        assert_lacks(l.errs.items[i].message, "\n");
+        assert_lacks(l.errs.items[i].message, "patchbay run");
+        assert_contains(l.errs.items[i].message, "config file");
     }
     unload(&l);
 }

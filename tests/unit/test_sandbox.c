@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "app/common/log.h"
+#include "jobs/agent/netjail.h"
 #include "jobs/agent/sandbox.h"
 #include "jobs/agent/sandbox_user.h"
 
@@ -735,6 +737,142 @@ static void test_bwrap_read_only_overlays(void **state)
     assert_int_equal(st.st_mode & 0777, 0444);
 }
 
+/* The operator's CLIs outside /usr (sandbox.path, sandbox.read_only), laid
+ * out as npm does it: a bin directory of symbolic links into the packages.
+ * Found by name as argv[0] and from a wrapper script's PATH; read-only. */
+static void test_operator_path_dirs(void **state)
+{
+    (void)state;
+    char bin[160], lib[160], real[200], link[200];
+    snprintf(bin, sizeof(bin), "%s/agents/bin", D.root);
+    snprintf(lib, sizeof(lib), "%s/agents/lib/tool", D.root);
+    snprintf(real, sizeof(real), "%s/real.sh", lib);
+    snprintf(link, sizeof(link), "%s/mytool", bin);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s %s", bin, lib);
+    assert_int_equal(system(cmd), 0);
+    write_text(real, "#!/bin/sh\necho \"agent-tool $*\"\n");
+    assert_int_equal(chmod(real, 0755), 0);
+    assert_int_equal(symlink("../lib/tool/real.sh", link), 0);
+    char prefix[160];
+    snprintf(prefix, sizeof(prefix), "%s/agents", D.root);
+    const char *path_dirs[] = {bin, NULL}, *read_only[] = {prefix, NULL};
+
+    sandbox_isolation_t isos[] = {SANDBOX_ISOLATE_NONE, SANDBOX_ISOLATE_BWRAP};
+    for (size_t i = 0; i < 2; i++) {
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP && !have_bwrap())
+            continue;
+        sandbox_opts_t o;
+        sandbox_result_t r;
+        char err[256] = "";
+        /* not on the sandbox's own PATH */
+        const char *by_name[] = {"mytool", "one", NULL};
+        opts_for(&o, by_name, isos[i]);
+        o.network = 0;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), SANDBOX_ERR_NOT_FOUND);
+        /* argv[0] by name */
+        o.path_dirs = path_dirs;
+        o.ro_paths = read_only;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+        char *out = slurp(D.out, NULL);
+        assert_string_equal(out, "agent-tool one\n");
+        free(out);
+        /* a wrapper finds it on PATH; nothing of it is writable */
+        snprintf(cmd, sizeof(cmd), "mytool two; echo \"PATH=$PATH\"; echo x > %s/new 2>/dev/null && echo WRITE-OK; true", bin);
+        const char *wrapper[] = {"sh", "-c", cmd, NULL};
+        o.argv = wrapper;
+        assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+        out = slurp(D.out, NULL);
+        char want[512];
+        snprintf(want, sizeof(want), "agent-tool two\nPATH=%s:%s\n", bin, SANDBOX_PATH);
+        assert_true(strncmp(out, want, strlen(want)) == 0);
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP) { /* without the sandbox, root may write there */
+            assert_non_null(strstr(out, "Read-only file system"));
+            assert_null(strstr(out, "WRITE-OK"));
+        }
+        free(out);
+        if (isos[i] == SANDBOX_ISOLATE_BWRAP) {
+            /* without read_only, the links point at nothing inside */
+            o.ro_paths = NULL;
+            o.argv = (const char *const[]){"sh", "-c", "mytool three || echo MISSING", NULL};
+            assert_int_equal(sandbox_run(&r, &o, err, sizeof(err)), 0);
+            out = slurp(D.out, NULL);
+            assert_non_null(strstr(out, "MISSING"));
+            assert_null(strstr(out, "agent-tool"));
+            free(out);
+        }
+    }
+}
+
+/* Network-on runs started at once: slirp4netns brings the sandbox's lo up,
+ * and the kernel then gives it 127.0.0.1 itself; a bwrap that had not set up
+ * its loopback yet died on its own RTM_NEWADDR ("loopback: Failed
+ * RTM_NEWADDR"): a job failing with "cannot release the sandbox". */
+#define RACE_THREADS 4
+#define RACE_RUNS 12
+
+typedef struct {
+    int index;
+    uid_t uid; /* as root, a job's user: bwrap then runs without a user namespace */
+    int failures;
+    char why[256];
+} race_t;
+
+static void *race_thread(void *arg)
+{
+    race_t *t = arg;
+    char scratch[160], out[160];
+    snprintf(scratch, sizeof(scratch), "%s/scratch-%d", D.root, t->index);
+    snprintf(out, sizeof(out), "%s/out-%d.log", D.root, t->index);
+    mkdir(scratch, 0700);
+    const char *argv[] = {"sh", "-c", "echo ran", NULL};
+    for (int i = 0; i < RACE_RUNS; i++) {
+        sandbox_opts_t o;
+        opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+        o.scratch_dir = scratch;
+        o.output_path = out;
+        o.network = 1;
+        o.uid = t->uid;
+        o.gid = (gid_t)t->uid;
+        sandbox_result_t r;
+        char err[256] = "";
+        int rc = sandbox_run(&r, &o, err, sizeof(err));
+        if (rc != 0 || r.end != SANDBOX_EXITED || r.exit_code != 0) {
+            t->failures++;
+            snprintf(t->why, sizeof(t->why), "%d %s", rc, err);
+        }
+    }
+    return NULL;
+}
+
+static void test_bwrap_network_runs_at_once(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], err[256];
+    if (!have_bwrap() || netjail_find_slirp(path, sizeof(path), NULL, err, sizeof(err)) != 0)
+        skip();
+    pthread_t threads[RACE_THREADS];
+    race_t races[RACE_THREADS];
+    sandbox_user_t u = SANDBOX_USER_INIT;
+    if (geteuid() == 0) {
+        assert_int_equal(sandbox_user_acquire(&u, D.data, 1879048192, 16, err, sizeof(err)), 0);
+        assert_int_equal(sandbox_user_give(&u, D.ws, NULL, err, sizeof(err)), 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        races[i] = (race_t){.index = i, .uid = geteuid() == 0 ? u.uid : 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, race_thread, &races[i]), 0);
+    }
+    int failures = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        failures += races[i].failures;
+        if (races[i].failures > 0)
+            print_message("thread %d: %d failed, last: %s\n", i, races[i].failures, races[i].why);
+    }
+    sandbox_user_release(&u);
+    assert_int_equal(failures, 0);
+}
+
 /* A run is its own session: the leader of a new session, with no terminal
  * to open, under bubblewrap and without it. */
 static void test_new_session(void **state)
@@ -819,6 +957,31 @@ static void test_limits_bite(void **state)
     snprintf(mine, sizeof(mine), "%s/mine.txt", D.ws);
     assert_int_equal(stat(mine, &st), 0);
     assert_int_equal(st.st_uid, u.uid);
+
+    /* what the job's user reads of /etc: bwrap, as root, makes /etc 0700
+     * unless told otherwise, and then nothing in it is readable */
+    char who[64];
+    snprintf(who, sizeof(who), "patchbay:x:%u:", (unsigned)u.uid);
+    const char *etc[] = {"sh", "-c", "ls -ld /etc | cut -c1-10; cat /etc/passwd; test -r /etc/ld.so.cache && echo CACHE-OK;"
+                                     "ls /etc/ssl/certs >/dev/null 2>&1 && echo CERTS-OK; grep -q nameserver "
+                                     "/etc/resolv.conf 2>/dev/null && echo RESOLV-OK; true", NULL};
+    for (int network = 0; network < 2; network++) {
+        char path[PATH_MAX];
+        if (network && netjail_find_slirp(path, sizeof(path), NULL, err, sizeof(err)) != 0)
+            break;
+        opts_for(&o, etc, SANDBOX_ISOLATE_BWRAP);
+        o.network = network;
+        o.uid = u.uid;
+        o.gid = u.gid;
+        urc = sandbox_run(&r, &o, err, sizeof(err));
+        if (urc != 0)
+            fail_msg("%d %s", urc, err);
+        out = slurp(D.out, NULL);
+        if (strncmp(out, "drwxr-xr-x\n", 11) != 0 || strstr(out, who) == NULL || strstr(out, "CACHE-OK") == NULL ||
+            (network && (strstr(out, "CERTS-OK") == NULL || strstr(out, "RESOLV-OK") == NULL)))
+            fail_msg("network %d: %s", network, out);
+        free(out);
+    }
     sandbox_user_release(&u);
 }
 
@@ -841,6 +1004,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_path_dirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_network_runs_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_bite, setup, teardown),
     };

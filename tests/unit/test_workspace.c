@@ -521,7 +521,7 @@ static void test_changes_forbidden_commit_push(void **state)
 
     workspace_changes_t ch;
     char err[WORKSPACE_ERR_BYTES];
-    int rc = workspace_changes(&ch, ws, err, sizeof(err));
+    int rc = workspace_changes(&ch, ws, NULL, err, sizeof(err));
     if (rc != 0)
         fail_msg("workspace_changes: %s", err);
     assert_int_equal(ch.count, 6);
@@ -557,7 +557,7 @@ static void test_changes_forbidden_commit_push(void **state)
     workspace_person_t bot = {bot_name, bot_email};
     workspace_person_t who = {"Octo Cat", "octocat@example.com"};
     char oid[WORKSPACE_OID_HEX];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "Fix the parser\n\nSummary here.\n\n", &who, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "Fix the parser\n\nSummary here.\n\n", &who, err, sizeof(err)), 0);
     assert_int_equal(strlen(oid), 40);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
 
@@ -598,21 +598,117 @@ static void test_no_change_makes_no_commit(void **state)
 
     workspace_changes_t ch;
     char err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_changes(&ch, ws, err, sizeof(err)), 0);
+    assert_int_equal(workspace_changes(&ch, ws, NULL, err, sizeof(err)), 0);
     assert_int_equal(ch.count, 1); /* x.log: no .gitignore, so it counts */
     workspace_changes_free(&ch);
     snprintf(p, sizeof(p), "%s/x.log", ws->path);
     unlink(p);
-    assert_int_equal(workspace_changes(&ch, ws, err, sizeof(err)), 0);
+    assert_int_equal(workspace_changes(&ch, ws, NULL, err, sizeof(err)), 0);
     assert_int_equal(ch.count, 0);
     workspace_changes_free(&ch);
 
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "nothing", NULL, err, sizeof(err)), WORKSPACE_ENOCHANGE);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "nothing", NULL, err, sizeof(err)), WORKSPACE_ENOCHANGE);
     assert_string_equal(oid, "");
     assert_str_eq_free(ws_git(ws, "rev-parse HEAD"), ws->base_oid);
     assert_str_eq_free(ws_git(ws, "rev-list --count HEAD"), "1");
+    workspace_free(ws);
+    free(token);
+}
+
+/* The attempt's bookkeeping: what setup wrote, what the agent changed, what
+ * the tests left; only the agent's runs reach the commit. */
+static void test_snapshots_carry_only_the_agent_s_change(void **state)
+{
+    (void)state;
+    fakegh_repo(&fake, "acme/snap", "{\"calc.py\":\"def add(a, b):\\n    return a - b\\n\",\"lock.json\":\"{}\\n\","
+                "\"gone.txt\":\"x\\n\",\"dir\":\"a file for now\\n\"}", INSTALLATION);
+    char *token = fakegh_token(&fake, INSTALLATION);
+    workspace_t *ws = prepare_ok("acme/snap", "551", "patchbay/55-snap", token);
+    char err[WORKSPACE_ERR_BYTES], before[WORKSPACE_OID_HEX], after[WORKSPACE_OID_HEX], change[WORKSPACE_OID_HEX] = "";
+    char index_before[64], index_after[64];
+
+    /* setup: installs, rewrites a tracked lock file */
+    write_file(ws, "node_modules/dep/index.js", "module.exports = 1;\n");
+    write_file(ws, "lock.json", "{\"resolved\": true}\n");
+    char *st = ws_git(ws, "--version >/dev/null && md5sum .git/index");
+    snprintf(index_before, sizeof(index_before), "%s", st);
+    free(st);
+    assert_int_equal(workspace_snapshot(before, ws, err, sizeof(err)), 0);
+    /* the snapshot leaves the index the agent's git reads as it was */
+    st = ws_git(ws, "--version >/dev/null && md5sum .git/index");
+    snprintf(index_after, sizeof(index_after), "%s", st);
+    free(st);
+    assert_string_equal(index_before, index_after);
+
+    /* the agent, round 1: a fix, a new file, a deletion, a file turned directory */
+    write_file(ws, "calc.py", "def add(a, b):\n    return a * b\n");
+    write_file(ws, "notes.md", "why\n");
+    char p[512];
+    snprintf(p, sizeof(p), "%s/gone.txt", ws->path);
+    assert_int_equal(unlink(p), 0);
+    snprintf(p, sizeof(p), "%s/dir", ws->path);
+    assert_int_equal(unlink(p), 0);
+    write_file(ws, "dir/inside.txt", "now a directory\n");
+    assert_int_equal(workspace_snapshot(after, ws, err, sizeof(err)), 0);
+    assert_int_equal(workspace_carry(change, ws, change, before, after, err, sizeof(err)), 0);
+
+    /* the tests: a report, a cache (hidden by .git/info/exclude), and they rewrite notes.md */
+    write_file(ws, "report.xml", "<testsuite/>\n");
+    write_file(ws, "__pycache__/calc.cpython-311.pyc", "\x01" "bytecode");
+    write_file(ws, "notes.md", "rewritten by the tests\n");
+    assert_int_equal(workspace_snapshot(before, ws, err, sizeof(err)), 0);
+    /* the agent, round 2: the right fix */
+    write_file(ws, "calc.py", "def add(a, b):\n    return a + b\n");
+    assert_int_equal(workspace_snapshot(after, ws, err, sizeof(err)), 0);
+    assert_int_equal(workspace_carry(change, ws, change, before, after, err, sizeof(err)), 0);
+
+    workspace_changes_t ch;
+    assert_int_equal(workspace_changes(&ch, ws, change, err, sizeof(err)), 0);
+    assert_int_equal(ch.count, 5);
+    assert_int_equal(find_change(&ch, "calc.py")->status, 'M');
+    assert_int_equal(find_change(&ch, "notes.md")->status, 'A');
+    assert_int_equal(find_change(&ch, "gone.txt")->status, 'D');
+    assert_non_null(find_change(&ch, "dir"));
+    assert_non_null(find_change(&ch, "dir/inside.txt"));
+    assert_null(find_change(&ch, "lock.json"));
+    assert_null(find_change(&ch, "node_modules/dep/index.js"));
+    assert_null(find_change(&ch, "report.xml"));
+    workspace_changes_free(&ch);
+    /* the work tree as a whole would have had all of it (but the cache) */
+    assert_int_equal(workspace_changes(&ch, ws, NULL, err, sizeof(err)), 0);
+    assert_non_null(find_change(&ch, "report.xml"));
+    assert_non_null(find_change(&ch, "lock.json"));
+    assert_null(find_change(&ch, "__pycache__/calc.cpython-311.pyc"));
+    workspace_changes_free(&ch);
+
+    /* files as the change has them: the agent's notes, not the tests' rewrite */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(workspace_read(&text, &len, ws, change, "notes.md", 1024, err, sizeof(err)), 0);
+    assert_string_equal(text, "why\n");
+    free(text);
+    assert_int_equal(workspace_read(&text, &len, ws, change, "calc.py", 10, err, sizeof(err)), 0);
+    assert_int_equal(len, 10);
+    free(text);
+    assert_int_equal(workspace_read(&text, &len, ws, change, "report.xml", 1024, err, sizeof(err)), WORKSPACE_ENOTFOUND);
+    assert_null(text);
+
+    workspace_person_t bot = {bot_name, bot_email};
+    char oid[WORKSPACE_OID_HEX];
+    assert_int_equal(workspace_commit(oid, ws, change, &bot, "Fix add()", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
+    assert_str_eq_free(
+        fakegh_git(&fake, "acme/snap", "show --format= --name-status patchbay/55-snap | sort | tr '\\t' ' ' | paste -sd'|'"),
+        "A dir/inside.txt|A notes.md|D dir|D gone.txt|M calc.py");
+    assert_str_eq_free(fakegh_git(&fake, "acme/snap", "show patchbay/55-snap:notes.md"), "why");
+    /* a change carried onto itself with nothing new is the same tree; nothing at all is the base */
+    char same[WORKSPACE_OID_HEX], base[WORKSPACE_OID_HEX];
+    assert_int_equal(workspace_carry(same, ws, change, after, after, err, sizeof(err)), 0);
+    assert_string_equal(same, change);
+    assert_int_equal(workspace_carry(base, ws, "", "", "", err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, base, &bot, "nothing", NULL, err, sizeof(err)), WORKSPACE_ENOCHANGE);
     workspace_free(ws);
     free(token);
 }
@@ -626,7 +722,7 @@ static void test_refused_push_is_an_error_with_the_hooks_words(void **state)
     write_file(ws, "a.txt", "2\n");
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "change", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "change", NULL, err, sizeof(err)), 0);
 
     json_decref(fakegh_control(&fake, "refuse_push",
                                "{\"repo\":\"acme/guarded\",\"message\":\"GH006: Protected branch update failed "
@@ -660,7 +756,7 @@ static void test_push_that_races_another_pushes_again(void **state)
     write_file(ws, "a.txt", "retry\n");
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "retry", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "retry", NULL, err, sizeof(err)), 0);
     int st = 0;
     free(fakegh_sh(&st, "echo 'refs/heads/patchbay/81-race %s' > '%s/acme/race.git/fake-race-push'", ws->base_oid,
                    fake.git_root));
@@ -688,7 +784,7 @@ static void test_push_is_idempotent_and_retry_safe(void **state)
 
     workspace_t *ws = prepare_ok("acme/retry", "801", "patchbay/8-retry", token);
     write_file(ws, "a.txt", "first attempt\n");
-    assert_int_equal(workspace_commit(oid1, ws, &bot, "attempt 1", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid1, ws, NULL, &bot, "attempt 1", NULL, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     assert_str_eq_free(fakegh_git(&fake, "acme/retry", "rev-parse patchbay/8-retry"), oid1);
@@ -699,7 +795,7 @@ static void test_push_is_idempotent_and_retry_safe(void **state)
     assert_string_equal(ws->remote_oid, oid1);
     assert_string_not_equal(ws->base_oid, oid1); /* not resuming: from main again */
     write_file(ws, "a.txt", "second attempt\n");
-    assert_int_equal(workspace_commit(oid2, ws, &bot, "attempt 2", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid2, ws, NULL, &bot, "attempt 2", NULL, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     assert_str_eq_free(fakegh_git(&fake, "acme/retry", "rev-parse patchbay/8-retry"), oid2);
     workspace_free(ws);
@@ -715,7 +811,7 @@ static void test_push_is_idempotent_and_retry_safe(void **state)
     assert_string_equal(text, "second attempt\n");
     free(text);
     write_file(ws, "b.txt", "more\n");
-    assert_int_equal(workspace_commit(oid1, ws, &bot, "follow-up", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid1, ws, NULL, &bot, "follow-up", NULL, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     char *parent = fakegh_git(&fake, "acme/retry", "rev-parse patchbay/8-retry^");
     assert_string_equal(parent, oid2); /* a fast-forward on top of the previous attempt */
@@ -753,7 +849,7 @@ static void test_bad_and_expired_tokens_fail_fast(void **state)
     write_file(ws, "a.txt", "2\n");
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "change", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "change", NULL, err, sizeof(err)), 0);
     json_decref(fakegh_control(&fake, "expire_tokens", "{}"));
     fakegh_reset_calls(&fake);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), WORKSPACE_EAUTH);
@@ -791,7 +887,7 @@ static void test_push_without_write_permission(void **state)
     write_file(ws, "a.txt", "2\n");
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "change", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "change", NULL, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), WORKSPACE_EAUTH);
     assert_non_null(strstr(err, "403"));
     assert_non_null(strstr(err, "contents: write"));
@@ -866,7 +962,7 @@ static void test_push_ignores_what_the_agent_wrote_in_git_config(void **state)
 
     workspace_person_t bot = {bot_name, bot_email};
     char oid[WORKSPACE_OID_HEX], err[WORKSPACE_ERR_BYTES];
-    assert_int_equal(workspace_commit(oid, ws, &bot, "change", NULL, err, sizeof(err)), 0);
+    assert_int_equal(workspace_commit(oid, ws, NULL, &bot, "change", NULL, err, sizeof(err)), 0);
     assert_int_equal(workspace_push(&cfg, ws, token, err, sizeof(err)), 0);
     assert_str_eq_free(fakegh_git(&fake, "acme/sly", "ls-tree --name-only patchbay/11-sly"), "a.txt");
 
@@ -1132,6 +1228,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lru_eviction_over_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_packs_are_merged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_removal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshots_carry_only_the_agent_s_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reading_a_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
