@@ -106,6 +106,15 @@ class AskWithACommandAgent(AskCase):
         self.assertEqual(self.pulls(repo), [])
         [asked] = [c for c in self.comments(repo, number) if c["id"] == comment_id]
         self.assertEqual([r["content"] for r in asked["reactions"]], ["eyes", "rocket"])
+        # three content-generating calls, of GitHub's 80 a minute and 500 an hour (README, GitHub's limits)
+        content = [(c["method"], c["path"]) for c in self.gh.calls()
+                   if c["installation_id"] == 7 and c["token_kind"] == "installation"
+                   and c["method"] in ("POST", "PATCH", "PUT", "DELETE")]
+        self.assertEqual(content, [
+            ("POST", "/repos/%s/issues/comments/%d/reactions" % (repo, comment_id)),  # eyes
+            ("POST", "/repos/%s/issues/%d/comments" % (repo, number)),               # the answer
+            ("POST", "/repos/%s/issues/comments/%d/reactions" % (repo, comment_id)),  # rocket
+        ])
         self.assertFalse(os.path.exists(os.path.join(self.pb.data_dir, "workspaces", job)))
         self.assert_no_secret_anywhere(repo)
         # `jobs show --json` says how it ended
