@@ -3,7 +3,6 @@
 #include "app/common/appcreds.h"
 #include "app/common/clock.h"
 #include "app/common/log.h"
-#include "app/webhook/jslim.h"
 
 #include <assert.h>
 #include <openssl/crypto.h>
@@ -33,11 +32,9 @@ struct delivery_s {
     h2o_timeout_entry_t deadline;
     char event[DELIVERY_EVENT_MAX_BYTES + 1];
     char delivery[QUEUE_DELIVERY_MAX_BYTES + 1];
-    queue_delivery_t d; /* the payload is `slim` below, so it lives as long as p */
+    queue_delivery_t d; /* the payload is the owner's body (for the spool): valid while owner != NULL */
     router_result_t route;
-    /* the router's body_len + ROUTER_SCRATCH_EXTRA bytes (route.fields point
-     * there), then body_len bytes for the slim copy of the body (jslim.h) */
-    char scratch[];
+    char scratch[]; /* the router's: body_len + ROUTER_SCRATCH_EXTRA; route.fields point here */
 };
 
 static void delivery_release(delivery_t *p)
@@ -425,7 +422,7 @@ delivery_t *delivery_finish(delivery_loop_t *l, delivery_head_t *h, const char *
     }
 
     size_t scratch_cap = len + ROUTER_SCRATCH_EXTRA;
-    if ((p = malloc(sizeof(*p) + scratch_cap + len)) == NULL) {
+    if ((p = malloc(sizeof(*p) + scratch_cap)) == NULL) {
         metrics_delivery(c->metrics, h->event, METRICS_OUT_UNAVAILABLE);
         cb(owner, 503, "error", "out of memory");
         return NULL;
@@ -445,11 +442,7 @@ delivery_t *delivery_finish(delivery_loop_t *l, delivery_head_t *h, const char *
         free(p);
         return NULL;
     }
-    /* a job keeps the body without GitHub's API links: most of its bytes,
-     * and each one costs Redis memory, AOF and rewrite time */
-    char *slim = p->scratch + scratch_cap;
-    size_t slim_len = jslim_payload(body, len, slim);
-    return enqueue(l, p, h, slim, slim_len, cb, owner);
+    return enqueue(l, p, h, body, len, cb, owner);
 }
 
 /* ---- the loop's part ---- */

@@ -39,6 +39,10 @@ enum {
     P_PR_ASSOCIATION,
     P_PR_HEAD_REF,
     P_PR_HEAD_SHA,
+    P_SENDER_ID,
+    P_REPO_PRIVATE,
+    P_ISSUE_BODY,
+    P_ISSUE_COMMENTS,
     P__COUNT
 };
 
@@ -66,6 +70,10 @@ static const char *const route_paths[P__COUNT] = {
     [P_PR_ASSOCIATION] = "pull_request.author_association",
     [P_PR_HEAD_REF] = "pull_request.head.ref",
     [P_PR_HEAD_SHA] = "pull_request.head.sha",
+    [P_SENDER_ID] = "sender.id",
+    [P_REPO_PRIVATE] = "repository.private",
+    [P_ISSUE_BODY] = "issue.body",
+    [P_ISSUE_COMMENTS] = "issue.comments",
 };
 
 typedef struct {
@@ -77,6 +85,7 @@ typedef struct {
     size_t scratch_cap, scratch_used;
     const char *action; /* decoded */
     const char *sender;
+    const char *comment_body; /* decoded by find_mention */
 } route_ctx_t;
 
 static void set_reason(router_result_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -156,6 +165,29 @@ static const char *require_uint(route_ctx_t *c, int path, int *err)
     return s;
 }
 
+/* A non-negative integer kept as text when the payload has one; NULL otherwise. */
+static const char *optional_uint(route_ctx_t *c, int path)
+{
+    int err = ROUTER_OK;
+    if (c->v[path].type != JSCAN_NUMBER)
+        return NULL;
+    const char *s = require_uint(c, path, &err);
+    return err == ROUTER_OK ? s : NULL;
+}
+
+/* A copy of s in scratch; NULL when it does not fit (the job then reads it
+ * from GitHub). */
+static const char *copy_or_null(route_ctx_t *c, const char *s)
+{
+    size_t n = s ? strlen(s) : 0, room = c->scratch_cap - c->scratch_used;
+    if (s == NULL || room <= n)
+        return NULL;
+    char *dst = c->scratch + c->scratch_used;
+    memcpy(dst, s, n + 1);
+    c->scratch_used += n + 1;
+    return dst;
+}
+
 static int is_bot_login(const route_ctx_t *c, const char *login)
 {
     size_t hl = strlen(c->rules->handle), ll = strlen(login);
@@ -217,7 +249,18 @@ static int add_common(route_ctx_t *c, int number_path)
     add(c, JOB_F_NUMBER, number);
     add(c, JOB_F_INSTALLATION, installation);
     add(c, JOB_F_SENDER, c->sender);
+    add(c, JOB_F_SENDER_ID, optional_uint(c, P_SENDER_ID));
+    if (c->v[P_REPO_PRIVATE].type == JSCAN_TRUE || c->v[P_REPO_PRIVATE].type == JSCAN_FALSE)
+        add(c, JOB_F_PRIVATE, c->v[P_REPO_PRIVATE].type == JSCAN_TRUE ? "1" : "0");
     return ROUTER_OK;
+}
+
+/* The issue as the webhook showed it: what a fix job would otherwise read
+ * from GitHub. A null body is an empty one. */
+static void add_issue(route_ctx_t *c)
+{
+    add(c, JOB_F_ISSUE_BODY, c->v[P_ISSUE_BODY].type == JSCAN_NULL ? "" : decode(c, P_ISSUE_BODY));
+    add(c, JOB_F_ISSUE_COMMENTS, optional_uint(c, P_ISSUE_COMMENTS));
 }
 
 /* The event's own identity (JOB_F_EVENT_ID), after the prefix
@@ -270,6 +313,7 @@ static int find_mention(route_ctx_t *c, mention_t *m, int *err)
     const char *body = require_string(c, P_COMMENT_BODY, err);
     if (body == NULL)
         return MENTION_NONE;
+    c->comment_body = body;
     mention_find(body, strlen(body), c->rules->handle, m);
     return m->command;
 }
@@ -354,8 +398,11 @@ static int route_issue_comment(route_ctx_t *c)
     add(c, JOB_F_COMMENT_ID, comment_id);
     add(c, JOB_F_COMMENT_TYPE, "issue_comment");
     identify(c, ":%s", comment_id);
+    /* copied before instruction_of ends the instruction inside it */
+    add(c, JOB_F_COMMENT_BODY, copy_or_null(c, c->comment_body));
     add(c, JOB_F_INSTRUCTION, instruction_of(&m));
     add(c, JOB_F_TITLE, decode(c, P_ISSUE_TITLE));
+    add_issue(c);
     return ROUTER_OK;
 }
 
@@ -379,6 +426,7 @@ static int route_issues(route_ctx_t *c)
     add(c, JOB_F_IS_PR, "0");
     add(c, JOB_F_LABEL, label);
     add(c, JOB_F_TITLE, decode(c, P_ISSUE_TITLE));
+    add_issue(c);
     /* the same label may come off and go on again: each time is its own event,
      * and the issue's updated_at is when it happened */
     const char *when = decode(c, P_ISSUE_UPDATED_AT);

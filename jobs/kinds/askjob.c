@@ -166,11 +166,9 @@ static job_result_t read_settings(ask_t *a)
  * this repository, gets no answer. */
 static job_result_t check_access(ask_t *a)
 {
-    char err[256];
-    json_t *payload = job_ctx_payload_json(a->ctx, err, sizeof(err));
-    int private_repo = json_is_true(json_object_get(json_object_get(payload, "repository"), "private"));
-    if (payload == NULL)
-        private_repo = 1; /* cannot tell: the careful side */
+    /* "0" only when the webhook said public; absent: the careful side */
+    const char *priv = jobgh_str(a->ctx, JOB_F_PRIVATE);
+    int private_repo = priv == NULL || strcmp(priv, "0") != 0;
     if (!private_repo)
         return JOB_OK;
     char *perm = NULL;

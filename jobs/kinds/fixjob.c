@@ -298,24 +298,23 @@ static job_result_t read_settings(fix_t *f)
 }
 
 /* The issue as the webhook showed it, and its conversation when the webhook
- * holds all of it (no comment before the one that asked): GitHub's answer
- * to those reads is already in the payload, so they cost no call. */
-static int issue_from_payload(fix_t *f)
+ * held all of it (no comment before the one that asked): the router kept
+ * them in the record, so these reads cost no call. A record without them (a
+ * job queued before they were kept) reads GitHub. */
+static int issue_from_record(fix_t *f)
 {
-    char err[256];
-    json_t *payload = job_ctx_payload_json(f->ctx, err, sizeof(err));
-    json_t *issue = json_object_get(payload, "issue");
-    json_t *body = json_object_get(issue, "body");
-    if (!json_is_string(json_object_get(issue, "title")) || !(json_is_string(body) || json_is_null(body)) ||
-        json_integer_value(json_object_get(issue, "number")) != f->number)
+    const char *title = jobgh_str(f->ctx, JOB_F_TITLE), *body = jobgh_str(f->ctx, JOB_F_ISSUE_BODY);
+    if (title == NULL || body == NULL)
         return 0;
-    f->issue = json_incref(issue);
-    json_t *comment = json_object_get(payload, "comment");
-    if (json_is_integer(json_object_get(issue, "comments")) && json_integer_value(json_object_get(issue, "comments")) == 0 &&
-        jobgh_int(f->ctx, "run") <= 1) {
+    f->issue = json_pack("{s:s, s:s, s:I}", "title", title, "body", body, "number", (json_int_t)f->number);
+    if (f->issue == NULL)
+        return 0;
+    const char *comments = jobgh_str(f->ctx, JOB_F_ISSUE_COMMENTS), *comment = jobgh_str(f->ctx, JOB_F_COMMENT_BODY);
+    if (comments != NULL && strcmp(comments, "0") == 0 && jobgh_int(f->ctx, "run") <= 1 &&
+        (comment != NULL || f->label != NULL)) {
         f->comments = json_array();
-        if (json_is_object(comment))
-            json_array_append(f->comments, comment);
+        if (comment != NULL)
+            json_array_append_new(f->comments, json_pack("{s:{s:s}, s:s}", "user", "login", f->sender, "body", comment));
     }
     return 1;
 }
@@ -323,7 +322,7 @@ static int issue_from_payload(fix_t *f)
 static job_result_t read_issue(fix_t *f)
 {
     int rc = GHAPI_OK;
-    if (!issue_from_payload(f))
+    if (!issue_from_record(f))
         rc = ghapi_issue_get(&f->issue, f->gh, &f->r, f->number);
     if (rc == GHAPI_OK && f->comments == NULL)
         rc = ghapi_issue_comments(&f->comments, f->gh, &f->r, f->number, FIXJOB_COMMENTS_MAX);
@@ -870,13 +869,11 @@ static job_result_t commit_and_push(fix_t *f)
 
     /* the requester as co-author, by the noreply address GitHub credits */
     char coname[160] = "", coemail[200] = "";
-    json_t *payload = job_ctx_payload_json(f->ctx, err, sizeof(err));
-    json_t *sid = json_object_get(json_object_get(payload, "sender"), "id");
+    int64_t sid = jobgh_int(f->ctx, JOB_F_SENDER_ID);
     workspace_person_t co = {NULL, NULL};
-    if (json_is_integer(sid)) {
+    if (sid > 0) {
         snprintf(coname, sizeof(coname), "%s", f->sender);
-        snprintf(coemail, sizeof(coemail), "%" PRId64 "+%s@users.noreply.github.com", (int64_t)json_integer_value(sid),
-                 f->sender);
+        snprintf(coemail, sizeof(coemail), "%" PRId64 "+%s@users.noreply.github.com", sid, f->sender);
         co.name = coname;
         co.email = coemail;
     }

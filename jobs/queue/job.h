@@ -115,6 +115,14 @@ int job_status_parse(const char *name);
 #define JOB_F_TITLE "title"
 #define JOB_F_MESSAGE "message"      /* help: what to say besides the usage */
 #define JOB_F_INFERRED "inferred"    /* ask: "1" when the question rule chose the kind, not the word "ask" */
+/* What a job reads of the webhook besides the routing fields, kept in the
+ * record instead of the whole payload: each stored byte costs Redis memory,
+ * the AOF and every rewrite, and the payload is mostly links and structure. */
+#define JOB_F_SENDER_ID "sender_id"           /* the sender's numeric id (the co-author's noreply address) */
+#define JOB_F_PRIVATE "private"               /* "1" or "0": repository.private */
+#define JOB_F_ISSUE_BODY "issue_body"         /* the issue's body as the webhook showed it ("" for none) */
+#define JOB_F_ISSUE_COMMENTS "issue_comments" /* its comment count then */
+#define JOB_F_COMMENT_BODY "comment_body"     /* the whole comment that asked (absent when too long to copy) */
 /* What the event itself is, whatever delivery carried it: "issue_comment.
  * created:<repo>:<comment id>", "issues.labeled:<repo>#<n>:<issue's
  * updated_at>:<label>", "pull_request.<action>:<repo>#<n>:<head sha>". GitHub
@@ -144,7 +152,7 @@ int job_status_parse(const char *name);
 #define JOB_F_PR_NUMBER "pr_number"
 #define JOB_F_ANSWER_URL "answer_url"     /* ask (and a fix that answered): the reply's html_url */
 
-#define JOB_MAX_FIELDS 24
+#define JOB_MAX_FIELDS 32
 
 typedef struct {
     const char *name;

@@ -112,9 +112,14 @@
  * per batch rather than INCRed per job. Redis's CPU per job is what bounds
  * jobs per second (tests/bench/bench_enqueue.c measures it without HTTP). GitHub signs the body only, so
  * a captured delivery replayed with a fresh X-GitHub-Delivery is still the
- * same comment, label or push; its payload copy, stored by the SET NX before
- * the script, belongs to no job and is dropped. The event key is the one key
- * this adds per job, kept as long as the delivery key.
+ * same comment, label or push. The event key is the one key this adds per
+ * job, kept as long as the delivery key.
+ *
+ * The webhook body itself is not stored: what a job reads of it beyond the
+ * routing fields is in the record (job.h, JOB_F_ISSUE_BODY and the rest).
+ * A stored body cost Redis some 7-10 us per KB (memory, AOF, rewrites) and
+ * a key per job. Records made before keep their payload_key, which the
+ * transition prelude still expires.
  *
  * The record arrives ready for HSET and goes in with unpack(), because Lua
  * table work per field cost more than the Redis commands themselves
@@ -152,14 +157,7 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "  local seen = redis.call('SET', KEYS[3 + d], id, 'NX', 'GET', 'EX', ARGV[2])\n"
     "  if not seen and ek ~= '' then\n"
     "    seen = redis.call('SET', ek, id, 'NX', 'GET', 'EX', ARGV[2])\n"
-    "    if seen then\n"
-    "      redis.call('SET', KEYS[3 + d], seen, 'EX', ARGV[2])\n"
-    "      for i = first, last - 1, 2 do\n"
-    "        if ARGV[i] == 'payload_key' and redis.call('HGET', 'patchbay:job:' .. seen, 'payload_key') ~= ARGV[i + 1] then\n"
-    "          redis.call('DEL', ARGV[i + 1])\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
+    "    if seen then redis.call('SET', KEYS[3 + d], seen, 'EX', ARGV[2]) end\n"
     "  end\n"
     "  if seen then\n"
     "    out[d] = {0, seen}\n"
@@ -238,13 +236,11 @@ void queue_enqueue_sha(char out[41])
 /* What each delivery needs besides its argv slots: its keys, its numbers. */
 typedef struct {
     char key[sizeof(QUEUE_DELIVERY_PREFIX) + QUEUE_DELIVERY_MAX_BYTES];
-    char payload_key[sizeof(QUEUE_PAYLOAD_PREFIX) + QUEUE_DELIVERY_MAX_BYTES];
     char now_ms[24];
     char created_at[CLOCK_ISO_BYTES];
     char target[320];
     char event_key[sizeof(QUEUE_EVENT_PREFIX) + JOB_EVENT_ID_MAX_BYTES];
     char nrec[8];
-    char payload_bytes[24];
 } delivery_scratch_t;
 
 typedef struct {
@@ -254,9 +250,9 @@ typedef struct {
 } batch_scratch_t;
 
 /* Fixed arguments per delivery in the script call: 6 header values, then the
- * record's 16 fixed ones (8 pairs); the job fields come on top. */
-#define SCRIPT_ARGS_PER_DELIVERY (6 + 16)
-#define RECORD_FIXED_ARGS 16
+ * record's 12 fixed ones (6 pairs); the job fields come on top. */
+#define SCRIPT_ARGS_PER_DELIVERY (6 + 12)
+#define RECORD_FIXED_ARGS 12
 
 typedef struct {
     const char **argv;
@@ -280,11 +276,11 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
                       int64_t retention_s)
 {
     assert(n >= 1 && n <= QUEUE_BATCH_MAX);
-    /* MULTI (1) + SETs (6 each) + script + EXEC (1) */
+    /* MULTI (1) + script + EXEC (1) */
     size_t script_args = 8;
     for (size_t i = 0; i < n; i++)
         script_args += 1 + SCRIPT_ARGS_PER_DELIVERY + 2 * ds[i]->fields->count;
-    size_t total_args = 1 + 6 * n + script_args + 1;
+    size_t total_args = 1 + script_args + 1;
     size_t bytes = total_args * (sizeof(const char *) + sizeof(size_t)) + sizeof(batch_scratch_t) +
                    n * sizeof(delivery_scratch_t);
     memset(cmd, 0, sizeof(*cmd));
@@ -315,15 +311,6 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
         const queue_delivery_t *d = ds[i];
         assert(strlen(d->delivery) <= QUEUE_DELIVERY_MAX_BYTES);
         snprintf(per[i].key, sizeof(per[i].key), "%s%s", QUEUE_DELIVERY_PREFIX, d->delivery);
-        snprintf(per[i].payload_key, sizeof(per[i].payload_key), "%s%s", QUEUE_PAYLOAD_PREFIX, d->delivery);
-        /* NX: a redelivery leaves the first copy, which its job already names */
-        push_str(&a, "SET");
-        push_str(&a, per[i].payload_key);
-        push(&a, d->payload, d->payload_len);
-        push_str(&a, "NX");
-        push_str(&a, "EX");
-        push_str(&a, b->ttl_s);
-        END_COMMAND();
     }
 
     if (sha != NULL) {
@@ -375,11 +362,6 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
         push_str(&a, per[i].created_at);
         push_str(&a, "updated_at_ms");
         push_str(&a, per[i].now_ms);
-        push_str(&a, "payload_key");
-        push_str(&a, per[i].payload_key);
-        snprintf(per[i].payload_bytes, sizeof(per[i].payload_bytes), "%zu", d->payload_len);
-        push_str(&a, "payload_bytes");
-        push_str(&a, per[i].payload_bytes);
         for (size_t k = 0; k < d->fields->count; k++) {
             push_str(&a, d->fields->items[k].name);
             push_str(&a, d->fields->items[k].value);
@@ -411,9 +393,9 @@ int queue_enqueue_parse(const redisReply *r, size_t n, queue_enqueue_result_t *r
             snprintf(err, err_len, "Redis: %.200s", r->str);
         return QUEUE_ERR_REDIS;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
         goto unexpected;
-    const redisReply *script = r->element[n];
+    const redisReply *script = r->element[0];
     if (script->type == REDIS_REPLY_ERROR) {
         if (strncmp(script->str, "NOSCRIPT", 8) == 0)
             return QUEUE_ERR_NOSCRIPT;
@@ -453,12 +435,13 @@ int queue_enqueue_blocking(redisContext *c, const queue_delivery_t *d, int64_t r
             snprintf(err, err_len, "out of memory");
             return QUEUE_ERR_REDIS;
         }
-        for (size_t i = 0; i < cmd.ncmds; i++)
+        size_t ncmds = cmd.ncmds;
+        for (size_t i = 0; i < ncmds; i++)
             redisAppendCommandArgv(c, cmd.argc[i], cmd.argv[i], cmd.argvlen[i]);
         queue_enqueue_cmd_free(&cmd);
         redisReply *last = NULL;
         rc = QUEUE_OK;
-        for (size_t i = 0; i < 4 && rc == QUEUE_OK; i++) { /* MULTI, SET, script, EXEC */
+        for (size_t i = 0; i < ncmds && rc == QUEUE_OK; i++) { /* MULTI, script, EXEC: the last answers */
             redisReply *r = NULL;
             if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
                 snprintf(err, err_len, "Redis: %s", c->errstr);

@@ -125,20 +125,22 @@ extern const char QUEUE_WORK_LUA[];
 typedef struct {
     const char *delivery;   /* X-GitHub-Delivery */
     int64_t received_ms;    /* when the webhook arrived (wall clock, ms) */
-    const char *payload;    /* the raw body */
+    const char *payload;    /* the raw body: kept by the spool, not stored in Redis */
     size_t payload_len;
     const job_fields_t *fields;
 } queue_delivery_t;
 
 #define QUEUE_BATCH_MAX 64
 
-/* The commands of one batch's transaction: MULTI, a SET per delivery, the
- * script, EXEC. Heap-allocated (queue_enqueue_cmd_free). */
+/* The commands of one batch's transaction: MULTI, the script, EXEC (the
+ * transaction keeps a NOSCRIPT answer in the same shape as any other).
+ * Heap-allocated (queue_enqueue_cmd_free). */
+#define QUEUE_ENQUEUE_CMDS 3
 typedef struct {
     size_t ncmds;
-    int argc[QUEUE_BATCH_MAX + 3];
-    const char **argv[QUEUE_BATCH_MAX + 3];
-    size_t *argvlen[QUEUE_BATCH_MAX + 3];
+    int argc[QUEUE_ENQUEUE_CMDS];
+    const char **argv[QUEUE_ENQUEUE_CMDS];
+    size_t *argvlen[QUEUE_ENQUEUE_CMDS];
     void *mem; /* every array and number above points into this */
 } queue_enqueue_cmd_t;
 

@@ -11,7 +11,7 @@
  * cores); this one isolates Redis so a change to the script can be weighed in
  * seconds, and compares batch sizes side by side in one run.
  *
- *   bench_enqueue [--jobs N] [--rounds R] [--batches 1,4,16] [--one-issue] [--redis-server PATH]
+ *   bench_enqueue [--jobs N] [--rounds R] [--batches 1,4,16] [--one-issue] [--issue-bytes N] [--redis-server PATH]
  *
  * Its Redis lives in a fresh directory under $TMPDIR and is stopped by PID.
  */
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PAYLOAD_BYTES 14500 /* bench_ingress.py's payload */
+#define ISSUE_BYTES 1000 /* an issue's body, as a person writes one */
 #define WINDOW_TX 8         /* transactions in flight, as two event loops keep a few */
 #define RETENTION_S (7 * 86400)
 
@@ -127,6 +127,12 @@ static void make_job(job_t *j, const char *payload, size_t len, long seq, int on
     job_fields_add(&j->fields, JOB_F_EVENT_ID, j->event_id);
     job_fields_add(&j->fields, JOB_F_INSTRUCTION, "fix the flaky test");
     job_fields_add(&j->fields, JOB_F_TITLE, "Spelling error in the README file");
+    /* what a job keeps of the webhook besides: the issue's text is the part that varies */
+    job_fields_add(&j->fields, JOB_F_COMMENT_BODY, "@patchbay fix the flaky test");
+    job_fields_add(&j->fields, JOB_F_ISSUE_BODY, payload);
+    job_fields_add(&j->fields, JOB_F_ISSUE_COMMENTS, "0");
+    job_fields_add(&j->fields, JOB_F_SENDER_ID, "21031067");
+    job_fields_add(&j->fields, JOB_F_PRIVATE, "0");
     j->d.delivery = j->delivery;
     j->d.received_ms = clock_wall_ms();
     j->d.payload = payload;
@@ -197,7 +203,7 @@ int main(int argc, char **argv)
 {
     long jobs = 40000;
     int rounds = 3, one_issue = 0;
-    size_t payload_bytes = PAYLOAD_BYTES;
+    size_t payload_bytes = ISSUE_BYTES;
     const char *batches = "1,4,16", *server = "redis-server", *socket_path = NULL;
     int socket_pid = 0;
     for (int i = 1; i < argc; i++) {
@@ -207,7 +213,7 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batches") == 0 && i + 1 < argc)
             batches = argv[++i];
-        else if (strcmp(argv[i], "--payload-bytes") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--issue-bytes") == 0 && i + 1 < argc)
             payload_bytes = (size_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--one-issue") == 0)
             one_issue = 1;
@@ -219,7 +225,7 @@ int main(int argc, char **argv)
         }
         else {
             fprintf(stderr, "usage: bench_enqueue [--jobs N] [--rounds R] [--batches 1,4,16] [--one-issue] "
-                            "[--payload-bytes N] [--redis-server PATH] [--socket PATH PID]\n");
+                            "[--issue-bytes N] [--redis-server PATH] [--socket PATH PID]\n");
             return 2;
         }
     }
@@ -255,7 +261,7 @@ int main(int argc, char **argv)
     snprintf(sha, sizeof(sha), "%s", r->str);
     freeReplyObject(r);
 
-    printf("bench_enqueue: %ld jobs a run, %s, window %d transactions, payload %d bytes, AOF everysec\n", jobs,
+    printf("bench_enqueue: %ld jobs a run, %s, window %d transactions, issue body %d bytes, AOF everysec\n", jobs,
            one_issue ? "all on one issue" : "an issue each", WINDOW_TX, (int)payload_bytes);
     int nb = 0, bs[16];
     for (const char *p = batches; *p && nb < 16; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {

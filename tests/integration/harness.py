@@ -405,17 +405,6 @@ def next_id():
     return next(_ids)
 
 
-def without_links(v):
-    """What a job keeps of a payload: GitHub's API links ("url", "*_url" with a string or null, but
-    not "html_url") taken out of every object, written independently of app/webhook/jslim.c."""
-    if isinstance(v, list):
-        return [without_links(x) for x in v]
-    if isinstance(v, dict):
-        return {k: without_links(x) for k, x in v.items()
-                if not ((k == "url" or (k.endswith("_url") and k != "html_url")) and (x is None or isinstance(x, str)))}
-    return v
-
-
 def issue_comment(body="@patchbay fix the null check in parser.c", association="OWNER",
                   sender="octocat", sender_type="User", action="created", number=42,
                   on_pr=False, issue_author="octocat", repo="octo-org/hello-world",

@@ -275,13 +275,69 @@ static void test_long_instruction_in_a_small_payload(void **state)
     assert_int_equal(r.outcome, ROUTE_JOB);
     assert_int_equal(strlen(job_fields_get(&r.fields, JOB_F_INSTRUCTION)), n);
     assert_string_equal(job_fields_get(&r.fields, JOB_F_TITLE), "T");
+    /* no room for a copy of the whole comment: the job reads it from GitHub */
+    assert_null(job_fields_get(&r.fields, JOB_F_COMMENT_BODY));
     free(scratch);
     free(body);
+}
+
+static const router_result_t *route_json(router_result_t *r, const char *event, const char *body, char **scratch)
+{
+    size_t len = strlen(body);
+    *scratch = malloc(len + ROUTER_SCRATCH_EXTRA);
+    assert_int_equal(router_route(r, &rules, event, body, len, *scratch, len + ROUTER_SCRATCH_EXTRA), ROUTER_OK);
+    assert_int_equal(r->outcome, ROUTE_JOB);
+    return r;
+}
+
+/* What a job reads of the webhook beyond routing is kept in its record, so
+ * the payload itself need not be stored: the issue's body and comment count,
+ * the whole comment, the sender's id, whether the repository is private. */
+static void test_what_a_job_reads_is_in_the_record(void **state)
+{
+    (void)state;
+    router_result_t r;
+    char *scratch;
+    route_json(&r, "issue_comment",
+               "{\"action\":\"created\",\"issue\":{\"number\":42,\"title\":\"T\",\"body\":\"It \\u00e9crit -1.\","
+               "\"comments\":3,\"user\":{\"login\":\"alice\"}},\"comment\":{\"id\":7,\"author_association\":\"OWNER\","
+               "\"body\":\"Thanks.\\n\\n@patchbay fix it\\nplease\"},\"repository\":{\"full_name\":\"o/r\","
+               "\"private\":true},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"id\":583231,"
+               "\"type\":\"User\"}}",
+               &scratch);
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_ISSUE_BODY), "It \xc3\xa9" "crit -1.");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_ISSUE_COMMENTS), "3");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_COMMENT_BODY), "Thanks.\n\n@patchbay fix it\nplease");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_INSTRUCTION), "fix it\nplease");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_SENDER_ID), "583231");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_PRIVATE), "1");
+    free(scratch);
+
+    /* a label: no comment; a null body is an empty one; a public repository */
+    route_json(&r, "issues",
+               "{\"action\":\"labeled\",\"label\":{\"name\":\"patchbay\"},\"issue\":{\"number\":5,\"title\":\"T\","
+               "\"body\":null,\"comments\":0,\"updated_at\":\"2026-12-05T10:00:00Z\"},\"repository\":{\"full_name\":"
+               "\"o/r\",\"private\":false},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"id\":9,"
+               "\"type\":\"User\"}}",
+               &scratch);
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_ISSUE_BODY), "");
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_ISSUE_COMMENTS), "0");
+    assert_null(job_fields_get(&r.fields, JOB_F_COMMENT_BODY));
+    assert_string_equal(job_fields_get(&r.fields, JOB_F_PRIVATE), "0");
+    free(scratch);
+
+    /* what the payload does not say is left out, never guessed */
+    route_json(&r, "issue_comment", IC("created", "@patchbay fix it", "OWNER", "bob", "User", ""), &scratch);
+    assert_null(job_fields_get(&r.fields, JOB_F_PRIVATE));
+    assert_null(job_fields_get(&r.fields, JOB_F_SENDER_ID));
+    assert_null(job_fields_get(&r.fields, JOB_F_ISSUE_BODY));
+    free(scratch);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_table), cmocka_unit_test(test_custom_handle),
-                                       cmocka_unit_test(test_long_instruction_in_a_small_payload)};
+                                       cmocka_unit_test(test_long_instruction_in_a_small_payload),
+                                       cmocka_unit_test(test_what_a_job_reads_is_in_the_record)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
