@@ -356,7 +356,9 @@ static void test_rate_limits_and_faults(void **state)
     assert_int_equal(ghapi_repo_get(&j, c.gh, &HELLO), GHAPI_OK);
     json_decref(j);
     assert_int_equal(c.clock.nslept, 2);
-    assert_true(c.clock.slept[0] >= 60000);
+    /* a minute from when GitHub answered, kept as a deadline: the
+     * milliseconds spent since come off it (a sanitizer build spends many) */
+    assert_true(c.clock.slept[0] >= 59000);
     assert_true(c.clock.slept[1] > c.clock.slept[0]);
 
     /* 429 with retry-after */
