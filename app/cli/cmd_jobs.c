@@ -138,7 +138,7 @@ static int jobs_show(const config_t *cfg, const char *id, int json)
         return CMD_FAIL;
     json_t *job = NULL;
     char err[256];
-    int rc = queue_job_get(c, id, 0, &job, err, sizeof(err));
+    int rc = queue_job_get(c, id, &job, err, sizeof(err));
     redisFree(c);
     if (rc != QUEUE_OK) {
         fprintf(stderr, "patchbay: %s\n", err);

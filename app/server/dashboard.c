@@ -168,7 +168,7 @@ static void run_op(dashboard_t *d, dash_request_t *r)
         }
         break;
     case OP_SHOW:
-        rc = queue_job_get(d->redis, r->id, 0, &v, err, sizeof(err));
+        rc = queue_job_get(d->redis, r->id, &v, err, sizeof(err));
         if (rc == QUEUE_OK)
             add_links(d, v);
         break;

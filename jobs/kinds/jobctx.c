@@ -24,9 +24,6 @@ struct job_ctx_s {
     job_ctx_redis_fn redis;
     void *redis_arg;
     int64_t deadline_ms;
-    char *payload; /* NULL until fetched */
-    size_t payload_len;
-    json_t *payload_json;
     char numbuf[32]; /* job_ctx_field of a number */
     const char *redis_url;
     _Atomic int64_t deferred_until_mono_ms; /* job_ctx_defer: any thread (a progress edit's too) */
@@ -114,8 +111,6 @@ void job_ctx_free(job_ctx_t *ctx)
     if (ctx == NULL)
         return;
     json_decref(ctx->record);
-    json_decref(ctx->payload_json);
-    free(ctx->payload);
     free(ctx);
 }
 
@@ -157,59 +152,6 @@ const config_t *job_ctx_config(const job_ctx_t *ctx)
 redisContext *job_ctx_redis(job_ctx_t *ctx)
 {
     return ctx->redis != NULL ? ctx->redis(ctx->redis_arg) : NULL;
-}
-
-int job_ctx_payload(job_ctx_t *ctx, const char **body, size_t *len, char *err, size_t err_len)
-{
-    if (ctx->payload == NULL) {
-        const char *key = json_string_value(json_object_get(ctx->record, "payload_key"));
-        redisContext *c = job_ctx_redis(ctx);
-        if (key == NULL) {
-            snprintf(err, err_len, "job %s has no payload", ctx->id);
-            return -1;
-        }
-        if (c == NULL) {
-            snprintf(err, err_len, "Redis is unreachable");
-            return -1;
-        }
-        redisReply *r = redisCommand(c, "GET %s", key);
-        if (r == NULL || r->type != REDIS_REPLY_STRING) {
-            snprintf(err, err_len, "%s", r == NULL ? c->errstr
-                                         : r->type == REDIS_REPLY_NIL ? "the payload has expired (retention)"
-                                                                     : "unexpected answer to GET payload");
-            if (r)
-                freeReplyObject(r);
-            return -1;
-        }
-        ctx->payload = malloc(r->len + 1);
-        if (ctx->payload == NULL) {
-            freeReplyObject(r);
-            snprintf(err, err_len, "out of memory");
-            return -1;
-        }
-        memcpy(ctx->payload, r->str, r->len);
-        ctx->payload[r->len] = '\0';
-        ctx->payload_len = r->len;
-        freeReplyObject(r);
-    }
-    *body = ctx->payload;
-    *len = ctx->payload_len;
-    return 0;
-}
-
-json_t *job_ctx_payload_json(job_ctx_t *ctx, char *err, size_t err_len)
-{
-    if (ctx->payload_json != NULL)
-        return ctx->payload_json;
-    const char *body;
-    size_t len;
-    if (job_ctx_payload(ctx, &body, &len, err, err_len) != 0)
-        return NULL;
-    json_error_t je;
-    ctx->payload_json = json_loadb(body, len, 0, &je);
-    if (ctx->payload_json == NULL)
-        snprintf(err, err_len, "payload is not JSON: %s (line %d)", je.text, je.line);
-    return ctx->payload_json;
 }
 
 void job_ctx_log(job_ctx_t *ctx, log_level_t level, const char *fmt, ...)

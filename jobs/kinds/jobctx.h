@@ -68,12 +68,6 @@ json_t *job_ctx_record(const job_ctx_t *ctx);
 int job_ctx_attempt(const job_ctx_t *ctx);
 const config_t *job_ctx_config(const job_ctx_t *ctx);
 
-/* The raw webhook body, fetched from Redis on the first call. -1 with a
- * reason when it is gone (retention) or Redis fails. */
-int job_ctx_payload(job_ctx_t *ctx, const char **body, size_t *len, char *err, size_t err_len);
-/* The same, parsed with jansson; borrowed; NULL with a reason. */
-json_t *job_ctx_payload_json(job_ctx_t *ctx, char *err, size_t err_len);
-
 /* A line in the job's log (patchbay:log:<id>, `patchbay jobs logs`) and in
  * the worker's own log. Never a secret. */
 void job_ctx_log(job_ctx_t *ctx, log_level_t level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -498,7 +498,7 @@ static json_t *record_to_json(const redisReply *r)
     return o;
 }
 
-int queue_job_get(redisContext *c, const char *id, int with_payload, json_t **out, char *err, size_t err_len)
+int queue_job_get(redisContext *c, const char *id, json_t **out, char *err, size_t err_len)
 {
     *out = NULL;
     redisReply *r = redisCommand(c, "HGETALL %s%s", QUEUE_JOB_PREFIX, id);
@@ -518,19 +518,6 @@ int queue_job_get(redisContext *c, const char *id, int with_payload, json_t **ou
         rc = QUEUE_ERR_REDIS;
     }
     freeReplyObject(r);
-    const char *key = rc == QUEUE_OK ? json_string_value(json_object_get(*out, "payload_key")) : NULL;
-    if (with_payload && key != NULL) {
-        redisReply *p = redisCommand(c, "GET %s", key);
-        if (p == NULL) {
-            snprintf(err, err_len, "Redis: %s", c->errstr);
-            json_decref(*out);
-            *out = NULL;
-            return QUEUE_ERR_REDIS;
-        }
-        /* null once the retention period is over */
-        json_object_set_new(*out, "payload", p->type == REDIS_REPLY_STRING ? json_stringn(p->str, p->len) : json_null());
-        freeReplyObject(p);
-    }
     return rc;
 }
 

@@ -18,8 +18,10 @@
  *                             at that time, the push), kept as long as the
  *                             delivery key, so a body replayed under a fresh
  *                             delivery id answers "duplicate" too.
- *   patchbay:payload:<guid>   String; the raw webhook body, for the retention
- *                             period; the record's payload_key names it.
+ *   patchbay:payload:<guid>   String; the raw webhook body, written only by
+ *                             versions before the record kept what a job
+ *                             reads of it; the record's payload_key names
+ *                             it, and it expires with the record.
  *   patchbay:active:<repo>#<n> Hash; "<kind>:<sender>" -> id of that sender's
  *                             newest queued or running job of that kind on
  *                             issue/PR n.
@@ -97,7 +99,6 @@
 #define QUEUE_DELIVERY_PREFIX "patchbay:delivery:"
 #define QUEUE_EVENT_PREFIX "patchbay:event:"
 #define QUEUE_SEQ "patchbay:seq"
-#define QUEUE_PAYLOAD_PREFIX "patchbay:payload:"
 #define QUEUE_QUEUED_PREFIX "patchbay:queued:"
 #define QUEUE_DELAYED "patchbay:delayed"
 #define QUEUE_DEAD "patchbay:dead"
@@ -179,8 +180,8 @@ int queue_enqueue_blocking(redisContext *c, const queue_delivery_t *d, int64_t r
 
 /* The job record as a JSON object with DESIGN.md's fields (id, kind, repo,
  * number, status, attempts, delivery, created_at, pr_url...), numbers as
- * numbers; the payload (a string, from its own key) only with with_payload. */
-int queue_job_get(redisContext *c, const char *id, int with_payload, json_t **out, char *err, size_t err_len);
+ * numbers. */
+int queue_job_get(redisContext *c, const char *id, json_t **out, char *err, size_t err_len);
 
 /* Newest first, at most limit jobs, only those with status (NULL: any). */
 int queue_job_list(redisContext *c, const char *status, size_t limit, json_t **out, char *err, size_t err_len);

@@ -322,7 +322,7 @@ static void end_run(worker_t *w, conn_fn conn, redisContext *(*ctx_conn)(void *)
         json_t *record = NULL;
         char err[256];
         redisContext *c = conn(w);
-        if (c != NULL && queue_job_get(c, id, 0, &record, err, sizeof(err)) == QUEUE_OK)
+        if (c != NULL && queue_job_get(c, id, &record, err, sizeof(err)) == QUEUE_OK)
             call_on_dead(w, record, ctx_conn, msg);
     }
 }

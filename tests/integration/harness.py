@@ -132,11 +132,8 @@ class RedisClient:
         return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
     def job(self, job_id):
-        """The record as strings, plus "payload": the raw body from its own key (bytes)."""
-        rec = {k: v.decode() for k, v in self.hgetall("patchbay:job:%s" % job_id).items()}
-        if "payload_key" in rec:
-            rec["payload"] = self.call("GET", rec["payload_key"])
-        return rec
+        """The record, as strings."""
+        return {k: v.decode() for k, v in self.hgetall("patchbay:job:%s" % job_id).items()}
 
     def stream_len(self):
         return self.call("XLEN", "patchbay:queue")
@@ -573,7 +570,7 @@ def _iso(ms):
 
 def enqueue(db, jobs, ttl=7 * 86400, batch=200):
     """Queues jobs, each a dict of record fields (kind required; repo and number
-    make it an issue's job), in MULTI/SET/EVAL/EXEC transactions like the
+    make it an issue's job), in MULTI/EVAL/EXEC transactions like the
     webhook's. Returns the job ids in order."""
     script = queue_script("enqueue")
     ids = []
@@ -584,14 +581,11 @@ def enqueue(db, jobs, ttl=7 * 86400, batch=200):
         argv = [len(chunk), ttl]
         db.call("MULTI")
         for job, d in zip(chunk, deliveries):
-            payload = job.get("_payload", b'{"zen":"test"}')
-            db.call("SET", "patchbay:payload:" + d, payload, "NX", "EX", ttl)
             now = int(time.time() * 1000)
             fields = {k: str(v) for k, v in job.items() if not k.startswith("_")}
             target = "%s#%s" % (fields["repo"], fields["number"]) if "repo" in fields and "number" in fields else ""
             rec = ["status", "queued", "attempts", "0", "delivery", d, "created_at_ms", str(now),
-                   "created_at", _iso(now), "updated_at_ms", str(now), "payload_key", "patchbay:payload:" + d,
-                   "payload_bytes", str(len(payload))]
+                   "created_at", _iso(now), "updated_at_ms", str(now)]
             for k, v in fields.items():
                 rec += [k, v]
             event_key = "patchbay:event:" + fields["event_id"] if "event_id" in fields else ""
