@@ -175,19 +175,6 @@ static const char *optional_uint(route_ctx_t *c, int path)
     return err == ROUTER_OK ? s : NULL;
 }
 
-/* A copy of s in scratch; NULL when it does not fit (the job then reads it
- * from GitHub). */
-static const char *copy_or_null(route_ctx_t *c, const char *s)
-{
-    size_t n = s ? strlen(s) : 0, room = c->scratch_cap - c->scratch_used;
-    if (s == NULL || room <= n)
-        return NULL;
-    char *dst = c->scratch + c->scratch_used;
-    memcpy(dst, s, n + 1);
-    c->scratch_used += n + 1;
-    return dst;
-}
-
 static int is_bot_login(const route_ctx_t *c, const char *login)
 {
     size_t hl = strlen(c->rules->handle), ll = strlen(login);
@@ -291,6 +278,14 @@ static const char *span_dup(route_ctx_t *c, const char *p, size_t n)
     dst[n] = '\0';
     c->scratch_used += n + 1;
     return dst;
+}
+
+/* A copy of s in scratch; NULL when it does not fit (the job then reads it
+ * from GitHub). */
+static const char *copy_or_null(route_ctx_t *c, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return s != NULL && c->scratch_cap - c->scratch_used > n ? span_dup(c, s, n) : NULL;
 }
 
 /* The instruction as a string of its own. It is a span of the comment body

@@ -106,7 +106,7 @@ typedef struct {
     queue_delivery_t d;
 } job_t;
 
-static void make_job(job_t *j, const char *payload, size_t len, long seq, int one_issue, const char *run)
+static void make_job(job_t *j, const char *issue, size_t len, long seq, int one_issue, const char *run)
 {
     memset(j, 0, sizeof(*j));
     snprintf(j->delivery, sizeof(j->delivery), "%s-%08ld-4466-921c-76bb8d10ca26", run, seq);
@@ -129,19 +129,19 @@ static void make_job(job_t *j, const char *payload, size_t len, long seq, int on
     job_fields_add(&j->fields, JOB_F_TITLE, "Spelling error in the README file");
     /* what a job keeps of the webhook besides: the issue's text is the part that varies */
     job_fields_add(&j->fields, JOB_F_COMMENT_BODY, "@patchbay fix the flaky test");
-    job_fields_add(&j->fields, JOB_F_ISSUE_BODY, payload);
+    job_fields_add(&j->fields, JOB_F_ISSUE_BODY, issue);
     job_fields_add(&j->fields, JOB_F_ISSUE_COMMENTS, "0");
     job_fields_add(&j->fields, JOB_F_SENDER_ID, "21031067");
     job_fields_add(&j->fields, JOB_F_PRIVATE, "0");
     j->d.delivery = j->delivery;
     j->d.received_ms = clock_wall_ms();
-    j->d.payload = payload;
+    j->d.payload = issue; /* the spool's; the enqueue does not store it */
     j->d.payload_len = len;
     j->d.fields = &j->fields;
 }
 
 /* Sends `jobs` jobs in transactions of `batch`, WINDOW_TX in flight. */
-static void run_load(redisContext *c, const char *sha, const char *payload, size_t len, long jobs, int batch,
+static void run_load(redisContext *c, const char *sha, const char *issue, size_t len, long jobs, int batch,
                      int one_issue, const char *run)
 {
     job_t *js = calloc((size_t)batch, sizeof(*js));
@@ -151,7 +151,7 @@ static void run_load(redisContext *c, const char *sha, const char *payload, size
             int n = (int)(jobs - sent < batch ? jobs - sent : batch);
             const queue_delivery_t *ds[QUEUE_BATCH_MAX];
             for (int i = 0; i < n; i++) {
-                make_job(&js[i], payload, len, sent + i, one_issue, run);
+                make_job(&js[i], issue, len, sent + i, one_issue, run);
                 ds[i] = &js[i].d;
             }
             queue_enqueue_cmd_t q;
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 {
     long jobs = 40000;
     int rounds = 3, one_issue = 0;
-    size_t payload_bytes = ISSUE_BYTES;
+    size_t issue_bytes = ISSUE_BYTES;
     const char *batches = "1,4,16", *server = "redis-server", *socket_path = NULL;
     int socket_pid = 0;
     for (int i = 1; i < argc; i++) {
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--batches") == 0 && i + 1 < argc)
             batches = argv[++i];
         else if (strcmp(argv[i], "--issue-bytes") == 0 && i + 1 < argc)
-            payload_bytes = (size_t)atol(argv[++i]);
+            issue_bytes = (size_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--one-issue") == 0)
             one_issue = 1;
         else if (strcmp(argv[i], "--redis-server") == 0 && i + 1 < argc)
@@ -249,12 +249,12 @@ int main(int argc, char **argv)
         redisproc_stop(&rp);
         return 1;
     }
-    char *payload = malloc(payload_bytes + 1);
+    char *issue = malloc(issue_bytes + 1);
     /* JSON-ish text that compresses as a real issue body does: words, not one byte */
     static const char words[] = "{\"steps to reproduce\":\"and logs\",\"body\":\"the flaky test fails on CI\"}";
-    for (size_t i = 0; i < payload_bytes; i++)
-        payload[i] = words[i % (sizeof(words) - 1)];
-    payload[payload_bytes] = '\0';
+    for (size_t i = 0; i < issue_bytes; i++)
+        issue[i] = words[i % (sizeof(words) - 1)];
+    issue[issue_bytes] = '\0';
 
     redisReply *r = cmd(c, "SCRIPT LOAD %s", QUEUE_ENQUEUE_LUA);
     char sha[41];
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     freeReplyObject(r);
 
     printf("bench_enqueue: %ld jobs a run, %s, window %d transactions, issue body %d bytes, AOF everysec\n", jobs,
-           one_issue ? "all on one issue" : "an issue each", WINDOW_TX, (int)payload_bytes);
+           one_issue ? "all on one issue" : "an issue each", WINDOW_TX, (int)issue_bytes);
     int nb = 0, bs[16];
     for (const char *p = batches; *p && nb < 16; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
         bs[nb] = atoi(p);
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
             snprintf(run, sizeof(run), "r%02db%02d", round, bs[b]);
             double c0 = cpu_seconds(rp.pid);
             int64_t t0 = clock_mono_us();
-            run_load(c, sha, payload, payload_bytes, jobs, bs[b], one_issue, run);
+            run_load(c, sha, issue, issue_bytes, jobs, bs[b], one_issue, run);
             int64_t t1 = clock_mono_us();
             double c1 = cpu_seconds(rp.pid);
             cpu[round * nb + b] = (c1 - c0) / (double)jobs * 1e6;
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
     }
     free(cpu);
     free(rate);
-    free(payload);
+    free(issue);
     redisFree(c);
     if (socket_path == NULL)
         redisproc_stop(&rp);
