@@ -118,7 +118,6 @@ class FakeAnthropic(FakeModelService):
 
     def __init__(self, api_key="sk-ant-test", log_file=None):
         super().__init__(api_key, log_file)
-        self._ids = 0
 
     def is_model_request(self, req):
         return req.method == "POST" and req.path == "/v1/messages"
@@ -158,10 +157,7 @@ class FakeAnthropic(FakeModelService):
         except BadRequest as e:
             self.error("400 %s" % e)
             return self._err(400, "invalid_request_error", str(e))
-        step = self.plan(req, conv)
-        with self._lock:
-            self._ids += 1
-            n = self._ids
+        step, n = self.turn(req, conv)
         content = []
         if step.tool is not None:
             name, _, args = step.wire()

@@ -113,7 +113,6 @@ class FakeChat(FakeModelService):
 
     def __init__(self, api_key="sk-test", log_file=None):
         super().__init__(api_key, log_file)
-        self._ids = 0
 
     def is_model_request(self, req):
         return req.method == "POST" and req.path == "/v1/chat/completions"
@@ -144,10 +143,7 @@ class FakeChat(FakeModelService):
         except BadRequest as e:
             self.error("400 %s" % e)
             return self._err(400, str(e))
-        step = self.plan(req, conv)
-        with self._lock:
-            self._ids += 1
-            n = self._ids
+        step, n = self.turn(req, conv)
         msg = {"role": "assistant", "content": None}
         if step.tool is not None:
             name, _, args = step.wire()

@@ -109,7 +109,6 @@ class FakeGemini(FakeModelService):
 
     def __init__(self, api_key="test-gemini-key", log_file=None):
         super().__init__(api_key, log_file)
-        self._ids = 0
 
     def is_model_request(self, req):
         m = MODEL_PATH.match(req.path)
@@ -144,10 +143,7 @@ class FakeGemini(FakeModelService):
         except BadRequest as e:
             self.error("400 %s" % e)
             return self._err(400, str(e))
-        step = self.plan(req, conv)
-        with self._lock:
-            self._ids += 1
-            n = self._ids
+        step, n = self.turn(req, conv)
         if step.tool is not None:
             name, _, args = step.wire()
             parts = [{"functionCall": {"name": name, "args": args}}]

@@ -100,6 +100,7 @@ class FakeModelService:
         self.port = None
         self.url = None
         self._lock = threading.Lock()
+        self._ids = 0           # answers given: each names its message or response by it
 
     # -- for subclasses -------------------------------------------------------------------------
     def route(self, req):
@@ -118,6 +119,13 @@ class FakeModelService:
         if step.problem:
             self.error("plan: " + step.problem)
         return step
+
+    def turn(self, req, conv):
+        """The plan's next step for this conversation, and the number of the answer that carries it."""
+        step = self.plan(req, conv)
+        with self._lock:
+            self._ids += 1
+            return step, self._ids
 
     def model_requests(self):
         """The requests that asked the model for an answer (subclasses say which)."""

@@ -140,7 +140,6 @@ class FakeResponses(FakeModelService):
 
     def __init__(self, api_key="sk-test", log_file=None):
         super().__init__(api_key, log_file)
-        self._ids = 0
 
     def is_model_request(self, req):
         return req.method == "POST" and req.path == "/v1/responses"
@@ -185,10 +184,7 @@ class FakeResponses(FakeModelService):
         except BadRequest as e:
             self.error("400 %s" % e)
             return self._err(400, str(e))
-        step = self.plan(req, conv)
-        with self._lock:
-            self._ids += 1
-            n = self._ids
+        step, n = self.turn(req, conv)
         name, kind, args = step.wire() if step.tool is not None else (None, None, None)
         if step.tool is None:
             item = {"id": "msg_fake%04d" % n, "type": "message", "status": "completed", "role": "assistant",
