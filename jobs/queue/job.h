@@ -93,7 +93,8 @@ const char *job_status_name(job_status_t status);
 int job_status_parse(const char *name);
 
 /* Field names of the job record that the router sets (the queue adds id,
- * status, attempts, delivery, created_at, created_at_ms, payload). */
+ * status, attempts, delivery, created_at_ms, and packs what the scripts do
+ * not read into one field: queue.h). */
 #define JOB_F_KIND "kind"
 #define JOB_F_EVENT "event"          /* X-GitHub-Event */
 #define JOB_F_ACTION "action"

@@ -98,32 +98,34 @@
 /*
  * The enqueue script.
  *
- * KEYS: 1 seq, 2 stream, 3 index, then one delivery key per delivery
+ * KEYS: 1 seq, 2 stream, then two per delivery: "patchbay:delivery:<guid>"
+ *       and "patchbay:event:<identity>" (job.h JOB_F_EVENT_ID; the delivery
+ *       key again for an event without one)
  * ARGV: 1 count, 2 ttl_s, then per delivery:
- *       now_ms, kind, target ("repo#number" or ""), sender, event key
- *       ("patchbay:event:<identity>" or ""), nrec, then nrec record
- *       field/value arguments (everything but the id, built in C)
+ *       now_ms, kind, repo, number, sender, head_sha, delivery, and the
+ *       record's QUEUE_F_WEBHOOK value ("" where a value is absent); the
+ *       record's other fields are the script's own constants
  * Returns one {1, id} (a new job) or {0, id} (seen before) per delivery.
  *
- * Seen before: the delivery id, or the event's own identity (job.h,
- * JOB_F_EVENT_ID) under another delivery id. Each is claimed with one
- * SET NX GET for the id the job would get, which both checks and records
- * it (a GET and a SET each before); the counter is read and written once
- * per batch rather than INCRed per job. Redis's CPU per job is what bounds
- * jobs per second (tests/bench/bench_enqueue.c measures it without HTTP). GitHub signs the body only, so
- * a captured delivery replayed with a fresh X-GitHub-Delivery is still the
- * same comment, label or push. The event key is the one key this adds per
- * job, kept as long as the delivery key.
+ * Seen before: the delivery id, or the event under another delivery id
+ * (GitHub signs the body only, so a captured delivery replayed with a fresh
+ * X-GitHub-Delivery is still the same comment, label or push). Each is
+ * claimed with one SET NX GET for the id the job would get, which both checks
+ * and records it; the counter is read and written once per batch rather than
+ * INCRed per job.
  *
- * The webhook body itself is not stored: what a job reads of it beyond the
- * routing fields is in the record (job.h, JOB_F_ISSUE_BODY and the rest).
- * A stored body cost Redis some 7-10 us per KB (memory, AOF, rewrites) and
- * a key per job. Records made before keep their payload_key, which the
- * transition prelude still expires.
- *
- * The record arrives ready for HSET and goes in with unpack(), because Lua
- * table work per field cost more than the Redis commands themselves
- * (measured: ~38 us of a ~58 us job with a loop over the fields).
+ * Redis's CPU per job is what bounds jobs per second
+ * (tests/bench/bench_enqueue.c measures it without HTTP), and most of it is
+ * paid per argument and per command, not per byte: each argument is parsed,
+ * made a Lua string, made a Redis object again by redis.call, stored, and
+ * written to the append-only file (measured with callgrind: ~300k
+ * instructions a job with one command per key and a field per value, about
+ * 1,000 of them per argument in the AOF alone). So a job is seven commands:
+ * the two dedup keys, the record, the per-kind queued index, the issue's
+ * active slot (read and written), the stream entry; the record is some ten
+ * fields, and its constant ones are the script's own strings. There is no list of all jobs: ids are the counter's values, so
+ * listing walks them down from seq (queue_job_list). The webhook body is not
+ * stored either: what a job reads of it is in the record (job.h).
  *
  * Nothing here can ask GitHub who may do what, so nothing here changes
  * another person's job. The active hash of an issue holds the newest queued
@@ -147,28 +149,35 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "local seq = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
     "local issued = seq\n"
     "for d = 1, tonumber(ARGV[1]) do\n"
-    "  local now, kind, target, sender, ek = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-    "  local first = a + 6\n"
-    "  local last = first + tonumber(ARGV[a + 5]) - 1\n"
-    "  a = last + 1\n"
-    "  -- claim the delivery id and the event for the id this job would get; either\n"
-    "  -- one already claimed names the job it made (SET NX GET: one command each)\n"
+    "  local now, kind, repo, number = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
+    "  local sender, sha, delivery, webhook = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]\n"
+    "  a = a + 8\n"
+    "  -- claim the delivery and the event for the id this job would get; either\n"
+    "  -- one claimed before names the job it made\n"
     "  local id = tostring(seq + 1)\n"
-    "  local seen = redis.call('SET', KEYS[3 + d], id, 'NX', 'GET', 'EX', ARGV[2])\n"
-    "  if not seen and ek ~= '' then\n"
+    "  local dk, ek = KEYS[1 + 2 * d], KEYS[2 + 2 * d]\n"
+    "  local seen = redis.call('SET', dk, id, 'NX', 'GET', 'EX', ARGV[2])\n"
+    "  if not seen and ek ~= dk then\n"
     "    seen = redis.call('SET', ek, id, 'NX', 'GET', 'EX', ARGV[2])\n"
-    "    if seen then redis.call('SET', KEYS[3 + d], seen, 'EX', ARGV[2]) end\n"
+    "    if seen then redis.call('SET', dk, seen, 'EX', ARGV[2]) end\n"
     "  end\n"
     "  if seen then\n"
     "    out[d] = {0, seen}\n"
     "  else\n"
     "    seq = seq + 1\n"
     "    local jk = 'patchbay:job:' .. id\n"
-    "    redis.call('HSET', jk, 'id', id, unpack(ARGV, first, last))\n"
-    "    redis.call('ZADD', KEYS[3], now, id)\n"
+    "    -- created_at, updated_at_ms: absent until the first move (record_to_json)\n"
+    "    local rec = {'id', id, 'status', 'queued', 'attempts', '0', 'delivery', delivery, 'created_at_ms', now,\n"
+    "                 'kind', kind, 'sender', sender, '" QUEUE_F_WEBHOOK "', webhook}\n"
+    "    local target = repo ~= '' and number ~= ''\n"
+    "    if target then\n"
+    "      rec[17], rec[18], rec[19], rec[20] = 'repo', repo, 'number', number\n"
+    "    end\n"
+    "    if sha ~= '' then rec[#rec + 1] = 'head_sha'; rec[#rec + 1] = sha end\n"
+    "    redis.call('HSET', jk, unpack(rec))\n"
     "    redis.call('ZADD', 'patchbay:queued:' .. kind, now, id)\n"
-    "    if target ~= '' then\n"
-    "      local ak = 'patchbay:active:' .. target\n"
+    "    if target then\n"
+    "      local ak = 'patchbay:active:' .. repo .. '#' .. number\n"
     "      if kind == 'stop' then\n"
     "        local active = redis.call('HGETALL', ak)\n"
     "        local stopped, claims = {}, {}\n"
@@ -203,8 +212,6 @@ const char QUEUE_ENQUEUE_LUA[] = QUEUE_LUA_PRELUDE
     "          transition(other, 'cancelled', now, ARGV[2], why, {'error', why})\n"
     "          redis.call('HSET', jk, 'supersedes', prev)\n"
     "        elseif other and other.status == 'running' and kind == 'review' then\n"
-    "          local sha = ''\n"
-    "          for i = first, last - 1, 2 do if ARGV[i] == 'head_sha' then sha = ARGV[i + 1] end end\n"
     "          local was = redis.call('HGET', 'patchbay:job:' .. other.id, 'head_sha')\n"
     "          if sha ~= '' and was and was ~= sha then\n"
     "            local why = 'superseded by job ' .. id .. ' (a newer head commit)'\n"
@@ -233,14 +240,13 @@ void queue_enqueue_sha(char out[41])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* What each delivery needs besides its argv slots: its keys, its numbers. */
+
+/* What each delivery needs besides its argv slots: its keys, its number. */
 typedef struct {
     char key[sizeof(QUEUE_DELIVERY_PREFIX) + QUEUE_DELIVERY_MAX_BYTES];
-    char now_ms[24];
-    char created_at[CLOCK_ISO_BYTES];
-    char target[320];
     char event_key[sizeof(QUEUE_EVENT_PREFIX) + JOB_EVENT_ID_MAX_BYTES];
-    char nrec[8];
+    char now_ms[24];
+    size_t packed_at, packed_len; /* its QUEUE_F_WEBHOOK value in cmd->packed */
 } delivery_scratch_t;
 
 typedef struct {
@@ -249,10 +255,8 @@ typedef struct {
     char nkeys[8];
 } batch_scratch_t;
 
-/* Fixed arguments per delivery in the script call: 6 header values, then the
- * record's 12 fixed ones (6 pairs); the job fields come on top. */
-#define SCRIPT_ARGS_PER_DELIVERY (6 + 12)
-#define RECORD_FIXED_ARGS 12
+/* Arguments per delivery in the script call: its two keys and 8 values. */
+#define SCRIPT_ARGS_PER_DELIVERY (2 + 8)
 
 typedef struct {
     const char **argv;
@@ -272,15 +276,40 @@ static void push_str(args_t *a, const char *s)
     push(a, s, strlen(s));
 }
 
+/* The fields the script does not take one apiece, as one flat JSON object
+ * of strings. */
+static void pack_fields(strbuf_t *b, const job_fields_t *f)
+{
+    static const char *const apart[] = {JOB_F_KIND, JOB_F_REPO, JOB_F_NUMBER, JOB_F_SENDER, JOB_F_HEAD_SHA, NULL};
+    int first = 1;
+    strbuf_append(b, "{");
+    for (size_t k = 0; k < f->count; k++) {
+        int skip = 0;
+        for (int i = 0; apart[i] && !skip; i++)
+            skip = strcmp(apart[i], f->items[k].name) == 0;
+        if (skip)
+            continue;
+        if (!first)
+            strbuf_append(b, ",");
+        first = 0;
+        strbuf_append_json_string(b, f->items[k].name, strlen(f->items[k].name));
+        strbuf_append(b, ":");
+        strbuf_append_json_string(b, f->items[k].value, strlen(f->items[k].value));
+    }
+    strbuf_append(b, "}");
+}
+
+static const char *or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
 int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_delivery_t *const *ds, size_t n,
                       int64_t retention_s)
 {
     assert(n >= 1 && n <= QUEUE_BATCH_MAX);
     /* MULTI (1) + script + EXEC (1) */
-    size_t script_args = 8;
-    for (size_t i = 0; i < n; i++)
-        script_args += 1 + SCRIPT_ARGS_PER_DELIVERY + 2 * ds[i]->fields->count;
-    size_t total_args = 1 + script_args + 1;
+    size_t total_args = 1 + 7 + n * SCRIPT_ARGS_PER_DELIVERY + 1;
     size_t bytes = total_args * (sizeof(const char *) + sizeof(size_t)) + sizeof(batch_scratch_t) +
                    n * sizeof(delivery_scratch_t);
     memset(cmd, 0, sizeof(*cmd));
@@ -292,7 +321,22 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
     delivery_scratch_t *per = (delivery_scratch_t *)(b + 1);
     snprintf(b->count, sizeof(b->count), "%zu", n);
     snprintf(b->ttl_s, sizeof(b->ttl_s), "%" PRId64, retention_s);
-    snprintf(b->nkeys, sizeof(b->nkeys), "%zu", 3 + n);
+    snprintf(b->nkeys, sizeof(b->nkeys), "%zu", 2 + 2 * n);
+
+    /* the packed fields first: the buffer may move while it grows */
+    strbuf_t packed = STRBUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        per[i].packed_at = packed.len;
+        pack_fields(&packed, ds[i]->fields);
+        per[i].packed_len = packed.len - per[i].packed_at;
+    }
+    if (packed.truncated) {
+        strbuf_free(&packed);
+        free(cmd->mem);
+        memset(cmd, 0, sizeof(*cmd));
+        return -1;
+    }
+    cmd->packed = packed.data;
 
     args_t a = {argv, argvlen, 0};
     int start = 0;
@@ -309,8 +353,15 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
     END_COMMAND();
     for (size_t i = 0; i < n; i++) {
         const queue_delivery_t *d = ds[i];
+        const char *event_id = job_fields_get(d->fields, JOB_F_EVENT_ID);
         assert(strlen(d->delivery) <= QUEUE_DELIVERY_MAX_BYTES);
         snprintf(per[i].key, sizeof(per[i].key), "%s%s", QUEUE_DELIVERY_PREFIX, d->delivery);
+        if (event_id != NULL && event_id[0] != '\0')
+            snprintf(per[i].event_key, sizeof(per[i].event_key), "%s%.*s", QUEUE_EVENT_PREFIX,
+                     JOB_EVENT_ID_MAX_BYTES, event_id);
+        else
+            snprintf(per[i].event_key, sizeof(per[i].event_key), "%s", per[i].key);
+        snprintf(per[i].now_ms, sizeof(per[i].now_ms), "%" PRId64, d->received_ms);
     }
 
     if (sha != NULL) {
@@ -323,61 +374,36 @@ int queue_enqueue_cmd(queue_enqueue_cmd_t *cmd, const char *sha, const queue_del
     push_str(&a, b->nkeys);
     push_str(&a, QUEUE_SEQ);
     push_str(&a, QUEUE_STREAM);
-    push_str(&a, QUEUE_INDEX);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         push_str(&a, per[i].key);
+        push_str(&a, per[i].event_key);
+    }
     push_str(&a, b->count);
     push_str(&a, b->ttl_s);
     for (size_t i = 0; i < n; i++) {
-        const queue_delivery_t *d = ds[i];
-        const char *kind = job_fields_get(d->fields, JOB_F_KIND), *sender = job_fields_get(d->fields, JOB_F_SENDER);
-        const char *repo = job_fields_get(d->fields, JOB_F_REPO), *number = job_fields_get(d->fields, JOB_F_NUMBER);
-        snprintf(per[i].now_ms, sizeof(per[i].now_ms), "%" PRId64, d->received_ms);
-        clock_format_iso(d->received_ms, per[i].created_at);
-        per[i].target[0] = '\0';
-        if (repo != NULL && number != NULL)
-            snprintf(per[i].target, sizeof(per[i].target), "%.255s#%.20s", repo, number);
-        const char *event_id = job_fields_get(d->fields, JOB_F_EVENT_ID);
-        per[i].event_key[0] = '\0';
-        if (event_id != NULL && event_id[0] != '\0')
-            snprintf(per[i].event_key, sizeof(per[i].event_key), "%s%.*s", QUEUE_EVENT_PREFIX,
-                     JOB_EVENT_ID_MAX_BYTES, event_id);
-        snprintf(per[i].nrec, sizeof(per[i].nrec), "%zu", RECORD_FIXED_ARGS + 2 * d->fields->count);
+        const job_fields_t *f = ds[i]->fields;
+        const char *sender = job_fields_get(f, JOB_F_SENDER);
         push_str(&a, per[i].now_ms);
-        push_str(&a, kind ? kind : "");
-        push_str(&a, per[i].target);
-        push_str(&a, sender ? sender : "a user");
-        push_str(&a, per[i].event_key);
-        push_str(&a, per[i].nrec);
-        /* the record, ready for HSET */
-        push_str(&a, "status");
-        push_str(&a, "queued");
-        push_str(&a, "attempts");
-        push_str(&a, "0");
-        push_str(&a, "delivery");
-        push_str(&a, d->delivery);
-        push_str(&a, "created_at_ms");
-        push_str(&a, per[i].now_ms);
-        push_str(&a, "created_at");
-        push_str(&a, per[i].created_at);
-        push_str(&a, "updated_at_ms");
-        push_str(&a, per[i].now_ms);
-        for (size_t k = 0; k < d->fields->count; k++) {
-            push_str(&a, d->fields->items[k].name);
-            push_str(&a, d->fields->items[k].value);
-        }
+        push_str(&a, or_empty(job_fields_get(f, JOB_F_KIND)));
+        push_str(&a, or_empty(job_fields_get(f, JOB_F_REPO)));
+        push_str(&a, or_empty(job_fields_get(f, JOB_F_NUMBER)));
+        push_str(&a, sender != NULL ? sender : "a user");
+        push_str(&a, or_empty(job_fields_get(f, JOB_F_HEAD_SHA)));
+        push_str(&a, ds[i]->delivery);
+        push(&a, cmd->packed + per[i].packed_at, per[i].packed_len);
     }
     END_COMMAND();
     push_str(&a, "EXEC");
     END_COMMAND();
 #undef END_COMMAND
-    assert((size_t)a.argc <= total_args);
+    assert((size_t)a.argc == total_args);
     return 0;
 }
 
 void queue_enqueue_cmd_free(queue_enqueue_cmd_t *cmd)
 {
     free(cmd->mem);
+    free(cmd->packed);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -462,6 +488,8 @@ int queue_enqueue_blocking(redisContext *c, const queue_delivery_t *d, int64_t r
 
 /* ---- reading jobs back (CLI, dashboard) ---- */
 
+static int redis_error(redisContext *c, const redisReply *r, char *err, size_t err_len);
+
 /* Fields printed as numbers in JSON; everything else stays a string. */
 static int is_numeric_field(const char *name)
 {
@@ -475,25 +503,59 @@ static int is_numeric_field(const char *name)
     return 0;
 }
 
+static json_t *field_to_json(const char *name, const char *v, size_t len)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (is_numeric_field(name) && len > 0 && *end == '\0')
+        return json_integer(n);
+    if (strcmp(name, "is_pr") == 0 || strcmp(name, "auto") == 0 || strcmp(name, "draft") == 0)
+        return json_boolean(strcmp(v, "1") == 0);
+    return json_stringn_nocheck(v, len);
+}
+
+/* The fields packed in QUEUE_F_WEBHOOK, under any field of the same name
+ * kept apart (a job that sets a field later wins). Not JSON text that
+ * parses: the record is as good as its other fields. */
+static void unpack_webhook(json_t *o, const char *text, size_t len)
+{
+    json_t *packed = json_loadb(text, len, 0, NULL);
+    const char *name;
+    json_t *v;
+    json_object_foreach(packed, name, v) {
+        if (json_is_string(v) && json_object_get(o, name) == NULL)
+            json_object_set_new(o, name, field_to_json(name, json_string_value(v), json_string_length(v)));
+    }
+    json_decref(packed);
+}
+
 static json_t *record_to_json(const redisReply *r)
 {
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
+    const redisReply *webhook = NULL;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        json_t *jv = NULL;
-        char *end;
-        long long n = strtoll(v->str, &end, 10);
-        if (is_numeric_field(k->str) && v->len > 0 && *end == '\0')
-            jv = json_integer(n);
-        else if (strcmp(k->str, "is_pr") == 0 || strcmp(k->str, "auto") == 0 || strcmp(k->str, "draft") == 0)
-            jv = json_boolean(strcmp(v->str, "1") == 0);
+        if (strcmp(k->str, QUEUE_F_WEBHOOK) == 0)
+            webhook = v;
         else
-            jv = json_stringn_nocheck(v->str, v->len);
-        json_object_set_new(o, k->str, jv);
+            json_object_set_new(o, k->str, field_to_json(k->str, v->str, v->len));
+    }
+    if (webhook != NULL)
+        unpack_webhook(o, webhook->str, webhook->len);
+    /* what a record made before its first move leaves to its creation time */
+    json_t *created = json_object_get(o, "created_at_ms");
+    if (json_is_integer(created)) {
+        if (json_object_get(o, "created_at") == NULL) {
+            char iso[CLOCK_ISO_BYTES];
+            clock_format_iso(json_integer_value(created), iso);
+            json_object_set_new(o, "created_at", json_string(iso));
+        }
+        if (json_object_get(o, "updated_at_ms") == NULL)
+            json_object_set_new(o, "updated_at_ms", json_integer(json_integer_value(created)));
     }
     return o;
 }
@@ -521,8 +583,9 @@ int queue_job_get(redisContext *c, const char *id, json_t **out, char *err, size
     return rc;
 }
 
-/* Newest first; ids whose record has expired are skipped. Reads ids in pages
- * so a status filter over a long history still returns `limit` jobs. */
+/* Newest first; ids whose record has expired are skipped. Ids are the
+ * counter's values, so the walk goes down from it, a page of HGETALLs per
+ * round trip. */
 int queue_job_list(redisContext *c, const char *status, size_t limit, json_t **out, char *err, size_t err_len)
 {
     enum { PAGE = 200 };
@@ -531,20 +594,23 @@ int queue_job_list(redisContext *c, const char *status, size_t limit, json_t **o
         snprintf(err, err_len, "out of memory");
         return QUEUE_ERR_REDIS;
     }
-    for (long long start = 0; json_array_size(arr) < limit; start += PAGE) {
-        redisReply *ids = redisCommand(c, "ZREVRANGE %s %lld %lld", QUEUE_INDEX, start, start + PAGE - 1);
-        if (ids == NULL || ids->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, err_len, "Redis: %s", ids == NULL ? c->errstr : ids->type == REDIS_REPLY_ERROR ? ids->str : "unexpected answer");
-            if (ids)
-                freeReplyObject(ids);
-            json_decref(arr);
-            return QUEUE_ERR_REDIS;
-        }
-        size_t n = ids->elements;
-        for (size_t i = 0; i < n; i++)
-            redisAppendCommand(c, "HGETALL %s%s", QUEUE_JOB_PREFIX, ids->element[i]->str);
+    redisReply *seq = redisCommand(c, "GET %s", QUEUE_SEQ);
+    if (seq == NULL || (seq->type != REDIS_REPLY_STRING && seq->type != REDIS_REPLY_NIL)) {
+        int rc = redis_error(c, seq, err, err_len);
+        if (seq)
+            freeReplyObject(seq);
+        json_decref(arr);
+        return rc;
+    }
+    long long next = seq->type == REDIS_REPLY_STRING ? strtoll(seq->str, NULL, 10) : 0;
+    freeReplyObject(seq);
+    while (next >= 1 && json_array_size(arr) < limit) {
+        long long n = next < PAGE ? next : PAGE;
+        for (long long i = 0; i < n; i++)
+            redisAppendCommand(c, "HGETALL %s%lld", QUEUE_JOB_PREFIX, next - i);
+        next -= n;
         int failed = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (long long i = 0; i < n; i++) {
             redisReply *r = NULL;
             if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
                 failed = 1;
@@ -560,14 +626,11 @@ int queue_job_list(redisContext *c, const char *status, size_t limit, json_t **o
             }
             freeReplyObject(r);
         }
-        freeReplyObject(ids);
         if (failed) {
             snprintf(err, err_len, "Redis: %s", c->errstr);
             json_decref(arr);
             return QUEUE_ERR_REDIS;
         }
-        if (n < PAGE)
-            break;
     }
     *out = arr;
     return QUEUE_OK;
@@ -1049,6 +1112,10 @@ int queue_group_create(redisContext *c, char *err, size_t err_len)
     if (r == NULL || (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0))
         rc = redis_error(c, r, err, err_len);
     if (r)
+        freeReplyObject(r);
+    /* versions before listing walked the ids kept an index of every job
+     * ever made, never trimmed; nothing reads it now */
+    if (rc == QUEUE_OK && (r = redisCommand(c, "UNLINK %s", QUEUE_LEGACY_INDEX)) != NULL)
         freeReplyObject(r);
     return rc;
 }

@@ -7,8 +7,12 @@
  *                             Workers read it through the consumer group
  *                             "workers" (the queue/worker issue builds on it).
  *   patchbay:job:<id>         Hash; the job record (job.h names its fields).
- *   patchbay:jobs             Sorted set; every job id scored by created_at_ms,
- *                             for listing newest first.
+ *                             The fields the scripts read are one apiece;
+ *                             the rest of what the router found is one JSON
+ *                             object of strings under "webhook"
+ *                             (QUEUE_F_WEBHOOK), which queue_job_get and
+ *                             queue_job_list unpack: a field per value cost
+ *                             Redis more than the value (queue.c).
  *   patchbay:delivery:<guid>  String; the job id made from X-GitHub-Delivery
  *                             <guid>, kept for the retention period, so a
  *                             redelivery answers "duplicate" instead of making
@@ -28,6 +32,8 @@
  *   patchbay:seq              Counter; job ids are its values (1, 2, 3, ...): the
  *                             enqueue script reads it once and writes it once per
  *                             batch, and a delivery seen before takes no id.
+ *                             Listing walks the ids down from it (there is no
+ *                             index of every job: it would grow without end).
  *   patchbay:queued:<kind>    Sorted set; ids of queued jobs of that kind, by
  *                             when they became queued (depth, oldest age).
  *   patchbay:delayed          Sorted set; queued jobs waiting for a retry or
@@ -45,20 +51,17 @@
  *   patchbay:reaper           String; who runs the reaper now (a lease).
  *   patchbay:cancel           Pub/sub channel; ids of running jobs to cancel.
  *
- * Enqueueing is one transaction in one round trip:
- *   MULTI; SET payload:<guid> NX EX (per delivery); EVALSHA enqueue; EXEC
- * The script (QUEUE_ENQUEUE_LUA) does dedup, record, index, supersede, stop
- * and XADD, so a delivery either made exactly one job or none, whatever fails
- * when. The payload stays out of the script because Lua handling a 14 KB
- * argument costs ~28 us inside Redis against ~1.5 us for a plain SET (Redis
- * keeps the argument's object; measured here), and out of the record's hash,
- * which then stays a compact listpack. One transaction carries a batch of up
- * to QUEUE_BATCH_MAX deliveries: the webhook server gathers the deliveries of
+ * Enqueueing is one transaction in one round trip: MULTI; EVALSHA enqueue;
+ * EXEC. The script (QUEUE_ENQUEUE_LUA) does dedup, record, index, supersede,
+ * stop and XADD, so a delivery either made exactly one job or none, whatever
+ * fails when. One transaction carries a batch of up to QUEUE_BATCH_MAX
+ * deliveries: the webhook server gathers the deliveries of
  * one event-loop turn and sends them together, since Redis, single-threaded,
  * is what bounds jobs per second and every call has a fixed cost. The webhook
  * server sends it asynchronously (EVAL instead of EVALSHA after a Redis
  * restart lost the script cache); the spool drain sends it blocking through
- * queue_enqueue_blocking. Ids from INCR are short and human ("jobs show 42").
+ * queue_enqueue_blocking. Ids, the counter's values, are short and human
+ * ("jobs show 42").
  *
  * The work side (workers, the pool's supervisor, `patchbay jobs`) changes jobs
  * only through one more script, QUEUE_WORK_LUA, one operation per call: start,
@@ -95,10 +98,12 @@
 #define QUEUE_STREAM "patchbay:queue"
 #define QUEUE_GROUP "workers"
 #define QUEUE_JOB_PREFIX "patchbay:job:"
-#define QUEUE_INDEX "patchbay:jobs"
+/* The record field holding what is not kept one apiece (see the key list). */
+#define QUEUE_F_WEBHOOK "webhook"
 #define QUEUE_DELIVERY_PREFIX "patchbay:delivery:"
 #define QUEUE_EVENT_PREFIX "patchbay:event:"
 #define QUEUE_SEQ "patchbay:seq"
+#define QUEUE_LEGACY_INDEX "patchbay:jobs" /* written by versions before; removed at start */
 #define QUEUE_QUEUED_PREFIX "patchbay:queued:"
 #define QUEUE_DELAYED "patchbay:delayed"
 #define QUEUE_DEAD "patchbay:dead"
@@ -142,7 +147,8 @@ typedef struct {
     int argc[QUEUE_ENQUEUE_CMDS];
     const char **argv[QUEUE_ENQUEUE_CMDS];
     size_t *argvlen[QUEUE_ENQUEUE_CMDS];
-    void *mem; /* every array and number above points into this */
+    void *mem;    /* every array and number above points into this */
+    char *packed; /* the records' QUEUE_F_WEBHOOK values, pointed into by argv */
 } queue_enqueue_cmd_t;
 
 /* The script's SHA1 in hex, computed once by the caller and kept. */

@@ -132,8 +132,12 @@ class RedisClient:
         return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
     def job(self, job_id):
-        """The record, as strings."""
-        return {k: v.decode() for k, v in self.hgetall("patchbay:job:%s" % job_id).items()}
+        """The record, as strings: the fields kept one apiece over those packed
+        in its "webhook" field (a JSON object of strings)."""
+        raw = {k: v.decode() for k, v in self.hgetall("patchbay:job:%s" % job_id).items()}
+        rec = json.loads(raw.pop("webhook")) if "webhook" in raw else {}
+        rec.update(raw)
+        return rec
 
     def stream_len(self):
         return self.call("XLEN", "patchbay:queue")
@@ -147,7 +151,9 @@ class RedisClient:
         return out
 
     def job_ids(self):
-        return [x.decode() for x in self.call("ZRANGE", "patchbay:jobs", 0, -1)]
+        """Ids of the jobs whose record exists, oldest first (ids are patchbay:seq's values)."""
+        last = int(self.call("GET", "patchbay:seq") or 0)
+        return [str(i) for i in range(1, last + 1) if self.call("EXISTS", "patchbay:job:%d" % i)]
 
 
 class Redis:
@@ -564,32 +570,27 @@ def queue_script(name):
     return _scripts[name]
 
 
-def _iso(ms):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".%03dZ" % (ms % 1000)
-
-
 def enqueue(db, jobs, ttl=7 * 86400, batch=200):
     """Queues jobs, each a dict of record fields (kind required; repo and number
     make it an issue's job), in MULTI/EVAL/EXEC transactions like the
     webhook's. Returns the job ids in order."""
     script = queue_script("enqueue")
+    apart = ("kind", "repo", "number", "sender", "head_sha")
     ids = []
     for start in range(0, len(jobs), batch):
         chunk = jobs[start:start + batch]
         deliveries = [str(uuid.uuid4()) for _ in chunk]
-        keys = ["patchbay:seq", "patchbay:queue", "patchbay:jobs"] + ["patchbay:delivery:" + d for d in deliveries]
+        keys = ["patchbay:seq", "patchbay:queue"]
         argv = [len(chunk), ttl]
         db.call("MULTI")
         for job, d in zip(chunk, deliveries):
             now = int(time.time() * 1000)
             fields = {k: str(v) for k, v in job.items() if not k.startswith("_")}
-            target = "%s#%s" % (fields["repo"], fields["number"]) if "repo" in fields and "number" in fields else ""
-            rec = ["status", "queued", "attempts", "0", "delivery", d, "created_at_ms", str(now),
-                   "created_at", _iso(now), "updated_at_ms", str(now)]
-            for k, v in fields.items():
-                rec += [k, v]
-            event_key = "patchbay:event:" + fields["event_id"] if "event_id" in fields else ""
-            argv += [now, fields.get("kind", ""), target, fields.get("sender", "test"), event_key, len(rec)] + rec
+            keys += ["patchbay:delivery:" + d,
+                     "patchbay:event:" + fields["event_id"] if "event_id" in fields else "patchbay:delivery:" + d]
+            packed = json.dumps({k: v for k, v in fields.items() if k not in apart})
+            argv += [now, fields.get("kind", ""), fields.get("repo", ""), fields.get("number", ""),
+                     fields.get("sender", "test"), fields.get("head_sha", ""), d, packed]
         db.call("EVAL", script, len(keys), *keys, *argv)
         out = db.call("EXEC")
         results = out[-1]

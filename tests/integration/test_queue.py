@@ -87,6 +87,8 @@ class QueueCase(harness.TestCase):
 
 class Jobs(QueueCase):
     def test_outcomes_logs_and_json(self):
+        self.use_redis()
+        self.db.call("ZADD", "patchbay:jobs", 1, "1")  # the index of every job versions before kept
         self.work(2, max_attempts=2)
         ok, perm, dead = self.enqueue({"kind": "noop", "noop_trace": "1"},
                                       {"kind": "noop", "noop_fail": "permanent"},
@@ -116,6 +118,12 @@ class Jobs(QueueCase):
         self.assertGreaterEqual(shown["finished_at_ms"], shown["started_at_ms"])
         code, out, _ = self.cli("list", "--json", "--status", "dead")
         self.assertEqual([j["id"] for j in json.loads(out)], [dead])
+        # listing walks the ids down from patchbay:seq: newest first, an expired record skipped;
+        # the old index, never trimmed, is gone once a worker has started
+        self.assertEqual(self.db.call("EXISTS", "patchbay:jobs"), 0)
+        self.db.call("DEL", "patchbay:job:" + perm)
+        code, out, _ = self.cli("list", "--json")
+        self.assertEqual([j["id"] for j in json.loads(out)], [dead, ok])
         code, out, _ = self.cli("logs", dead)
         self.assertEqual(code, 0)
         self.assertRegex(out, r"Z info +queued -> running: attempt 1 of 2")
@@ -185,7 +193,8 @@ class Jobs(QueueCase):
         self.assertEqual([p for p, _ in pb.workers().values()], [p for p, _ in pb.workers().values()])
 
         # retry: a cancelled (or failed, or dead) job runs again with fresh attempts
-        self.db.call("HDEL", "patchbay:job:" + running, "noop_child")
+        # a field set later wins over the one the record was made with
+        self.db.call("HSET", "patchbay:job:" + running, "noop_child", "0")
         code, out, err = self.cli("retry", running)
         self.assertEqual((code, out.strip()), (0, "job %s queued again" % running), err)
         rec = self.wait_status(running, "succeeded")

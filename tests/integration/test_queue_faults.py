@@ -183,8 +183,8 @@ class Faults(QueueCase):
                 self.assertTrue(any("handed back by" in line for line in self.db.job_log(j)))
             self.assertGreater(len(pb.find_logs("handed 1 jobs back to the queue")), 0)
             # they are in the stream again: another pool takes them at once
-            self.db.call("HDEL", "patchbay:job:" + a, "noop_sleep_ms")
-            self.db.call("HDEL", "patchbay:job:" + b, "noop_child")
+            self.db.call("HSET", "patchbay:job:" + a, "noop_sleep_ms", "0")
+            self.db.call("HSET", "patchbay:job:" + b, "noop_child", "0")
             self.work(1)
             for j in (a, b):
                 self.assertEqual(self.wait_status(j, FINAL)["status"], "succeeded")
