@@ -272,7 +272,8 @@ class WebhookHTTP(harness.TestCase):
             (mutate(lambda p: p["issue"].update(number="42")), "issue.number is of the wrong type"),
             (mutate(lambda p: p["issue"].update(number=-1)), "issue.number"),
             (mutate(lambda p: p.update(installation={"id": "7"})), "installation.id is of the wrong type"),
-            (mutate(lambda p: p["comment"].update(body=None)), "comment.body"),
+            # a payload that holds the handle is read whole (here in the title, where it does not count)
+            (mutate(lambda p: (p["comment"].update(body=None), p["issue"].update(title="@patchbay"))), "comment.body"),
             (mutate(lambda p: p.pop("action")), "action is missing"),
             (mutate(lambda p: p.update(sender=[])), "sender.login"),
         ]
@@ -281,6 +282,9 @@ class WebhookHTTP(harness.TestCase):
             self.assertEqual(status, 400, reason)
             self.assertIn(reason, answer["error"])
         self.assertEqual(self.db.stream_len(), 0)
+        # one that cannot mention patchbay is ignored without being read: it could only be ignored
+        status, answer, _ = self.post("issue_comment", mutate(lambda p: p["comment"].update(body=None)))
+        self.assertEqual((status, answer.get("ignored")), (200, "no mention of @patchbay"))
 
     def test_header_injection_in_the_delivery_id_is_refused(self):
         body = json.dumps(harness.issue_comment()).encode()

@@ -182,6 +182,22 @@ static const route_case_t cases[] = {
     {"ping", "ping", "{\"zen\":\"Keep it logically awesome.\"}", ROUTER_OK, ROUTE_IGNORED, NULL,
      "event ping is not a trigger"},
     {"not json", "issue_comment", "{\"action\":", ROUTER_ERR_MALFORMED, 0, NULL, "not valid JSON"},
+    /* a comment payload without "@patchbay" in any case is ignored unread: even one
+     * broken inside (a shape GitHub never sends; it could only be ignored) */
+    {"no mention, not scanned", "issue_comment", "{\"action\":\"created\",\"comment\":{\"body\":\"thanks\"} ,, }",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "no mention of @patchbay"},
+    {"no mention, review comment", "pull_request_review_comment", "{\"comment\":{\"body\":\"nit\"}, oops}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "no mention of @patchbay"},
+    {"no mention, not an object", "issue_comment", "[1, 2]", ROUTER_ERR_MALFORMED, 0, NULL, "not a JSON object"},
+    {"no mention, no closing brace", "issue_comment", "{\"action\":\"created\"", ROUTER_ERR_MALFORMED, 0, NULL,
+     "not valid JSON"},
+    {"a mention in another case is read", "issue_comment", "{\"action\":\"created\",\"comment\":{\"body\":"
+     "\"@PatchBay fix it\"} ,, }", ROUTER_ERR_MALFORMED, 0, NULL, "not valid JSON"},
+    {"the handle elsewhere: read, and no mention", "issue_comment",
+     "{\"action\":\"created\",\"issue\":{\"number\":4,\"title\":\"ask @patchbay\",\"user\":{\"login\":\"a\"}},"
+     "\"comment\":{\"id\":7,\"body\":\"me too\",\"author_association\":\"OWNER\"},\"repository\":{\"full_name\":"
+     "\"o/r\"},\"installation\":{\"id\":3},\"sender\":{\"login\":\"bob\",\"type\":\"User\"}}",
+     ROUTER_OK, ROUTE_IGNORED, NULL, "no mention of @patchbay"},
     {"not an object", "ping", "\"hello\"", ROUTER_ERR_MALFORMED, 0, NULL, "not a JSON object"},
     {"number as string", "issue_comment",
      "{\"action\":\"created\",\"issue\":{\"number\":\"42\",\"user\":{\"login\":\"a\"}},\"comment\":{\"id\":7,\"body\":"
