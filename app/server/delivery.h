@@ -1,9 +1,11 @@
 /*
  * delivery — what the webhook endpoint means, on an event loop: a POST from
  * GitHub is verified (X-Hub-Signature-256, computed as the body streams in),
- * its headers checked, routed (router.h), and, when actionable, joins this
- * loop turn's batch of enqueues: one MULTI/EXEC of the enqueue script per
- * batch on the loop's asynchronous Redis connection. It is answered 202 only
+ * its headers checked, routed (router.h), and, when actionable, joins the
+ * loop's next batch of enqueues: one MULTI/EXEC of the enqueue script per
+ * batch on the loop's asynchronous Redis connection, sent at the end of the
+ * loop turn, or, while one is in flight, when its answer comes (group
+ * commit: a busy Redis gets fewer, larger transactions). It is answered 202 only
  * once its job is durable: Redis answered, or, when Redis is down or slower
  * than server.redis_timeout_ms, the ingress thread fsync'd it to the spool.
  *
@@ -76,8 +78,9 @@ typedef struct {
     rasync_t *redis; /* the loop's own connection, shared with readiness */
     h2o_multithread_receiver_t spool_receiver;
     h2o_timeout_t redis_deadline;
-    struct delivery_batch_s *batch; /* deliveries of this loop turn, not sent yet */
+    struct delivery_batch_s *batch; /* deliveries not sent yet */
     h2o_timeout_entry_t batch_flush;
+    int tx_inflight;                /* enqueue transactions sent, not answered */
     uint64_t last_warn_ms;
     unsigned suppressed_warns;
     verify_key_t *key; /* the webhook secret, keyed once it is known */

@@ -94,6 +94,31 @@ class WebhookHTTP(harness.TestCase):
         entries = self.db.call("XRANGE", "patchbay:queue", "-", "+")
         self.assertEqual([e[1] for e in entries], [[b"job", body["job"].encode()]])
 
+    def test_deliveries_gather_while_redis_is_busy(self):
+        # group commit: while a loop's transaction is in flight, its next deliveries wait for the
+        # answer and go to Redis together (Redis pays per transaction); each is still one job
+        self.db.call("CONFIG", "RESETSTAT")
+        self.db.call("CLIENT", "PAUSE", "400", "WRITE")  # the first transactions wait in Redis
+        answers = []
+
+        def deliver(i):
+            c = self.pb.conn()
+            try:
+                answers.append(post_delivery(c, "issue_comment", harness.issue_comment(number=100 + i))[:2])
+            finally:
+                c.close()
+        threads = [threading.Thread(target=deliver, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30 * harness.SLOW)
+        self.assertEqual(sorted(a[0] for a in answers), [202] * 24)
+        self.assertEqual(len({a[1]["job"] for a in answers}), 24)
+        stats = self.db.call("INFO", "commandstats").decode()
+        execs = int(re.search(r"cmdstat_exec:calls=(\d+)", stats).group(1))
+        # each event loop: one transaction sent at once, one with everything that came meanwhile
+        self.assertLessEqual(execs, 6, stats)
+
     def test_trigger_label_queues_a_fix(self):
         status, body, _ = self.post("issues", harness.issues_labeled(label="patchbay"))
         self.assertEqual(status, 202)
