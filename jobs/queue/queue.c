@@ -277,10 +277,12 @@ static void push_str(args_t *a, const char *s)
 }
 
 /* The fields the script does not take one apiece, as one flat JSON object
- * of strings. */
+ * of strings. The event's identity is not kept: it names the dedup key,
+ * and no reader wants it again. */
 static void pack_fields(strbuf_t *b, const job_fields_t *f)
 {
-    static const char *const apart[] = {JOB_F_KIND, JOB_F_REPO, JOB_F_NUMBER, JOB_F_SENDER, JOB_F_HEAD_SHA, NULL};
+    static const char *const apart[] = {JOB_F_KIND,   JOB_F_REPO,     JOB_F_NUMBER,
+                                        JOB_F_SENDER, JOB_F_HEAD_SHA, JOB_F_EVENT_ID, NULL};
     int first = 1;
     strbuf_append(b, "{");
     for (size_t k = 0; k < f->count; k++) {

@@ -575,7 +575,7 @@ def enqueue(db, jobs, ttl=7 * 86400, batch=200):
     make it an issue's job), in MULTI/EVAL/EXEC transactions like the
     webhook's. Returns the job ids in order."""
     script = queue_script("enqueue")
-    apart = ("kind", "repo", "number", "sender", "head_sha")
+    apart = ("kind", "repo", "number", "sender", "head_sha", "event_id")
     ids = []
     for start in range(0, len(jobs), batch):
         chunk = jobs[start:start + batch]
