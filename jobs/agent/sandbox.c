@@ -76,7 +76,7 @@
 #define POLL_TICK_MS 100          /* how often should_stop is asked */
 #define STRAGGLER_DRAIN_MS 1000   /* after the leader exits, how long output may still arrive */
 #define RING_MAX_BYTES (64 * 1024) /* the kept tail of a truncated output */
-#define FD_LOW_WATER 10           /* our pipes live above the fds the child rewires */
+#define FD_LOW_WATER 32           /* our descriptors live above those the child rewires (FD_CHILD_MAX) */
 #define READ_CHUNK_BYTES 65536
 
 /* Where patchbay-enter (app/enter_main.c) is bound inside: the sandbox's
@@ -103,6 +103,10 @@ enum {
     OVERLAYS_MAX = 4,
     FD_CHILD_MAX = FD_OVERLAY + OVERLAYS_MAX
 };
+/* A source below FD_CHILD_MAX could be its own target, which dup2 leaves
+ * close-on-exec (bwrap then found no /proc/self/fd/12: seen in a CI run),
+ * or a lower target that an earlier dup2 had already replaced. */
+_Static_assert(FD_CHILD_MAX <= FD_LOW_WATER, "the child's sources must lie above its targets");
 
 void sandbox_opts_init(sandbox_opts_t *o)
 {
@@ -824,7 +828,8 @@ static void child_run(const child_plan_t *p)
     for (int n = 3; n < FD_CHILD_MAX; n++) {
         if (p->extra[n] < 0)
             continue;
-        if (dup2(p->extra[n], n) < 0)
+        /* dup2 onto itself would keep close-on-exec; FD_LOW_WATER rules it out */
+        if (p->extra[n] == n || dup2(p->extra[n], n) < 0)
             child_fail(p->err_fd, 4);
         first_closed = n + 1;
     }

@@ -115,17 +115,19 @@
  * INCRed per job.
  *
  * Redis's CPU per job is what bounds jobs per second
- * (tests/bench/bench_enqueue.c measures it without HTTP), and most of it is
- * paid per argument and per command, not per byte: each argument is parsed,
- * made a Lua string, made a Redis object again by redis.call, stored, and
- * written to the append-only file (measured with callgrind: ~300k
- * instructions a job with one command per key and a field per value, about
- * 1,000 of them per argument in the AOF alone). So a job is seven commands:
- * the two dedup keys, the record, the per-kind queued index, the issue's
- * active slot (read and written), the stream entry; the record is some ten
- * fields, and its constant ones are the script's own strings. There is no list of all jobs: ids are the counter's values, so
- * listing walks them down from seq (queue_job_list). The webhook body is not
- * stored either: what a job reads of it is in the record (job.h).
+ * (tests/bench/bench_enqueue.c measures it without HTTP). Most of the
+ * instructions it runs for a job are paid per argument and per command, not
+ * per byte: each argument is parsed, made a Lua string, made a Redis object
+ * again by redis.call, stored, and written to the append-only file
+ * (callgrind: ~300k instructions a job with one command per key and a field
+ * per value, about 1,000 of them per argument in the AOF alone; ~205k now).
+ * So a job is seven commands: the two dedup keys, the record, the per-kind
+ * queued index, the issue's active slot (read and written), the stream
+ * entry; the record is some ten fields, and its constant ones are the
+ * script's own strings. There is no list of all jobs: ids are the counter's
+ * values, so listing walks them down from seq (queue_job_list). The webhook
+ * body is not stored either: what a job reads of it is in the record
+ * (job.h); the bytes that are stored cost the rest (the AOF, memory).
  *
  * Nothing here can ask GitHub who may do what, so nothing here changes
  * another person's job. The active hash of an issue holds the newest queued

@@ -737,6 +737,75 @@ static void test_bwrap_read_only_overlays(void **state)
     assert_int_equal(st.st_mode & 0777, 0444);
 }
 
+/* Whatever descriptors the worker's other threads open and close meanwhile
+ * (a best-of-N job runs attempts side by side), each bound place reaches
+ * bwrap. A source that landed on its own target number stayed close-on-exec
+ * before, and bwrap found no /proc/self/fd/12 (seen once in CI). */
+typedef struct {
+    volatile int stop;
+} churn_t;
+
+static void *churn_thread(void *arg)
+{
+    churn_t *c = arg;
+    while (!c->stop) {
+        int held[4];
+        for (int i = 0; i < 4; i++) {
+            int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            held[i] = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 10);
+            if (fd >= 0)
+                close(fd);
+        }
+        for (int i = 3; i >= 0; i--)
+            if (held[i] >= 0 && (i % 2 == 0 || c->stop))
+                close(held[i]);
+        for (int i = 1; i < 4; i += 2)
+            if (held[i] >= 0 && !(c->stop))
+                close(held[i]);
+    }
+    return NULL;
+}
+
+static void test_bwrap_binds_while_other_threads_churn_fds(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    char dir[192];
+    snprintf(dir, sizeof(dir), "%s/.git", D.ws);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/.git/objects", D.ws);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/.git/objects/pack", D.ws);
+    mkdir(dir, 0755);
+    const char *argv[] = {"sh", "-c", "test -d .git/objects/pack && echo BOUND", NULL};
+    const char *ro[] = {".git/objects/pack", NULL};
+    signal(SIGPIPE, SIG_IGN); /* as the worker: a sandbox that died is an error, not the end */
+    churn_t c = {0};
+    pthread_t churner;
+    assert_int_equal(pthread_create(&churner, NULL, churn_thread, &c), 0);
+    int failures = 0;
+    char why[512] = "";
+    for (int i = 0; i < 60; i++) {
+        sandbox_opts_t o;
+        opts_for(&o, argv, SANDBOX_ISOLATE_BWRAP);
+        o.ro_overlays = ro;
+        sandbox_result_t r;
+        char err[256] = "";
+        int rc = sandbox_run(&r, &o, err, sizeof(err));
+        char *out = slurp(D.out, NULL);
+        if (rc != 0 || strstr(out, "BOUND") == NULL) {
+            failures++;
+            snprintf(why, sizeof(why), "rc %d, %s, output: %.300s", rc, err, out);
+        }
+        free(out);
+    }
+    c.stop = 1;
+    pthread_join(churner, NULL);
+    if (failures > 0)
+        fail_msg("%d of 60 runs failed; the last: %s", failures, why);
+}
+
 /* The operator's CLIs outside /usr (sandbox.path, sandbox.read_only), laid
  * out as npm does it: a bin directory of symbolic links into the packages.
  * Found by name as argv[0] and from a wrapper script's PATH; read-only. */
@@ -1004,6 +1073,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bwrap_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_missing_or_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_read_only_overlays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bwrap_binds_while_other_threads_churn_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_path_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bwrap_network_runs_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
