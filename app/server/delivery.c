@@ -195,9 +195,11 @@ static void on_batch_reply(redisReply *reply, void *arg)
     queue_enqueue_result_t results[QUEUE_BATCH_MAX];
     char err[256] = "";
     int rc = queue_enqueue_parse(reply, b->n, results, err, sizeof(err));
-    if (rc == QUEUE_ERR_NOSCRIPT && batch_send(b, 0)) /* Redis restarted and lost its script cache: EVAL loads it again */
-        return;
-    if (rc != QUEUE_ERR_NOSCRIPT) {
+    if (rc == QUEUE_ERR_NOSCRIPT) {
+        /* Redis restarted and lost its script cache: EVAL loads it again */
+        if (batch_send(b, 0))
+            return; /* the same transaction, still in flight */
+    } else {
         for (size_t i = 0; i < b->n; i++)
             delivery_enqueued(b->items[i], rc, &results[i], err);
         free(b);

@@ -22,11 +22,16 @@ static inline unsigned lowest_bit(uint64_t m)
     return (unsigned)__builtin_ctzll(m);
 }
 
+/* Compact payloads have no whitespace at all; pretty ones have runs of
+ * indentation. One compare settles the first case. */
+static inline int is_ws(uint8_t c)
+{
+    return c <= ' ' && (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+}
+
 static inline const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
 {
-    /* Compact payloads have no whitespace at all; pretty ones have runs of
-     * indentation. One compare settles the first case. */
-    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    while (p < end && is_ws(*p))
         p++;
     return p;
 }
@@ -698,4 +703,12 @@ int jscan_int64(const jscan_value_t *v, int64_t *out)
     }
     *out = x;
     return 0;
+}
+
+int jscan_braced(const char *buf, size_t len)
+{
+    const uint8_t *p = skip_ws((const uint8_t *)buf, (const uint8_t *)buf + len), *z = (const uint8_t *)buf + len;
+    while (z > p && is_ws(z[-1]))
+        z--;
+    return z - p >= 2 && *p == '{' && z[-1] == '}';
 }

@@ -80,6 +80,10 @@ typedef enum {
 int jscan_scan(const char *buf, size_t len, const char *const *paths, size_t npaths, jscan_value_t *values,
                size_t *err_offset);
 
+/* Whether buf[0..len), whitespace aside, starts with '{' and ends with '}':
+ * what a JSON object must do, checked without scanning it. */
+int jscan_braced(const char *buf, size_t len);
+
 /* Decodes a STRING value's escapes into out (NUL-terminated). Returns the
  * decoded length, or -1 when the escapes or the UTF-8 (after decoding) are
  * invalid (lone surrogates, overlongs, encoded surrogates, > U+10FFFF, raw

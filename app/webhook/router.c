@@ -534,17 +534,6 @@ static int may_mention(const char *body, size_t len, const char *handle)
     return 0;
 }
 
-/* Not valid JSON for sure, or not an object: these keep their 400. */
-static int looks_like_object(const char *body, size_t len)
-{
-    size_t a = 0, z = len;
-    while (a < z && (body[a] == ' ' || body[a] == '\t' || body[a] == '\n' || body[a] == '\r'))
-        a++;
-    while (z > a && (body[z - 1] == ' ' || body[z - 1] == '\t' || body[z - 1] == '\n' || body[z - 1] == '\r'))
-        z--;
-    return z - a >= 2 && body[a] == '{' && body[z - 1] == '}';
-}
-
 int router_route(router_result_t *out, const router_rules_t *rules, const char *event, const char *body, size_t body_len,
                  char *scratch, size_t scratch_cap)
 {
@@ -556,9 +545,10 @@ int router_route(router_result_t *out, const router_rules_t *rules, const char *
      * mention patchbay, and a payload is some 15 KB of JSON that scanning
      * would cost a sixth of the delivery's CPU (the HMAC, the socket and
      * the answer the rest): such a comment is ignored without it. What it
-     * cannot tell (a shape GitHub never sends) it could only have ignored. */
+     * cannot tell (a shape GitHub never sends) it could only have ignored;
+     * a body that is not braced like an object keeps its 400. */
     if ((strcmp(event, "issue_comment") == 0 || strcmp(event, "pull_request_review_comment") == 0) &&
-        looks_like_object(body, body_len) && !may_mention(body, body_len, rules->handle))
+        jscan_braced(body, body_len) && !may_mention(body, body_len, rules->handle))
         return ignore(&c, "no mention of @%s", rules->handle);
 
     size_t err_at = 0;

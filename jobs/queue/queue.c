@@ -242,7 +242,6 @@ void queue_enqueue_sha(char out[41])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-
 /* What each delivery needs besides its argv slots: its keys, its number. */
 typedef struct {
     char key[sizeof(QUEUE_DELIVERY_PREFIX) + QUEUE_DELIVERY_MAX_BYTES];

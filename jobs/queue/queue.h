@@ -55,9 +55,11 @@
  * EXEC. The script (QUEUE_ENQUEUE_LUA) does dedup, record, index, supersede,
  * stop and XADD, so a delivery either made exactly one job or none, whatever
  * fails when. One transaction carries a batch of up to QUEUE_BATCH_MAX
- * deliveries: the webhook server gathers the deliveries of
- * one event-loop turn and sends them together, since Redis, single-threaded,
- * is what bounds jobs per second and every call has a fixed cost. The webhook
+ * deliveries: the webhook server sends each event-loop turn's deliveries
+ * together, and while one of its transactions is in flight gathers the next
+ * until the answer comes (group commit, delivery.c), since Redis,
+ * single-threaded, is what bounds jobs per second and every call has a
+ * fixed cost. The webhook
  * server sends it asynchronously (EVAL instead of EVALSHA after a Redis
  * restart lost the script cache); the spool drain sends it blocking through
  * queue_enqueue_blocking. Ids, the counter's values, are short and human
